@@ -1,0 +1,898 @@
+//! The one TOML configuration file: typed sections with documented defaults,
+//! then a validation pass that reports every problem at once, each with the
+//! file, the line and the key (`helpdesk.toml:14: mailbox[0].imap.port: …`).
+//!
+//! Relative paths in the file (data_dir, password files, CA files) are taken
+//! relative to the directory of the configuration file, so the daemon behaves
+//! the same whatever its working directory.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::domain::ack::Desk;
+use crate::domain::mail::Address;
+
+/// A secret read from a file or the environment; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<Problem> },
+}
+
+/// One thing wrong in the configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if self.key.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.key, self.message)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS before login.
+    Starttls,
+    /// No TLS: only for loopback test setups.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Processed {
+    /// Set the `$HelpdeskProcessed` keyword and `\Seen`, leave the mail in place.
+    Flag,
+    /// Move the mail to `processed_folder`.
+    Move,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+// ---- the file as written -------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_data_dir")]
+    data_dir: String,
+    #[serde(default)]
+    database: RawDatabase,
+    desk: RawDesk,
+    #[serde(default)]
+    ingest: RawIngest,
+    #[serde(default)]
+    mailbox: Vec<RawMailbox>,
+    smtp: RawServer,
+    #[serde(default)]
+    outbox: RawOutbox,
+    #[serde(default)]
+    log: RawLog,
+}
+
+fn default_data_dir() -> String {
+    "data".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+    url_env: Option<String>,
+    #[serde(default = "default_max_connections")]
+    max_connections: Spanned<i64>,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        RawDatabase {
+            url: None,
+            url_env: None,
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_max_connections() -> Spanned<i64> {
+    Spanned::new(0..0, 8)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDesk {
+    #[serde(default = "default_desk_name")]
+    name: String,
+    address: Spanned<String>,
+    #[serde(default = "default_tag")]
+    tag: Spanned<String>,
+}
+
+fn default_desk_name() -> String {
+    "Service Desk".into()
+}
+fn default_tag() -> Spanned<String> {
+    Spanned::new(0..0, "HELPDESK".into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIngest {
+    #[serde(default = "default_batch_size")]
+    batch_size: Spanned<i64>,
+    #[serde(default = "default_max_message_bytes")]
+    max_message_bytes: Spanned<i64>,
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        RawIngest {
+            batch_size: default_batch_size(),
+            max_message_bytes: default_max_message_bytes(),
+        }
+    }
+}
+
+fn default_batch_size() -> Spanned<i64> {
+    Spanned::new(0..0, 500)
+}
+fn default_max_message_bytes() -> Spanned<i64> {
+    Spanned::new(0..0, 64 * 1024 * 1024)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMailbox {
+    name: Option<String>,
+    #[serde(default = "default_folder")]
+    folder: String,
+    #[serde(default = "default_processed")]
+    processed: Processed,
+    #[serde(default = "default_processed_folder")]
+    processed_folder: String,
+    #[serde(default = "default_poll_interval")]
+    poll_interval_secs: Spanned<i64>,
+    #[serde(default = "default_true")]
+    idle: bool,
+    imap: RawServer,
+}
+
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_processed() -> Processed {
+    Processed::Move
+}
+fn default_processed_folder() -> String {
+    "Processed".into()
+}
+fn default_poll_interval() -> Spanned<i64> {
+    Spanned::new(0..0, 60)
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    host: String,
+    port: Option<Spanned<i64>>,
+    #[serde(default = "default_tls")]
+    tls: TlsMode,
+    ca_file: Option<String>,
+    user: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    #[serde(default = "default_timeout")]
+    timeout_secs: Spanned<i64>,
+}
+
+fn default_tls() -> TlsMode {
+    TlsMode::Implicit
+}
+
+fn default_timeout() -> Spanned<i64> {
+    Spanned::new(0..0, 30)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbox {
+    #[serde(default = "default_retry_initial")]
+    retry_initial_secs: Spanned<i64>,
+    #[serde(default = "default_retry_max")]
+    retry_max_secs: Spanned<i64>,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: Spanned<i64>,
+    #[serde(default = "default_flush_interval")]
+    flush_interval_secs: Spanned<i64>,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        RawOutbox {
+            retry_initial_secs: default_retry_initial(),
+            retry_max_secs: default_retry_max(),
+            max_attempts: default_max_attempts(),
+            flush_interval_secs: default_flush_interval(),
+        }
+    }
+}
+
+fn default_retry_initial() -> Spanned<i64> {
+    Spanned::new(0..0, 30)
+}
+fn default_retry_max() -> Spanned<i64> {
+    Spanned::new(0..0, 3600)
+}
+fn default_max_attempts() -> Spanned<i64> {
+    Spanned::new(0..0, 50)
+}
+fn default_flush_interval() -> Spanned<i64> {
+    Spanned::new(0..0, 5)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default = "default_log_format")]
+    format: LogFormat,
+    #[serde(default = "default_log_level")]
+    level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+// ---- the validated configuration ----------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub desk: Desk,
+    pub ingest: IngestConfig,
+    pub mailboxes: Vec<MailboxConfig>,
+    pub smtp: ServerConfig,
+    pub outbox: OutboxConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub batch_size: usize,
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    /// Connect and per-command timeout.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailboxConfig {
+    pub name: String,
+    pub folder: String,
+    pub processed: Processed,
+    pub processed_folder: String,
+    pub poll_interval: Duration,
+    pub idle: bool,
+    pub imap: ServerConfig,
+}
+
+
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub max_attempts: u32,
+    pub flush_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Config {
+    /// Reads, parses and validates the file; every problem is reported at once.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` as if read from `path`; `env` looks up environment variables.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => (
+                    Some(line_of(text, span.start)),
+                    key_path_at(text, span.start),
+                ),
+                None => (None, String::new()),
+            };
+            ConfigError::Invalid {
+                problems: vec![Problem {
+                    file: path.to_path_buf(),
+                    line,
+                    key,
+                    message: e.message().trim().to_string(),
+                }],
+            }
+        })?;
+        let mut v = Validator {
+            file: path.to_path_buf(),
+            base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            text,
+            env,
+            problems: Vec::new(),
+        };
+        let config = v.build(raw);
+        if v.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                problems: v.problems,
+            })
+        }
+    }
+}
+
+struct Validator<'a> {
+    file: PathBuf,
+    base: PathBuf,
+    text: &'a str,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, span: Option<std::ops::Range<usize>>, key: &str, message: String) {
+        let line = span
+            .filter(|s| !(s.start == 0 && s.end == 0))
+            .map(|s| line_of(self.text, s.start));
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line,
+            key: key.to_string(),
+            message,
+        });
+    }
+
+    fn int_in(&mut self, value: &Spanned<i64>, key: &str, min: i64, max: i64) -> i64 {
+        let v = *value.get_ref();
+        if v < min || v > max {
+            self.problem(
+                Some(value.span()),
+                key,
+                format!("expected an integer {min}-{max}, got {v}"),
+            );
+            min
+        } else {
+            v
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn secret(
+        &mut self,
+        key: &str,
+        file: &Option<String>,
+        env: &Option<String>,
+        required: bool,
+    ) -> Option<Secret> {
+        match (file, env) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    None,
+                    key,
+                    "set password_file or password_env, not both".into(),
+                );
+                None
+            }
+            (Some(f), None) => {
+                let p = self.path(f);
+                match std::fs::read_to_string(&p) {
+                    Ok(s) => Some(Secret::new(s.trim_end_matches(['\r', '\n']))),
+                    Err(e) => {
+                        self.problem(
+                            None,
+                            &format!("{key}.password_file"),
+                            format!("cannot read {}: {e}", p.display()),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(name)) => match (self.env)(name) {
+                Some(s) => Some(Secret::new(s)),
+                None => {
+                    self.problem(
+                        None,
+                        &format!("{key}.password_env"),
+                        format!("environment variable {name} is not set"),
+                    );
+                    None
+                }
+            },
+            (None, None) if required => {
+                self.problem(
+                    None,
+                    key,
+                    "a password is required: set password_file or password_env".into(),
+                );
+                None
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn server(&mut self, raw: &RawServer, key: &str, default_port: impl Fn(TlsMode) -> u16, needs_login: bool) -> ServerConfig {
+        if raw.host.trim().is_empty() {
+            self.problem(None, &format!("{key}.host"), "must not be empty".into());
+        }
+        let port = match &raw.port {
+            Some(p) => self.int_in(p, &format!("{key}.port"), 1, 65535) as u16,
+            None => default_port(raw.tls),
+        };
+        if needs_login && raw.user.as_deref().is_none_or(str::is_empty) {
+            self.problem(None, &format!("{key}.user"), "is required".into());
+        }
+        let password = self.secret(
+            key,
+            &raw.password_file,
+            &raw.password_env,
+            needs_login,
+        );
+        let ca_file = raw.ca_file.as_deref().map(|f| self.path(f));
+        if let Some(ca) = &ca_file
+            && !ca.is_file()
+        {
+            self.problem(
+                None,
+                &format!("{key}.ca_file"),
+                format!("{} is not a readable file", ca.display()),
+            );
+        }
+        let timeout = Duration::from_secs(
+            self.int_in(&raw.timeout_secs, &format!("{key}.timeout_secs"), 1, 3600) as u64,
+        );
+        ServerConfig {
+            timeout,
+            host: raw.host.clone(),
+            port,
+            tls: raw.tls,
+            ca_file,
+            user: raw.user.clone(),
+            password,
+        }
+    }
+
+    fn address(&mut self, value: &Spanned<String>, key: &str) -> Address {
+        let s = value.get_ref().trim();
+        let ok = s
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace));
+        if !ok {
+            self.problem(
+                Some(value.span()),
+                key,
+                format!("expected a mail address like support@example.com, got {s:?}"),
+            );
+        }
+        Address::new("", s)
+    }
+
+    fn build(&mut self, raw: RawConfig) -> Config {
+        let data_dir = self.path(&raw.data_dir);
+
+        let url = match (&raw.database.url, &raw.database.url_env) {
+            (Some(_), Some(_)) => {
+                self.problem(None, "database", "set url or url_env, not both".into());
+                String::new()
+            }
+            (Some(u), None) => u.clone(),
+            (None, Some(name)) => (self.env)(name).unwrap_or_else(|| {
+                self.problem(
+                    None,
+                    "database.url_env",
+                    format!("environment variable {name} is not set"),
+                );
+                String::new()
+            }),
+            (None, None) => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("helpdesk.db").display()
+            ),
+        };
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            self.problem(
+                None,
+                "database.url",
+                "expected a sqlite: or postgres:// URL".into(),
+            );
+        }
+        let max_connections =
+            self.int_in(&raw.database.max_connections, "database.max_connections", 1, 1000) as u32;
+
+        let mut address = self.address(&raw.desk.address, "desk.address");
+        address.name = raw.desk.name.clone();
+        let tag = raw.desk.tag.get_ref().trim().to_string();
+        if tag.is_empty() || tag.contains(['[', ']']) {
+            self.problem(
+                Some(raw.desk.tag.span()),
+                "desk.tag",
+                "expected a short word without brackets, such as ACME".into(),
+            );
+        }
+        let desk = Desk {
+            name: raw.desk.name.clone(),
+            address,
+            tag,
+        };
+
+        let ingest = IngestConfig {
+            batch_size: self.int_in(&raw.ingest.batch_size, "ingest.batch_size", 1, 10_000) as usize,
+            max_message_bytes: self.int_in(
+                &raw.ingest.max_message_bytes,
+                "ingest.max_message_bytes",
+                1024,
+                1 << 30,
+            ) as usize,
+        };
+
+        if raw.mailbox.is_empty() {
+            self.problem(
+                None,
+                "mailbox",
+                "no [[mailbox]] configured: the desk would read no mail".into(),
+            );
+        }
+        let mut mailboxes: Vec<MailboxConfig> = Vec::new();
+        for (i, m) in raw.mailbox.iter().enumerate() {
+            let key = format!("mailbox[{i}]");
+            let imap = self.server(
+                &m.imap,
+                &format!("{key}.imap"),
+                |tls| if tls == TlsMode::Implicit { 993 } else { 143 },
+                true,
+            );
+            let name = m
+                .name
+                .clone()
+                .or_else(|| imap.user.clone())
+                .unwrap_or_else(|| format!("mailbox{i}"));
+            if mailboxes.iter().any(|o| o.name == name) {
+                self.problem(
+                    None,
+                    &format!("{key}.name"),
+                    format!("mailbox name {name:?} is used twice; names must be unique"),
+                );
+            }
+            if m.processed == Processed::Move && m.processed_folder == m.folder {
+                self.problem(
+                    None,
+                    &format!("{key}.processed_folder"),
+                    "must differ from folder when processed = \"move\"".into(),
+                );
+            }
+            let poll = self.int_in(
+                &m.poll_interval_secs,
+                &format!("{key}.poll_interval_secs"),
+                1,
+                86_400,
+            );
+            mailboxes.push(MailboxConfig {
+                name,
+                folder: m.folder.clone(),
+                processed: m.processed,
+                processed_folder: m.processed_folder.clone(),
+                poll_interval: Duration::from_secs(poll as u64),
+                idle: m.idle,
+                imap,
+            });
+        }
+
+        let smtp = self.server(
+            &raw.smtp,
+            "smtp",
+            |tls| match tls {
+                TlsMode::Implicit => 465,
+                TlsMode::Starttls => 587,
+                TlsMode::None => 25,
+            },
+            false,
+        );
+
+        let o = &raw.outbox;
+        let outbox = OutboxConfig {
+            retry_initial: Duration::from_secs(
+                self.int_in(&o.retry_initial_secs, "outbox.retry_initial_secs", 1, 86_400) as u64,
+            ),
+            retry_max: Duration::from_secs(
+                self.int_in(&o.retry_max_secs, "outbox.retry_max_secs", 1, 7 * 86_400) as u64,
+            ),
+            max_attempts: self.int_in(&o.max_attempts, "outbox.max_attempts", 1, 10_000) as u32,
+            flush_interval: Duration::from_secs(
+                self.int_in(&o.flush_interval_secs, "outbox.flush_interval_secs", 1, 3600) as u64,
+            ),
+        };
+
+        if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+            self.problem(
+                None,
+                "log.level",
+                format!(
+                    "{:?} is not a level or filter (error, warn, info, debug, trace)",
+                    raw.log.level
+                ),
+            );
+        }
+
+        Config {
+            file: self.file.clone(),
+            data_dir,
+            database: DatabaseConfig {
+                url: Secret::new(url),
+                max_connections,
+            },
+            desk,
+            ingest,
+            mailboxes,
+            smtp,
+            outbox,
+            log: LogConfig {
+                format: raw.log.format,
+                level: raw.log.level,
+            },
+        }
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The dotted key at a byte offset (`mailbox[1].imap.port`), found by reading
+/// the table headers above it; good enough for error messages.
+fn key_path_at(text: &str, offset: usize) -> String {
+    let target = line_of(text, offset);
+    let mut table = String::new();
+    let mut arrays: std::collections::HashMap<String, usize> = Default::default();
+    let mut key = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = arrays.entry(name.clone()).and_modify(|n| *n += 1).or_insert(0);
+            table = format!("{name}[{n}]");
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            let name = name.trim();
+            // A sub-table of the latest array element: [mailbox.imap] after [[mailbox]].
+            table = match name.split_once('.') {
+                Some((head, tail)) if arrays.contains_key(head) => {
+                    format!("{head}[{}].{tail}", arrays[head])
+                }
+                _ => name.to_string(),
+            };
+        }
+        if i + 1 == target {
+            if let Some((k, _)) = l.split_once('=') {
+                key = k.trim().to_string();
+            }
+            break;
+        }
+    }
+    match (table.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[desk]
+name = "ACME Service Desk"
+address = "support@example.test"
+tag = "ACME"
+
+[[mailbox]]
+name = "support"
+[mailbox.imap]
+host = "127.0.0.1"
+port = 11993
+user = "support"
+password_env = "PW"
+
+[[mailbox]]
+name = "changes"
+processed = "flag"
+[mailbox.imap]
+host = "127.0.0.1"
+port = 70000
+user = "changes"
+password_env = "PW"
+
+[smtp]
+host = "127.0.0.1"
+port = 0
+tls = "none"
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "PW").then(|| "pw".to_string())
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match Config::parse(Path::new("/etc/helpdesk.toml"), text, &env) {
+            Ok(_) => vec![],
+            Err(ConfigError::Invalid { problems }) => {
+                problems.iter().map(|p| p.to_string()).collect()
+            }
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn every_range_problem_is_reported_with_line_and_key() {
+        let p = problems(GOOD);
+        assert_eq!(
+            p,
+            vec![
+                "/etc/helpdesk.toml:20: mailbox[1].imap.port: expected an integer 1-65535, got 70000",
+                "/etc/helpdesk.toml:26: smtp.port: expected an integer 1-65535, got 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_valid_file_gets_defaults() {
+        let text = GOOD.replace("70000", "11993").replace("port = 0", "port = 12525");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &text, &env).expect("valid");
+        assert_eq!(c.mailboxes.len(), 2);
+        assert_eq!(c.mailboxes[0].folder, "INBOX");
+        assert_eq!(c.mailboxes[0].processed, Processed::Move);
+        assert_eq!(c.mailboxes[1].processed, Processed::Flag);
+        assert_eq!(c.mailboxes[0].imap.password.as_ref().map(Secret::expose), Some("pw"));
+        assert_eq!(c.ingest.batch_size, 500);
+        assert_eq!(c.data_dir, Path::new("/etc/data"));
+        assert_eq!(c.database.url.expose(), "sqlite:///etc/data/helpdesk.db?mode=rwc");
+        assert_eq!(format!("{:?}", c.mailboxes[0].imap.password), "Some(***)");
+    }
+
+    #[test]
+    fn a_type_error_names_line_and_key() {
+        let text = GOOD.replace("port = 70000", "port = \"imaps\"");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("/etc/helpdesk.toml:20: mailbox[1].imap.port: "),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = GOOD.replace("tag = \"ACME\"", "tag = \"ACME\"\ntga = 1");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains(":6: desk.tga: unknown field `tga`"), "{}", p[0]);
+    }
+
+    #[test]
+    fn missing_secrets_and_bad_addresses_are_all_reported() {
+        let text = GOOD
+            .replace("70000", "993")
+            .replace("port = 0", "port = 25")
+            .replace("password_env = \"PW\"\n\n[[mailbox]]", "password_env = \"NOPE\"\n\n[[mailbox]]")
+            .replace("support@example.test", "support");
+        let p = problems(&text);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains(":4: desk.address: expected a mail address"), "{}", p[0]);
+        assert!(p[1].contains("mailbox[0].imap.password_env: environment variable NOPE is not set"), "{}", p[1]);
+    }
+}

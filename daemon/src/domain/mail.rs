@@ -1,0 +1,136 @@
+//! An inbound mail as plain data: what the parser could read, reduced to what
+//! the desk decides with. The raw bytes travel beside it, never inside it.
+
+/// A mailbox address; `email` is lower-cased so it compares as the desk compares.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Address {
+    pub name: String,
+    pub email: String,
+}
+
+impl Address {
+    pub fn new(name: impl Into<String>, email: &str) -> Address {
+        Address {
+            name: name.into(),
+            email: email.trim().to_ascii_lowercase(),
+        }
+    }
+
+    /// `Name <email>` or the bare address, for storing and showing.
+    pub fn display(&self) -> String {
+        if self.name.is_empty() {
+            self.email.clone()
+        } else {
+            format!("{} <{}>", self.name, self.email)
+        }
+    }
+
+    /// The domain part, lower-cased; empty when the address has none.
+    pub fn domain(&self) -> &str {
+        self.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+
+    pub fn local_part(&self) -> &str {
+        self.email
+            .rsplit_once('@')
+            .map(|(l, _)| l)
+            .unwrap_or(&self.email)
+    }
+}
+
+/// Header facts that tell a robot from a person (see `classify`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RobotSignals {
+    pub auto_submitted: Option<String>,
+    pub precedence: Option<String>,
+    /// `X-Autoreply` or `X-Autorespond` present.
+    pub x_autoreply: bool,
+    /// `X-Auto-Response-Suppress` present with a value other than `None`.
+    pub x_auto_response_suppress: bool,
+    /// `Return-Path: <>`: the null sender of bounces and many auto-replies.
+    pub null_return_path: bool,
+    /// The top-level type is `multipart/report` (DSNs, MDNs, feedback reports).
+    pub multipart_report: bool,
+}
+
+/// An attachment's metadata; its bytes stay in the stored raw message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachmentMeta {
+    /// The MIME part index in the raw message, to extract the bytes again.
+    pub part: u32,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inbound {
+    /// Without angle brackets.
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub from: Option<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub subject: String,
+    pub text: String,
+    pub attachments: Vec<AttachmentMeta>,
+    pub robot: RobotSignals,
+    /// What could not be read, in words an admin understands.
+    pub warnings: Vec<String>,
+}
+
+/// The dedup key of a mail: its Message-ID, or a content hash when it has none.
+pub fn dedup_key(message_id: Option<&str>, raw_sha256_hex: &str) -> String {
+    match message_id {
+        Some(id) if !id.is_empty() => format!("mid:{id}"),
+        _ => format!("sha256:{raw_sha256_hex}"),
+    }
+}
+
+/// Makes an attachment file name safe to show and to save: no directories, no
+/// control characters, no leading dots, at most 200 characters.
+pub fn sanitize_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim().trim_start_matches('.').trim();
+    let limited: String = trimmed.chars().take(200).collect();
+    if limited.is_empty() {
+        "attachment".to_string()
+    } else {
+        limited
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_lose_paths_and_control_characters() {
+        assert_eq!(sanitize_filename("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_filename("C:\\Users\\x\\report.pdf"), "report.pdf");
+        assert_eq!(sanitize_filename(".htaccess"), "htaccess");
+        assert_eq!(sanitize_filename("a\u{0}b\nc.txt"), "a_b_c.txt");
+        assert_eq!(sanitize_filename(""), "attachment");
+        assert_eq!(sanitize_filename("..."), "attachment");
+        assert_eq!(sanitize_filename(&"x".repeat(500)).len(), 200);
+    }
+
+    #[test]
+    fn dedup_key_prefers_message_id() {
+        assert_eq!(dedup_key(Some("a@b"), "ff"), "mid:a@b");
+        assert_eq!(dedup_key(None, "ff"), "sha256:ff");
+        assert_eq!(dedup_key(Some(""), "ff"), "sha256:ff");
+    }
+}

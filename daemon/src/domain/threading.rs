@@ -1,0 +1,225 @@
+//! Finds the ticket a mail belongs to (design "Threading rules"):
+//!
+//! 1. `In-Reply-To` / `References` name a Message-ID the desk stored or sent;
+//! 2. (signed reply tokens come with the staff work);
+//! 3. a subject tag `[TAG INC-000042]`, accepted only from a participant of
+//!    that ticket, otherwise a new ticket linked to the tagged one, so a
+//!    stranger cannot write into somebody else's ticket;
+//! 4. otherwise a new ticket.
+
+use super::ticket::TicketNumber;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TicketRef {
+    pub id: i64,
+    pub number: TicketNumber,
+}
+
+/// What the desk already knows, as the threading rules ask for it.
+pub trait Known {
+    fn ticket_by_message_id(&self, message_id: &str) -> Option<TicketRef>;
+    fn ticket_by_number(&self, number: TicketNumber) -> Option<TicketRef>;
+    fn is_participant(&self, ticket_id: i64, email: &str) -> bool;
+}
+
+/// The headers threading reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Keys<'a> {
+    pub in_reply_to: &'a [String],
+    pub references: &'a [String],
+    pub subject: &'a str,
+    /// The sender's address, lower-cased.
+    pub sender: Option<&'a str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Rule 1: a referenced Message-ID is known.
+    ByReference(TicketRef),
+    /// Rule 3: the subject tag, from a participant.
+    BySubjectTag(TicketRef),
+    /// Rule 4; `linked_to` is set when a stranger used another ticket's tag.
+    New { linked_to: Option<TicketRef> },
+}
+
+impl Decision {
+    pub fn ticket(&self) -> Option<TicketRef> {
+        match self {
+            Decision::ByReference(t) | Decision::BySubjectTag(t) => Some(*t),
+            Decision::New { .. } => None,
+        }
+    }
+
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Decision::ByReference(_) => "reference",
+            Decision::BySubjectTag(_) => "subject_tag",
+            Decision::New { linked_to: None } => "new",
+            Decision::New { linked_to: Some(_) } => "new_linked",
+        }
+    }
+}
+
+pub fn thread(keys: &Keys<'_>, desk_tag: &str, known: &impl Known) -> Decision {
+    // The direct parent first, then References from the newest ancestor back.
+    let candidates = keys
+        .in_reply_to
+        .iter()
+        .chain(keys.references.iter().rev());
+    for id in candidates {
+        if let Some(t) = known.ticket_by_message_id(id) {
+            return Decision::ByReference(t);
+        }
+    }
+    if let Some(number) = subject_tag(keys.subject, desk_tag)
+        && let Some(t) = known.ticket_by_number(number)
+    {
+        let participant = keys
+            .sender
+            .is_some_and(|s| known.is_participant(t.id, s));
+        return if participant {
+            Decision::BySubjectTag(t)
+        } else {
+            Decision::New { linked_to: Some(t) }
+        };
+    }
+    Decision::New { linked_to: None }
+}
+
+/// Finds `[TAG NUMBER]` in a subject (tag compared case-insensitively).
+pub fn subject_tag(subject: &str, desk_tag: &str) -> Option<TicketNumber> {
+    let mut rest = subject;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else {
+            return None;
+        };
+        let inside = after[..close].trim();
+        if let Some((tag, number)) = inside.rsplit_once(char::is_whitespace)
+            && tag.trim().eq_ignore_ascii_case(desk_tag)
+            && let Ok(n) = number.parse::<TicketNumber>()
+        {
+            return Some(n);
+        }
+        rest = &after[close + 1..];
+    }
+    None
+}
+
+/// The subject with the desk's tag in front, unless it already carries it.
+pub fn tagged_subject(subject: &str, desk_tag: &str, number: TicketNumber) -> String {
+    if subject_tag(subject, desk_tag) == Some(number) {
+        subject.to_string()
+    } else if subject.trim().is_empty() {
+        format!("[{desk_tag} {number}]")
+    } else {
+        format!("[{desk_tag} {number}] {}", subject.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ticket::Kind;
+    use std::collections::{HashMap, HashSet};
+
+    #[derive(Default)]
+    struct Fake {
+        by_mid: HashMap<String, TicketRef>,
+        tickets: Vec<TicketRef>,
+        participants: HashSet<(i64, String)>,
+    }
+
+    impl Known for Fake {
+        fn ticket_by_message_id(&self, m: &str) -> Option<TicketRef> {
+            self.by_mid.get(m).copied()
+        }
+        fn ticket_by_number(&self, n: TicketNumber) -> Option<TicketRef> {
+            self.tickets.iter().find(|t| t.number == n).copied()
+        }
+        fn is_participant(&self, id: i64, email: &str) -> bool {
+            self.participants.contains(&(id, email.to_string()))
+        }
+    }
+
+    fn t(seq: i64) -> TicketRef {
+        TicketRef {
+            id: seq,
+            number: TicketNumber {
+                kind: Kind::Incident,
+                seq,
+            },
+        }
+    }
+
+    fn desk() -> Fake {
+        let mut f = Fake::default();
+        f.by_mid.insert("a@x".into(), t(1));
+        f.by_mid.insert("b@x".into(), t(2));
+        f.tickets = vec![t(1), t(2), t(3)];
+        f.participants.insert((3, "cust@x.test".into()));
+        f
+    }
+
+    fn keys<'a>(irt: &'a [String], refs: &'a [String], subject: &'a str, from: &'a str) -> Keys<'a> {
+        Keys {
+            in_reply_to: irt,
+            references: refs,
+            subject,
+            sender: Some(from),
+        }
+    }
+
+    #[test]
+    fn in_reply_to_wins_over_references_and_tag() {
+        let irt = vec!["b@x".to_string()];
+        let refs = vec!["a@x".to_string()];
+        let d = thread(&keys(&irt, &refs, "[ACME INC-000003] hi", "cust@x.test"), "ACME", &desk());
+        assert_eq!(d, Decision::ByReference(t(2)));
+    }
+
+    #[test]
+    fn newest_reference_first() {
+        let refs = vec!["a@x".to_string(), "unknown@x".to_string(), "b@x".to_string()];
+        let d = thread(&keys(&[], &refs, "", "z@x"), "ACME", &desk());
+        assert_eq!(d, Decision::ByReference(t(2)));
+    }
+
+    #[test]
+    fn tag_from_participant_threads() {
+        let d = thread(&keys(&[], &[], "Re: [acme INC-3] printer", "cust@x.test"), "ACME", &desk());
+        assert_eq!(d, Decision::BySubjectTag(t(3)));
+    }
+
+    #[test]
+    fn tag_from_stranger_opens_linked_ticket() {
+        let d = thread(&keys(&[], &[], "[ACME INC-000003] printer", "evil@x.test"), "ACME", &desk());
+        assert_eq!(d, Decision::New { linked_to: Some(t(3)) });
+        assert_eq!(d.rule(), "new_linked");
+    }
+
+    #[test]
+    fn unknown_tag_or_other_desk_is_new() {
+        for s in ["[ACME INC-000099] x", "[OTHER INC-000003] x", "[ACME] x", "INC-000003", "[ACME INC-000003"] {
+            let d = thread(&keys(&[], &[], s, "cust@x.test"), "ACME", &desk());
+            assert_eq!(d, Decision::New { linked_to: None }, "{s}");
+        }
+    }
+
+    #[test]
+    fn tag_found_after_other_brackets() {
+        assert_eq!(
+            subject_tag("[EXT] Re: [ACME CHG-12] window", "ACME"),
+            Some(TicketNumber { kind: Kind::Change, seq: 12 })
+        );
+        assert_eq!(subject_tag("[ACME Desk INC-5]", "ACME Desk").map(|n| n.seq), Some(5));
+    }
+
+    #[test]
+    fn subject_is_tagged_once() {
+        let n = t(42).number;
+        assert_eq!(tagged_subject("Printer", "ACME", n), "[ACME INC-000042] Printer");
+        assert_eq!(tagged_subject("Re: [ACME INC-000042] Printer", "ACME", n), "Re: [ACME INC-000042] Printer");
+        assert_eq!(tagged_subject("  ", "ACME", n), "[ACME INC-000042]");
+    }
+}

@@ -1,0 +1,177 @@
+//! Ticket identity and lifecycle values: kinds with their number prefixes,
+//! statuses, priorities, and the `INC-000042` number format.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// What a ticket is about; the kind gives the number its prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Incident,
+    Request,
+    Problem,
+    Change,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Incident, Kind::Request, Kind::Problem, Kind::Change];
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Incident => "INC",
+            Kind::Request => "REQ",
+            Kind::Problem => "PRB",
+            Kind::Change => "CHG",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Incident => "incident",
+            Kind::Request => "request",
+            Kind::Problem => "problem",
+            Kind::Change => "change",
+        }
+    }
+
+    fn from_prefix(prefix: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.prefix().eq_ignore_ascii_case(prefix))
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown kind {s:?} (incident, request, problem, change)"))
+    }
+}
+
+/// The ticket lifecycle. Transitions are added with the staff-command work;
+/// the foundation only creates `New` tickets and moves `New` to `Open` on replies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    New,
+    Open,
+    Pending,
+    Resolved,
+    Closed,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::New,
+        Status::Open,
+        Status::Pending,
+        Status::Resolved,
+        Status::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::Pending => "pending",
+            Status::Resolved => "resolved",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!("unknown status {s:?} (new, open, pending, resolved, closed)")
+            })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
+/// A ticket number: kind prefix and sequence, shown as `INC-000042`.
+///
+/// The sequence is global across kinds, so `INC-000042` and `REQ-000042`
+/// never both exist; parsing accepts any prefix and any zero padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TicketNumber {
+    pub kind: Kind,
+    pub seq: i64,
+}
+
+impl fmt::Display for TicketNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{:06}", self.kind.prefix(), self.seq)
+    }
+}
+
+impl FromStr for TicketNumber {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("not a ticket number: {s:?} (expected e.g. INC-000042)");
+        let (prefix, digits) = s.trim().split_once('-').ok_or_else(bad)?;
+        let kind = Kind::from_prefix(prefix).ok_or_else(bad)?;
+        if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let seq = digits.parse().map_err(|_| bad())?;
+        Ok(TicketNumber { kind, seq })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_round_trips() {
+        let n = TicketNumber {
+            kind: Kind::Incident,
+            seq: 42,
+        };
+        assert_eq!(n.to_string(), "INC-000042");
+        assert_eq!("INC-000042".parse::<TicketNumber>(), Ok(n));
+        assert_eq!("inc-42".parse::<TicketNumber>(), Ok(n));
+        assert_eq!(
+            "CHG-1234567".parse::<TicketNumber>().map(|n| n.to_string()),
+            Ok("CHG-1234567".to_string())
+        );
+    }
+
+    #[test]
+    fn bad_numbers_are_refused() {
+        for s in ["", "INC", "INC-", "XYZ-1", "INC-12a", "INC--1", "INC-99999999999999999999"] {
+            assert!(s.parse::<TicketNumber>().is_err(), "{s} parsed");
+        }
+    }
+
+    #[test]
+    fn status_parses_case_insensitively() {
+        assert_eq!("Pending".parse::<Status>(), Ok(Status::Pending));
+        assert!("waiting".parse::<Status>().is_err());
+    }
+}

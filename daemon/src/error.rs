@@ -1,0 +1,47 @@
+//! The library's one error type. Each variant says which edge failed, so the
+//! binary can print it and the poller and outbox can decide to retry.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("IMAP {mailbox}: {message}")]
+    Imap { mailbox: String, message: String },
+    #[error("SMTP: {0}")]
+    Smtp(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the ingest writer has stopped")]
+    WriterGone,
+}
+
+impl Error {
+    pub fn imap(mailbox: &str, err: impl std::fmt::Display) -> Error {
+        Error::Imap {
+            mailbox: mailbox.to_string(),
+            message: err.to_string(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

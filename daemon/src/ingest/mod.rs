@@ -1,0 +1,145 @@
+//! The ingest pipeline: parse → classify → thread → apply, shared by the IMAP
+//! pollers and `helpdeskd import`.
+//!
+//! Parsing runs on the caller's side (on blocking threads), while a single
+//! writer task owns the database writes: batches from every mailbox are
+//! committed one at a time, so SQLite never sees competing writers, and a
+//! poller parses its next batch while the writer commits the previous one.
+
+pub mod apply;
+pub mod parse;
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::error;
+
+use crate::clock::Clock;
+use crate::domain::ack::Desk;
+use crate::error::{Error, Result};
+use crate::store::Store;
+pub use apply::{Incoming, Outcome, Watermark};
+
+struct Job {
+    batch: Vec<Incoming>,
+    watermark: Option<Watermark>,
+    done: oneshot::Sender<Result<Vec<Outcome>>>,
+}
+
+/// A handle to the writer task; cheap to clone, one per poller.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+/// The answer to a submitted batch, awaited after the next batch is under way.
+pub struct Pending(oneshot::Receiver<Result<Vec<Outcome>>>);
+
+impl Pending {
+    pub async fn outcomes(self) -> Result<Vec<Outcome>> {
+        self.0.await.map_err(|_| Error::WriterGone)?
+    }
+}
+
+impl Writer {
+    /// Starts the writer task. `outbox_wake` is notified after every commit
+    /// that queued outbound mail.
+    pub fn spawn(store: Store, desk: Desk, clock: Arc<dyn Clock>, outbox_wake: Arc<Notify>) -> Writer {
+        let (tx, mut rx) = mpsc::channel::<Job>(4);
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                let result = apply::apply_batch(&store, &desk, job.batch, job.watermark, clock.now()).await;
+                match &result {
+                    Ok(outcomes) => {
+                        if outcomes
+                            .iter()
+                            .any(|o| matches!(o, Outcome::Stored { acknowledged: true, .. }))
+                        {
+                            outbox_wake.notify_one();
+                        }
+                    }
+                    Err(e) => error!(error = %e, "batch not stored; it will be fetched again"),
+                }
+                let _ = job.done.send(result);
+            }
+        });
+        Writer { tx }
+    }
+
+    pub async fn submit(&self, batch: Vec<Incoming>, watermark: Option<Watermark>) -> Result<Pending> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Job {
+                batch,
+                watermark,
+                done,
+            })
+            .await
+            .map_err(|_| Error::WriterGone)?;
+        Ok(Pending(rx))
+    }
+}
+
+/// Parses raw mails on a blocking thread.
+pub async fn parse_batch(
+    mailbox: String,
+    raws: Vec<(Option<u32>, Vec<u8>)>,
+    max_bytes: usize,
+) -> Result<Vec<Incoming>> {
+    tokio::task::spawn_blocking(move || {
+        raws.into_iter()
+            .map(|(uid, raw)| Incoming {
+                mailbox: mailbox.clone(),
+                uid,
+                parsed: parse::parse(&raw, max_bytes),
+                raw,
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("parser task failed: {e}")))
+}
+
+/// Counts of what a run ingested.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub stored: u64,
+    pub new_tickets: u64,
+    pub acknowledged: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+    pub bytes: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, outcomes: &[Outcome]) {
+        for o in outcomes {
+            match o {
+                Outcome::Stored {
+                    new_ticket,
+                    acknowledged,
+                    ..
+                } => {
+                    self.stored += 1;
+                    self.new_tickets += u64::from(*new_ticket);
+                    self.acknowledged += u64::from(*acknowledged);
+                }
+                Outcome::Duplicate => self.duplicates += 1,
+                Outcome::Quarantined(_) => self.quarantined += 1,
+            }
+        }
+    }
+
+    pub fn merge(&mut self, o: Stats) {
+        self.stored += o.stored;
+        self.new_tickets += o.new_tickets;
+        self.acknowledged += o.acknowledged;
+        self.duplicates += o.duplicates;
+        self.quarantined += o.quarantined;
+        self.bytes += o.bytes;
+    }
+
+    pub fn mails(&self) -> u64 {
+        self.stored + self.duplicates + self.quarantined
+    }
+}

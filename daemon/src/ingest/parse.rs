@@ -1,0 +1,297 @@
+//! Raw RFC 5322 bytes to an [`Inbound`], with mail-parser. Never fails: what
+//! cannot be read becomes a warning on the mail, and only a mail the desk
+//! cannot keep as a ticket message at all (too large, not a mail, no sender)
+//! is sent to quarantine with the reason.
+
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
+use sha2::{Digest, Sha256};
+
+use crate::domain::mail::{Address, AttachmentMeta, Inbound, RobotSignals, dedup_key, sanitize_filename};
+
+/// Text bodies longer than this are cut on the ticket; the raw mail keeps all.
+const MAX_TEXT_CHARS: usize = 1 << 20;
+
+#[derive(Debug)]
+pub enum Parsed {
+    Mail(Box<Inbound>),
+    Quarantine(String),
+}
+
+/// A parsed mail with the keys the pipeline needs beside it.
+#[derive(Debug)]
+pub struct ParsedMail {
+    pub dedup_key: String,
+    pub sha256: String,
+    pub parsed: Parsed,
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
+    let sha256 = sha256_hex(raw);
+    let quarantine = |reason: String, key: Option<&str>| ParsedMail {
+        dedup_key: dedup_key(key, &sha256),
+        sha256: sha256.clone(),
+        parsed: Parsed::Quarantine(reason),
+    };
+    if raw.len() > max_bytes {
+        return quarantine(
+            format!(
+                "message is {} bytes, more than ingest.max_message_bytes ({max_bytes})",
+                raw.len()
+            ),
+            None,
+        );
+    }
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return quarantine("message is empty".into(), None);
+    }
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return quarantine("not an RFC 5322 message: no header could be read".into(), None);
+    };
+    if msg.headers().is_empty() {
+        return quarantine("not an RFC 5322 message: no header could be read".into(), None);
+    }
+
+    let message_id = msg
+        .message_id()
+        .map(clean_id)
+        .filter(|id| !id.is_empty());
+    let key = dedup_key(message_id.as_deref(), &sha256);
+    let mut warnings = Vec::new();
+
+    let from = first_address(msg.from())
+        .or_else(|| first_address(msg.sender()))
+        .or_else(|| {
+            msg.return_address()
+                .filter(|a| a.contains('@'))
+                .map(|a| Address::new("", a))
+        });
+    let Some(from) = from else {
+        return ParsedMail {
+            dedup_key: key,
+            sha256,
+            parsed: Parsed::Quarantine("no sender: neither From, Sender nor Return-Path holds an address".into()),
+        };
+    };
+    if msg.from().is_none() {
+        warnings.push("no readable From header; sender taken from Sender or Return-Path".into());
+    }
+    if message_id.is_none() {
+        warnings.push("no Message-ID; deduplicated by content hash".into());
+    }
+
+    let mut text = msg
+        .body_text(0)
+        .map(|t| t.into_owned())
+        .unwrap_or_default();
+    if msg.text_body.is_empty() && msg.html_body.is_empty() && msg.attachments.is_empty() {
+        warnings.push("no readable body".into());
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        text = text.chars().take(MAX_TEXT_CHARS).collect();
+        warnings.push(format!("text body cut at {MAX_TEXT_CHARS} characters; the raw mail keeps all"));
+    }
+
+    let attachments = msg
+        .attachments
+        .iter()
+        .filter_map(|&id| msg.parts.get(id as usize).map(|p| (id, p)))
+        .map(|(id, part)| {
+            let content_type = part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into())
+                .to_ascii_lowercase();
+            let bytes = part.contents();
+            AttachmentMeta {
+                part: id,
+                filename: sanitize_filename(part.attachment_name().unwrap_or("")),
+                content_type,
+                size: bytes.len() as u64,
+                sha256: sha256_hex(bytes),
+            }
+        })
+        .collect();
+
+    let text_header = |name: &str| msg.header_raw(name).map(|v| v.trim().to_string());
+    let robot = RobotSignals {
+        auto_submitted: text_header("Auto-Submitted"),
+        precedence: text_header("Precedence"),
+        x_autoreply: msg.header_raw("X-Autoreply").is_some()
+            || msg.header_raw("X-Autorespond").is_some(),
+        x_auto_response_suppress: text_header("X-Auto-Response-Suppress")
+            .is_some_and(|v| !v.eq_ignore_ascii_case("none") && !v.is_empty()),
+        null_return_path: msg
+            .header_raw("Return-Path")
+            .is_some_and(|v| v.trim().trim_start_matches('<').trim_end_matches('>').trim().is_empty()),
+        multipart_report: msg
+            .root_part()
+            .content_type()
+            .is_some_and(|ct| {
+                ct.ctype().eq_ignore_ascii_case("multipart")
+                    && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            }),
+    };
+
+    let inbound = Inbound {
+        message_id,
+        in_reply_to: id_list(msg.in_reply_to()),
+        references: id_list(msg.references()),
+        from: Some(from),
+        to: addresses(msg.to()),
+        cc: addresses(msg.cc()),
+        subject: msg.subject().unwrap_or("").trim().to_string(),
+        text,
+        attachments,
+        robot,
+        warnings,
+    };
+    ParsedMail {
+        dedup_key: key,
+        sha256,
+        parsed: Parsed::Mail(Box::new(inbound)),
+    }
+}
+
+fn clean_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
+}
+
+fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
+    let ids: Vec<String> = match value {
+        HeaderValue::Text(t) => vec![clean_id(t)],
+        HeaderValue::TextList(list) => list.iter().map(|t| clean_id(t)).collect(),
+        _ => Vec::new(),
+    };
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        // A References loop or repeat (seen in the wild) must not repeat here.
+        if !id.is_empty() && !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+fn addresses(value: Option<&mail_parser::Address<'_>>) -> Vec<Address> {
+    value
+        .map(|a| {
+            a.iter()
+                .filter_map(|addr| {
+                    addr.address()
+                        .filter(|e| e.contains('@'))
+                        .map(|e| Address::new(addr.name().unwrap_or("").trim(), e))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn first_address(value: Option<&mail_parser::Address<'_>>) -> Option<Address> {
+    addresses(value).into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(p: ParsedMail) -> Inbound {
+        match p.parsed {
+            Parsed::Mail(m) => *m,
+            Parsed::Quarantine(r) => panic!("quarantined: {r}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_threading_headers() {
+        let raw = b"From: Jo Doe <Jo@Example.TEST>\r\nTo: support@example.test\r\n\
+Subject: Re: [ACME INC-000001] Printer\r\nMessage-ID: <b@cust>\r\n\
+In-Reply-To: <a@desk>\r\nReferences: <x@cust> <a@desk> <x@cust>\r\n\r\nHello\r\n";
+        let p = parse(raw, 1 << 20);
+        assert_eq!(p.dedup_key, "mid:b@cust");
+        let m = mail(p);
+        assert_eq!(m.from, Some(Address::new("Jo Doe", "jo@example.test")));
+        assert_eq!(m.in_reply_to, vec!["a@desk"]);
+        assert_eq!(m.references, vec!["x@cust", "a@desk"]);
+        assert_eq!(m.subject, "Re: [ACME INC-000001] Printer");
+        assert_eq!(m.text.trim(), "Hello");
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    }
+
+    #[test]
+    fn without_message_id_the_hash_dedups() {
+        let raw = b"From: a@b.test\r\nSubject: x\r\n\r\nbody\r\n";
+        let p = parse(raw, 1 << 20);
+        assert!(p.dedup_key.starts_with("sha256:"));
+        assert_eq!(p.dedup_key, parse(raw, 1 << 20).dedup_key);
+        assert!(mail(p).warnings.iter().any(|w| w.contains("Message-ID")));
+    }
+
+    #[test]
+    fn quarantines_what_cannot_be_a_ticket_message() {
+        assert!(matches!(parse(b"", 100).parsed, Parsed::Quarantine(_)));
+        assert!(matches!(parse(&[b'x'; 200], 100).parsed, Parsed::Quarantine(r) if r.contains("max_message_bytes")));
+        let no_sender = b"Subject: x\r\nMessage-ID: <q@x>\r\n\r\nbody\r\n";
+        let p = parse(no_sender, 1 << 20);
+        assert_eq!(p.dedup_key, "mid:q@x");
+        assert!(matches!(p.parsed, Parsed::Quarantine(r) if r.contains("no sender")));
+    }
+
+    #[test]
+    fn robot_headers_are_read() {
+        let raw = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@x.test\r\nAuto-Submitted: auto-replied\r\n\
+Precedence: bulk\r\nX-Auto-Response-Suppress: All\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n";
+        let m = mail(parse(raw, 1 << 20));
+        assert!(m.robot.null_return_path);
+        assert!(m.robot.multipart_report);
+        assert!(m.robot.x_auto_response_suppress);
+        assert_eq!(m.robot.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(m.robot.precedence.as_deref(), Some("bulk"));
+    }
+
+    #[test]
+    fn attachments_are_described() {
+        let raw = b"From: a@b.test\r\nMessage-ID: <att@x>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
+--b\r\nContent-Type: application/pdf; name=\"../../x.pdf\"\r\nContent-Disposition: attachment; filename=\"../../x.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
+        let m = mail(parse(raw, 1 << 20));
+        assert_eq!(m.attachments.len(), 1);
+        let a = &m.attachments[0];
+        assert_eq!(a.filename, "x.pdf");
+        assert_eq!(a.content_type, "application/pdf");
+        assert_eq!(a.size, 5);
+        assert_eq!(a.sha256, sha256_hex(b"hello"));
+    }
+
+    #[test]
+    fn a_thousand_nested_parts_do_not_break_the_parser() {
+        let mut raw = String::from("From: a@b.test\r\nMessage-ID: <deep@x>\r\n");
+        for i in 0..1000 {
+            raw.push_str(&format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"));
+        }
+        raw.push_str("Content-Type: text/plain\r\n\r\ndeep\r\n");
+        for i in (0..1000).rev() {
+            raw.push_str(&format!("--b{i}--\r\n"));
+        }
+        let p = parse(raw.as_bytes(), 1 << 24);
+        assert_eq!(p.dedup_key, "mid:deep@x");
+    }
+}

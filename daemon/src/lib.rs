@@ -1,0 +1,20 @@
+//! helpdeskd: an IT service desk that lives in email.
+//!
+//! `domain` is the pure core; `ingest`, `poller`, `outbox`, `store` and
+//! `import` are the adapters at its edges; `app` wires them into the daemon.
+//! ARCHITECTURE.md has the map.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod import;
+pub mod ingest;
+pub mod outbox;
+pub mod poller;
+pub mod shutdown;
+pub mod store;
+pub mod tls;
+
+pub use error::{Error, Result};

@@ -1,0 +1,346 @@
+//! The `helpdeskd` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use helpdeskd::app::{self, App};
+use helpdeskd::config::{Config, ConfigError, LogFormat};
+use helpdeskd::import::Source;
+use helpdeskd::shutdown;
+use helpdeskd::store::Store;
+
+#[derive(Parser)]
+#[command(name = "helpdeskd", version, about = "An IT service desk that lives in email")]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, short, env = "HELPDESK_CONFIG", default_value = "config/helpdesk.toml", global = true)]
+    config: PathBuf,
+    /// Log format; overrides `[log] format`.
+    #[arg(long, value_enum, global = true)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (graceful shutdown on SIGTERM/SIGINT).
+    Run {
+        /// One full cycle: poll every mailbox, flush the outbox, exit.
+        #[arg(long)]
+        once: bool,
+        /// With --once: store and queue outbound mail, but do not send it.
+        #[arg(long, requires = "once")]
+        no_send: bool,
+        /// With --once: print the cycle's figures as JSON.
+        #[arg(long, requires = "once")]
+        json: bool,
+    },
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Validate the configuration and connect to the database, every mailbox and SMTP.
+    Check,
+    /// Tickets.
+    Ticket {
+        #[command(subcommand)]
+        command: TicketCommand,
+    },
+    /// Feed an mbox file or a Maildir through the ingest pipeline.
+    Import {
+        #[arg(long, conflicts_with = "maildir", required_unless_present = "maildir")]
+        mbox: Option<PathBuf>,
+        #[arg(long)]
+        maildir: Option<PathBuf>,
+    },
+    /// Mails that could not be stored as ticket messages, with the reason.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TicketCommand {
+    /// List tickets.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one ticket with its participants, messages and attachments.
+    Show {
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one quarantined mail's raw bytes.
+    Show { id: i64 },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(ConfigError::Invalid { problems }) => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            eprintln!("{} problem(s) in {}", problems.len(), cli.config.display());
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli.command, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config, flag: Option<LogFormatArg>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let json = match flag {
+        Some(LogFormatArg::Json) => true,
+        Some(LogFormatArg::Text) => false,
+        None => config.log.format == LogFormat::Json,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { once: true, no_send, json } => {
+            let app = App::open(config).await?;
+            let r = app.run_once(!no_send).await?;
+            let s = r.stats;
+            if json {
+                let out = json!({
+                    "mails": s.mails(), "stored": s.stored, "new_tickets": s.new_tickets,
+                    "acknowledged": s.acknowledged, "duplicates": s.duplicates,
+                    "quarantined": s.quarantined, "bytes": s.bytes,
+                    "ingest_seconds": r.ingest_time.as_secs_f64(),
+                    "mailbox_errors": r.mailbox_errors.iter().map(|(m, e)| json!({"mailbox": m, "error": e})).collect::<Vec<_>>(),
+                    "outbox": r.outbox.map(|o| json!({"sent": o.sent, "deferred": o.deferred, "failed": o.failed})),
+                });
+                println!("{out}");
+            } else {
+                println!(
+                    "ingested {} mail(s) in {:.3}s: {} stored ({} new tickets), {} duplicate(s), {} quarantined",
+                    s.mails(), r.ingest_time.as_secs_f64(), s.stored, s.new_tickets, s.duplicates, s.quarantined
+                );
+                if let Some(o) = r.outbox {
+                    println!("outbox: {} sent, {} deferred, {} failed", o.sent, o.deferred, o.failed);
+                }
+                for (m, e) in &r.mailbox_errors {
+                    println!("mailbox {m}: {e}");
+                }
+            }
+            Ok(if r.mailbox_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Run { .. } => {
+            let app = App::open(config).await?;
+            let (trigger, shutdown) = shutdown::channel();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down");
+                trigger.fire();
+            });
+            app.run(shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let store = Store::connect(config.database.url.expose(), 1).await?;
+            let pending = store.pending_migrations().await?;
+            store.migrate().await?;
+            println!("applied {} migration(s); schema up to date", pending.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let lines = app::check(&config).await;
+            let mut ok = true;
+            for l in &lines {
+                ok &= l.ok;
+                println!("{:<4} {:<20} {}", if l.ok { "ok" } else { "FAIL" }, l.name, l.detail);
+            }
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Ticket { command } => {
+            let app = App::open(config).await?;
+            ticket(command, &app.store).await
+        }
+        Command::Import { mbox, maildir } => {
+            let source = match (mbox, maildir) {
+                (Some(f), _) => Source::Mbox(f),
+                (None, Some(d)) => Source::Maildir(d),
+                (None, None) => anyhow::bail!("give --mbox FILE or --maildir DIR"),
+            };
+            let app = App::open(config).await?;
+            let s = app.import(&source).await?;
+            println!(
+                "imported {} mail(s): {} stored ({} new tickets), {} duplicate(s), {} quarantined",
+                s.mails(), s.stored, s.new_tickets, s.duplicates, s.quarantined
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine { command } => {
+            let app = App::open(config).await?;
+            match command {
+                QuarantineCommand::List { json } => {
+                    let rows = app.store.quarantined().await?;
+                    if json {
+                        let v: Vec<_> = rows.iter().map(|q| json!({
+                            "id": q.id, "mailbox": q.mailbox, "uid": q.uid, "size": q.size,
+                            "reason": q.reason, "created_at": q.created_at.to_rfc3339(),
+                        })).collect();
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else {
+                        for q in rows {
+                            println!("{:>5}  {:<12} uid {:<8} {:>9} bytes  {}", q.id, q.mailbox, q.uid.map(|u| u.to_string()).unwrap_or("-".into()), q.size, q.reason);
+                        }
+                    }
+                }
+                QuarantineCommand::Show { id } => {
+                    use std::io::Write;
+                    let q = app.store.quarantined_one(id).await?;
+                    std::io::stdout().write_all(&q.raw).context("writing to stdout")?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCode> {
+    match command {
+        TicketCommand::List { status, json } => {
+            if let Some(s) = &status {
+                s.parse::<helpdeskd::domain::ticket::Status>().map_err(anyhow::Error::msg)?;
+            }
+            let rows = store.tickets(status.as_deref()).await?;
+            if json {
+                let v: Vec<_> = rows.iter().map(|r| json!({
+                    "number": r.ticket.number, "kind": r.ticket.kind, "subject": r.ticket.subject,
+                    "status": r.ticket.status, "priority": r.ticket.priority, "customer": r.customer,
+                    "mailbox": r.ticket.mailbox,
+                    "created_at": r.ticket.created_at.to_rfc3339(), "updated_at": r.ticket.updated_at.to_rfc3339(),
+                })).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for r in rows {
+                    println!("{:<11} {:<8} {:<7} {:<30} {}", r.ticket.number, r.ticket.status, r.ticket.priority, r.customer, r.ticket.subject);
+                }
+            }
+        }
+        TicketCommand::Show { number, json } => {
+            let d = store.ticket_detail(&number).await?;
+            let t = &d.ticket;
+            if json {
+                let v = json!({
+                    "number": t.number, "kind": t.kind, "subject": t.subject, "status": t.status,
+                    "priority": t.priority, "customer": d.customer, "mailbox": t.mailbox,
+                    "created_at": t.created_at.to_rfc3339(), "updated_at": t.updated_at.to_rfc3339(),
+                    "participants": d.participants.iter().map(|(a, r)| json!({"address": a, "role": r})).collect::<Vec<_>>(),
+                    "linked": d.linked.iter().map(|(n, r)| json!({"number": n, "reason": r})).collect::<Vec<_>>(),
+                    "messages": d.messages.iter().map(|(m, atts)| json!({
+                        "direction": m.direction, "message_id": m.message_id, "from": m.from_addr,
+                        "to": m.to_addrs, "cc": m.cc_addrs, "subject": m.subject, "class": m.class,
+                        "threaded_by": m.threaded_by, "visibility": m.visibility,
+                        "in_reply_to": m.in_reply_to, "references": m.references,
+                        "mailbox": m.mailbox, "uid": m.uid,
+                        "warnings": m.warnings.lines().collect::<Vec<_>>(),
+                        "created_at": m.created_at.to_rfc3339(), "body": m.body_text,
+                        "attachments": atts.iter().map(|a| json!({
+                            "filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
+                        })).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                    "outbox": d.outbox.iter().map(|o| json!({
+                        "kind": o.kind, "message_id": o.message_id, "to": o.recipients, "status": o.status,
+                        "attempts": o.attempts, "last_error": o.last_error,
+                    })).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{}  {}", t.number, t.subject);
+                println!("status {}  priority {}  kind {}  mailbox {}", t.status, t.priority, t.kind, t.mailbox);
+                println!("customer {}", d.customer);
+                for (a, r) in &d.participants {
+                    println!("participant {a} ({r})");
+                }
+                for (n, r) in &d.linked {
+                    println!("linked {n}: {r}");
+                }
+                for (m, atts) in &d.messages {
+                    println!("\n--- {} {} {} [{}]", m.direction, m.created_at.to_rfc3339(), m.from_addr, m.class);
+                    println!("Subject: {}", m.subject);
+                    for w in m.warnings.lines() {
+                        println!("warning: {w}");
+                    }
+                    println!("\n{}", m.body_text.trim_end());
+                    for a in atts {
+                        println!("[attachment] {} ({}, {} bytes, sha256 {})", a.filename, a.content_type, a.size, a.sha256);
+                    }
+                }
+                for o in &d.outbox {
+                    println!("\noutbox {} to {}: {} after {} attempt(s){}", o.kind, o.recipients, o.status, o.attempts,
+                        o.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

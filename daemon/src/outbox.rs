@@ -1,0 +1,251 @@
+//! Outbound mail: rendering [`Outgoing`] to RFC 5322 bytes, and the sender
+//! that drains the outbox table over SMTP. A row is marked sent only after
+//! the server accepted it; transient failures (4xx, connection loss) are
+//! retried with exponential backoff, permanent ones (5xx) fail at once with
+//! the server's text.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{Address as LettreAddress, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::config::{OutboxConfig, ServerConfig, TlsMode};
+use crate::domain::ack::Outgoing;
+use crate::domain::mail::Address;
+use crate::error::{Error, Result};
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+fn mailbox(a: &Address) -> Result<Mailbox> {
+    let email: LettreAddress = a
+        .email
+        .parse()
+        .map_err(|e| Error::Invalid(format!("cannot send to {:?}: {e}", a.email)))?;
+    Ok(Mailbox::new((!a.name.is_empty()).then(|| a.name.clone()), email))
+}
+
+/// Renders a mail the desk sends. Automatic mail carries `Auto-Submitted`
+/// and `X-Auto-Response-Suppress: All` so that robots do not answer it.
+pub fn render(out: &Outgoing, date: DateTime<Utc>) -> Result<Vec<u8>> {
+    let mut b = Message::builder()
+        .message_id(Some(format!("<{}>", out.message_id)))
+        .from(mailbox(&out.from)?)
+        .subject(out.subject.clone())
+        .date(SystemTime::from(date));
+    for to in &out.to {
+        b = b.to(mailbox(to)?);
+    }
+    if let Some(irt) = &out.in_reply_to {
+        b = b.in_reply_to(format!("<{irt}>"));
+    }
+    if !out.references.is_empty() {
+        let refs: Vec<String> = out.references.iter().map(|r| format!("<{r}>")).collect();
+        b = b.references(refs.join(" "));
+    }
+    if let Some(v) = out.auto_submitted {
+        b = b
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                v.to_string(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+                "All".to_string(),
+            ));
+    }
+    let msg = b
+        .header(ContentType::TEXT_PLAIN)
+        .body(out.body.clone())
+        .map_err(|e| Error::Invalid(format!("cannot build mail {}: {e}", out.message_id)))?;
+    Ok(msg.formatted())
+}
+
+pub type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+/// Builds the SMTP transport from the `[smtp]` section.
+pub fn transport(cfg: &ServerConfig) -> Result<Transport> {
+    let tls_params = || -> Result<TlsParameters> {
+        let mut p = TlsParameters::builder(cfg.host.clone());
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| Error::Tls(format!("{}: {e}", ca.display())))?;
+            p = p.add_root_certificate(cert);
+        }
+        p.build_rustls().map_err(|e| Error::Tls(e.to_string()))
+    };
+    let tls = match cfg.tls {
+        TlsMode::None => Tls::None,
+        TlsMode::Starttls => Tls::Required(tls_params()?),
+        TlsMode::Implicit => Tls::Wrapper(tls_params()?),
+    };
+    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
+        .port(cfg.port)
+        .tls(tls)
+        .timeout(Some(cfg.timeout))
+        .pool_config(PoolConfig::new().max_size(4).idle_timeout(Duration::from_secs(30)));
+    if let (Some(user), Some(pw)) = (&cfg.user, &cfg.password) {
+        b = b.credentials(Credentials::new(user.clone(), pw.expose().to_string()));
+    }
+    Ok(b.build())
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlushStats {
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+}
+
+pub struct Sender {
+    store: Store,
+    transport: Transport,
+    cfg: OutboxConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl Sender {
+    pub fn new(store: Store, transport: Transport, cfg: OutboxConfig, clock: Arc<dyn Clock>) -> Sender {
+        Sender {
+            store,
+            transport,
+            cfg,
+            clock,
+        }
+    }
+
+    /// Sends every row that is due now; each row is tried at most once per call.
+    pub async fn flush(&self) -> Result<FlushStats> {
+        let mut stats = FlushStats::default();
+        let mut last_id = 0;
+        loop {
+            let rows = self.store.outbox_due(self.clock.now(), 200).await?;
+            let rows: Vec<_> = rows.into_iter().filter(|r| r.id > last_id).collect();
+            if rows.is_empty() {
+                return Ok(stats);
+            }
+            for row in rows {
+                last_id = last_id.max(row.id);
+                let envelope = match envelope(&row.envelope_from, &row.recipients) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        self.store.outbox_attempt_failed(row.id, &e.to_string(), None).await?;
+                        stats.failed += 1;
+                        continue;
+                    }
+                };
+                match self.transport.send_raw(&envelope, &row.raw).await {
+                    Ok(_) => {
+                        self.store.outbox_sent(row.id, self.clock.now()).await?;
+                        info!(outbox = row.id, message_id = row.message_id, to = row.recipients, "sent");
+                        stats.sent += 1;
+                    }
+                    Err(e) => {
+                        let attempts = row.attempts as u32 + 1;
+                        let text = e.to_string();
+                        if e.is_permanent() || attempts >= self.cfg.max_attempts {
+                            warn!(outbox = row.id, message_id = row.message_id, error = text, attempts, "delivery failed for good");
+                            self.store.outbox_attempt_failed(row.id, &text, None).await?;
+                            stats.failed += 1;
+                        } else {
+                            let delay = backoff(self.cfg.retry_initial, self.cfg.retry_max, attempts);
+                            let next = self.clock.now()
+                                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                            warn!(outbox = row.id, message_id = row.message_id, error = text, attempts, retry_in = ?delay, "delivery deferred");
+                            self.store.outbox_attempt_failed(row.id, &text, Some(next)).await?;
+                            stats.deferred += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sender task of the daemon: flushes when woken by the ingest writer
+    /// or every `flush_interval`, until shutdown.
+    pub async fn run(self, wake: Arc<Notify>, mut shutdown: Shutdown) {
+        loop {
+            if let Err(e) = self.flush().await {
+                warn!(error = %e, "outbox flush failed; retrying");
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(self.cfg.flush_interval) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+}
+
+/// `initial · 2^(attempts-1)`, capped at `max`.
+pub fn backoff(initial: Duration, max: Duration, attempts: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(30));
+    initial.saturating_mul(factor).min(max)
+}
+
+fn envelope(from: &str, recipients: &str) -> Result<lettre::address::Envelope> {
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<LettreAddress>()
+            .map_err(|e| Error::Invalid(format!("bad address {s:?}: {e}")))
+    };
+    let to = recipients
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(parse)
+        .collect::<Result<Vec<_>>>()?;
+    lettre::address::Envelope::new(Some(parse(from)?), to)
+        .map_err(|e| Error::Invalid(format!("bad envelope: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let s = Duration::from_secs;
+        assert_eq!(backoff(s(30), s(3600), 1), s(30));
+        assert_eq!(backoff(s(30), s(3600), 2), s(60));
+        assert_eq!(backoff(s(30), s(3600), 4), s(240));
+        assert_eq!(backoff(s(30), s(3600), 10), s(3600));
+        assert_eq!(backoff(s(30), s(3600), 1000), s(3600));
+    }
+
+    #[test]
+    fn rendered_ack_has_threading_and_robot_headers() {
+        let out = Outgoing {
+            message_id: "INC-000001.ack.x@example.test".into(),
+            from: Address::new("Desk", "support@example.test"),
+            to: vec![Address::new("Jo", "jo@example.test")],
+            subject: "[ACME INC-000001] Re: hi".into(),
+            in_reply_to: Some("m1@cust".into()),
+            references: vec!["m0@cust".into(), "m1@cust".into()],
+            auto_submitted: Some("auto-replied"),
+            body: "hello".into(),
+        };
+        let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
+        let raw = String::from_utf8(render(&out, now).expect("renders")).expect("utf8");
+        for want in [
+            "Message-ID: <INC-000001.ack.x@example.test>",
+            "In-Reply-To: <m1@cust>",
+            "References: <m0@cust> <m1@cust>",
+            "Auto-Submitted: auto-replied",
+            "X-Auto-Response-Suppress: All",
+            "Subject: [ACME INC-000001] Re: hi",
+        ] {
+            assert!(raw.contains(want), "missing {want:?} in\n{raw}");
+        }
+        assert!(envelope("a@b.test", "c@d.test,e@f.test").is_ok());
+        assert!(envelope("a@b.test", "not an address").is_err());
+    }
+}

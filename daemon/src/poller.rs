@@ -1,0 +1,373 @@
+//! One task per mailbox: connect (implicit TLS, STARTTLS or plain), select
+//! the folder, store every mail above the watermark in bounded batches, mark
+//! each batch processed only after the writer committed it, then wait for
+//! new mail with IDLE (or by polling) and start again. A lost connection is
+//! retried with exponential backoff; a changed UIDVALIDITY starts the folder
+//! over, and deduplication keeps that from storing anything twice.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_imap::Session;
+use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tracing::{debug, info, warn};
+
+use crate::config::{IngestConfig, MailboxConfig, Processed, TlsMode};
+use crate::error::{Error, Result};
+use crate::ingest::{self, Pending, Stats, Watermark, Writer};
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+/// The keyword set on processed mail in `processed = "flag"` mode.
+pub const PROCESSED_KEYWORD: &str = "$HelpdeskProcessed";
+/// Upper bound of one fetched batch in bytes, besides `ingest.batch_size`.
+const MAX_BATCH_BYTES: u64 = 32 * 1024 * 1024;
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapIo for T {}
+
+pub type ImapSession = Session<Box<dyn ImapIo>>;
+
+pub struct Poller {
+    pub mailbox: MailboxConfig,
+    pub ingest: IngestConfig,
+    pub store: Store,
+    pub writer: Writer,
+}
+
+impl Poller {
+    /// The daemon's loop: runs until shutdown, reconnecting with backoff.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let mut delay = BACKOFF_START;
+        while !shutdown.is_set() {
+            match self.session_loop(&mut shutdown).await {
+                Ok(_) => delay = BACKOFF_START,
+                Err(e) => {
+                    warn!(mailbox = self.mailbox.name, error = %e, retry_in = ?delay, "mailbox connection failed");
+                    if shutdown.sleep(delay).await {
+                        return;
+                    }
+                    delay = (delay * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// One full pass for `run --once`: everything above the watermark, then return.
+    pub async fn run_once(&self) -> Result<Stats> {
+        let mut session = connect(&self.mailbox).await?;
+        let stats = self.sync(&mut session).await?;
+        let _ = session.logout().await;
+        Ok(stats)
+    }
+
+    async fn session_loop(&self, shutdown: &mut Shutdown) -> Result<Stats> {
+        let mut session = connect(&self.mailbox).await?;
+        let idle = self.mailbox.idle && {
+            let caps = session.capabilities().await.map_err(|e| self.err(e))?;
+            caps.has_str("IDLE")
+        };
+        info!(mailbox = self.mailbox.name, idle, "connected");
+        let mut total = Stats::default();
+        loop {
+            total.merge(self.sync(&mut session).await?);
+            if shutdown.is_set() {
+                let _ = session.logout().await;
+                return Ok(total);
+            }
+            if idle {
+                let mut handle = session.idle();
+                handle.init().await.map_err(|e| self.err(e))?;
+                let (wait, _stop) = handle.wait_with_timeout(self.mailbox.poll_interval);
+                tokio::select! {
+                    r = wait => { r.map_err(|e| self.err(e))?; }
+                    _ = shutdown.wait() => return Ok(total),
+                }
+                session = handle.done().await.map_err(|e| self.err(e))?;
+            } else if shutdown.sleep(self.mailbox.poll_interval).await {
+                let _ = session.logout().await;
+                return Ok(total);
+            }
+        }
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::imap(&self.mailbox.name, e)
+    }
+
+    /// Selects the folder and stores everything above the watermark.
+    async fn sync(&self, session: &mut ImapSession) -> Result<Stats> {
+        let name = &self.mailbox.name;
+        let selected = session
+            .select(&self.mailbox.folder)
+            .await
+            .map_err(|e| self.err(format!("select {}: {e}", self.mailbox.folder)))?;
+        let validity = selected.uid_validity.unwrap_or(0);
+        let mut last = match self.store.watermark(name).await? {
+            Some((v, last)) if v == validity => last,
+            Some((v, _)) => {
+                warn!(mailbox = name, old = v, new = validity, "UIDVALIDITY changed: reading the folder again; stored mails are deduplicated");
+                0
+            }
+            None => 0,
+        };
+        self.mark_leftovers(session, last).await?;
+
+        let sizes = self.sizes_above(session, last).await?;
+        if sizes.is_empty() {
+            return Ok(Stats::default());
+        }
+        debug!(mailbox = name, backlog = sizes.len(), "fetching");
+        let mut stats = Stats::default();
+        let mut pending: Option<(Vec<u32>, Pending)> = None;
+        for chunk in chunks(&sizes, self.ingest.batch_size, MAX_BATCH_BYTES) {
+            let uids: Vec<u32> = chunk.iter().map(|(u, _)| *u).collect();
+            let raws = self.fetch(session, &uids).await?;
+            stats.bytes += raws.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
+            let fetched: Vec<u32> = raws.iter().filter_map(|(u, _)| *u).collect();
+            let batch = ingest::parse_batch(name.clone(), raws, self.ingest.max_message_bytes).await?;
+            let top = uids.iter().copied().max().unwrap_or(last).max(last);
+            let wm = Watermark {
+                mailbox: name.clone(),
+                uid_validity: validity,
+                last_uid: top,
+            };
+            let next = self.writer.submit(batch, Some(wm)).await?;
+            if let Some((done, p)) = pending.take() {
+                stats.add(&p.outcomes().await?);
+                self.mark(session, &done).await?;
+            }
+            pending = Some((fetched, next));
+            last = top;
+        }
+        if let Some((done, p)) = pending.take() {
+            stats.add(&p.outcomes().await?);
+            self.mark(session, &done).await?;
+        }
+        info!(mailbox = name, stored = stats.stored, duplicates = stats.duplicates, quarantined = stats.quarantined, "mailbox synced");
+        Ok(stats)
+    }
+
+    /// UIDs and sizes of the mails above `last`, ascending.
+    async fn sizes_above(&self, session: &mut ImapSession, last: u32) -> Result<Vec<(u32, u64)>> {
+        let query = format!("{}:*", last.saturating_add(1));
+        let stream = session
+            .uid_fetch(&query, "(UID RFC822.SIZE)")
+            .await
+            .map_err(|e| self.err(e))?;
+        let fetches: Vec<_> = stream.try_collect().await.map_err(|e| self.err(e))?;
+        // `n:*` always includes the highest UID, even when it is below n.
+        let mut out: Vec<(u32, u64)> = fetches
+            .iter()
+            .filter_map(|f| f.uid.map(|u| (u, u64::from(f.size.unwrap_or(0)))))
+            .filter(|(u, _)| *u > last)
+            .collect();
+        out.sort_unstable();
+        out.dedup_by_key(|(u, _)| *u);
+        Ok(out)
+    }
+
+    async fn fetch(&self, session: &mut ImapSession, uids: &[u32]) -> Result<Vec<(Option<u32>, Vec<u8>)>> {
+        let stream = session
+            .uid_fetch(uid_set(uids), "(UID BODY.PEEK[])")
+            .await
+            .map_err(|e| self.err(e))?;
+        let fetches: Vec<_> = stream.try_collect().await.map_err(|e| self.err(e))?;
+        let mut out: Vec<(Option<u32>, Vec<u8>)> = fetches
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+            .map(|(u, b)| (Some(u), b))
+            .collect();
+        out.sort_by_key(|(u, _)| *u);
+        Ok(out)
+    }
+
+    /// Marks committed mails processed: the flag, or a move to the processed folder.
+    async fn mark(&self, session: &mut ImapSession, uids: &[u32]) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        match self.mailbox.processed {
+            Processed::Flag => {
+                let stream = session
+                    .uid_store(&set, format!("+FLAGS.SILENT (\\Seen {PROCESSED_KEYWORD})"))
+                    .await
+                    .map_err(|e| self.err(e))?;
+                let _: Vec<_> = stream.try_collect().await.map_err(|e| self.err(e))?;
+            }
+            Processed::Move => {
+                let target = &self.mailbox.processed_folder;
+                if let Err(first) = session.uid_mv(&set, target).await {
+                    // The folder may not exist yet: create it and try once more.
+                    debug!(mailbox = self.mailbox.name, error = %first, "move failed; creating {target}");
+                    let _ = session.create(target).await;
+                    session
+                        .uid_mv(&set, target)
+                        .await
+                        .map_err(|e| self.err(format!("move to {target}: {e}")))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a crash between commit and marking, mails at or below the
+    /// watermark are stored but still unmarked: mark them now.
+    async fn mark_leftovers(&self, session: &mut ImapSession, last: u32) -> Result<()> {
+        if last == 0 {
+            return Ok(());
+        }
+        let query = match self.mailbox.processed {
+            Processed::Flag => format!("UID 1:{last} UNKEYWORD {PROCESSED_KEYWORD}"),
+            Processed::Move => format!("UID 1:{last}"),
+        };
+        let found = session.uid_search(&query).await.map_err(|e| self.err(e))?;
+        let uids: Vec<u32> = found.into_iter().filter(|u| *u <= last).collect::<BTreeSet<_>>().into_iter().collect();
+        if !uids.is_empty() {
+            info!(mailbox = self.mailbox.name, count = uids.len(), "marking mails stored before an interruption");
+            for chunk in uids.chunks(1000) {
+                self.mark(session, chunk).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Connects and logs in as the mailbox's `[mailbox.imap]` says.
+pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession> {
+    let s = &cfg.imap;
+    let err = |e: &dyn std::fmt::Display| Error::imap(&cfg.name, format!("{}:{}: {e}", s.host, s.port));
+    let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.host.as_str(), s.port)))
+        .await
+        .map_err(|_| err(&"connect timed out"))?
+        .map_err(|e| err(&e))?;
+    let tls = || -> Result<(TlsConnector, _)> {
+        let config = crate::tls::client_config(s.ca_file.as_deref())?;
+        Ok((TlsConnector::from(config), crate::tls::server_name(&s.host)?))
+    };
+    let client: async_imap::Client<Box<dyn ImapIo>> = match s.tls {
+        TlsMode::Implicit => {
+            let (connector, name) = tls()?;
+            let stream = connector.connect(name, tcp).await.map_err(|e| err(&e))?;
+            let mut client = async_imap::Client::new(Box::new(stream) as Box<dyn ImapIo>);
+            greeting(&mut client).await.map_err(|e| err(&e))?;
+            client
+        }
+        TlsMode::Starttls => {
+            let mut client = async_imap::Client::new(tcp);
+            greeting(&mut client).await.map_err(|e| err(&e))?;
+            client
+                .run_command_and_check_ok("STARTTLS", None)
+                .await
+                .map_err(|e| err(&format!("STARTTLS refused: {e}")))?;
+            let (connector, name) = tls()?;
+            let stream = connector
+                .connect(name, client.into_inner())
+                .await
+                .map_err(|e| err(&e))?;
+            async_imap::Client::new(Box::new(stream) as Box<dyn ImapIo>)
+        }
+        TlsMode::None => {
+            let mut client = async_imap::Client::new(Box::new(tcp) as Box<dyn ImapIo>);
+            greeting(&mut client).await.map_err(|e| err(&e))?;
+            client
+        }
+    };
+    let user = s.user.as_deref().unwrap_or("");
+    let password = s.password.as_ref().map(|p| p.expose()).unwrap_or("");
+    tokio::time::timeout(s.timeout, client.login(user, password))
+        .await
+        .map_err(|_| err(&"login timed out"))?
+        .map_err(|(e, _)| err(&format!("login as {user} failed: {e}")))
+}
+
+async fn greeting<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(
+    client: &mut async_imap::Client<T>,
+) -> std::io::Result<()> {
+    match client.read_response().await? {
+        Some(_) => Ok(()),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "server closed the connection before its greeting",
+        )),
+    }
+}
+
+/// `1:3,7,9:10` from sorted or unsorted UIDs.
+pub fn uid_set(uids: &[u32]) -> String {
+    let sorted: BTreeSet<u32> = uids.iter().copied().collect();
+    let mut parts: Vec<String> = Vec::new();
+    let mut iter = sorted.into_iter();
+    let Some(mut start) = iter.next() else {
+        return String::new();
+    };
+    let mut end = start;
+    for u in iter {
+        if u == end + 1 {
+            end = u;
+        } else {
+            parts.push(range(start, end));
+            start = u;
+            end = u;
+        }
+    }
+    parts.push(range(start, end));
+    parts.join(",")
+}
+
+fn range(a: u32, b: u32) -> String {
+    if a == b { a.to_string() } else { format!("{a}:{b}") }
+}
+
+/// Splits `(uid, size)` into batches of at most `count` mails and about
+/// `max_bytes` bytes (a single larger mail makes a batch of its own).
+pub fn chunks(sizes: &[(u32, u64)], count: usize, max_bytes: u64) -> Vec<&[(u32, u64)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, (_, size)) in sizes.iter().enumerate() {
+        let n = i - start;
+        if n > 0 && (n >= count || bytes + size > max_bytes) {
+            out.push(&sizes[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        out.push(&sizes[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_compress_runs() {
+        assert_eq!(uid_set(&[3, 1, 2, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let sizes: Vec<(u32, u64)> = (1..=10).map(|u| (u, 10)).collect();
+        let c = chunks(&sizes, 4, 1000);
+        assert_eq!(c.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let c = chunks(&sizes, 100, 25);
+        assert_eq!(c.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![2, 2, 2, 2, 2]);
+        let big = vec![(1, 5), (2, 1000), (3, 5)];
+        let c = chunks(&big, 100, 100);
+        assert_eq!(c.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![1, 1, 1]);
+        assert!(chunks(&[], 10, 10).is_empty());
+    }
+}

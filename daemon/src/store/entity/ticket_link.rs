@@ -1,0 +1,16 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "ticket_links")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub ticket_id: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub other_id: i64,
+    pub reason: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,325 @@
+//! The database adapter: connecting (SQLite with WAL and full sync, or
+//! PostgreSQL), migrating, and the queries the CLI and the outbox need. The
+//! ingest transaction lives in `ingest::apply`, which writes whole batches.
+
+pub mod entity;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use crate::error::{Error, Result};
+use entity::{attachment, contact, counter, mailbox_state, message, outbox, participant, quarantine, ticket, ticket_link};
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects; for SQLite, creates the file's folder and turns on WAL with
+    /// `synchronous = FULL`, so a committed mail survives a power cut.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
+        if let Some(path) = sqlite_path(url)
+            && let Some(dir) = std::path::Path::new(&path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let mut opts = ConnectOptions::new(url.to_string());
+        opts.max_connections(max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true)
+            });
+        let db = Database::connect(opts).await?;
+        Ok(Store { db })
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// Names of migrations not yet applied.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>> {
+        Ok(Migrator::get_pending_migrations(&self.db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect())
+    }
+
+    pub async fn watermark(&self, mailbox: &str) -> Result<Option<(u32, u32)>> {
+        Ok(mailbox_state::Entity::find_by_id(mailbox.to_string())
+            .one(&self.db)
+            .await?
+            .map(|m| (m.uid_validity as u32, m.last_uid as u32)))
+    }
+
+    // ---- outbox ----
+
+    pub async fn outbox_due(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<outbox::Model>> {
+        Ok(outbox::Entity::find()
+            .filter(outbox::Column::Status.eq("pending"))
+            .filter(outbox::Column::NextAttemptAt.lte(now))
+            .order_by_asc(outbox::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn outbox_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value("sent"))
+            .col_expr(outbox::Column::SentAt, Expr::value(now))
+            .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+            .col_expr(outbox::Column::LastError, Expr::value(Option::<String>::None))
+            .filter(outbox::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried at `next`, or failed for good when `next` is `None`.
+    pub async fn outbox_attempt_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let mut q = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+            .col_expr(outbox::Column::LastError, Expr::value(error.to_string()));
+        q = match next {
+            Some(at) => q.col_expr(outbox::Column::NextAttemptAt, Expr::value(at)),
+            None => q.col_expr(outbox::Column::Status, Expr::value("failed")),
+        };
+        q.filter(outbox::Column::Id.eq(id)).exec(&self.db).await?;
+        Ok(())
+    }
+
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Status)
+            .column_as(outbox::Column::Id.count(), "n")
+            .group_by(outbox::Column::Status)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
+            .await?)
+    }
+
+    // ---- reading tickets ----
+
+    pub async fn tickets(&self, status: Option<&str>) -> Result<Vec<TicketRow>> {
+        let mut q = ticket::Entity::find().order_by_asc(ticket::Column::Id);
+        if let Some(s) = status {
+            q = q.filter(ticket::Column::Status.eq(s));
+        }
+        let tickets = q.all(&self.db).await?;
+        let ids: Vec<i64> = tickets.iter().map(|t| t.customer_id).collect();
+        let contacts = self.contacts_by_id(&ids).await?;
+        Ok(tickets
+            .into_iter()
+            .map(|t| {
+                let customer = contacts
+                    .iter()
+                    .find(|c| c.id == t.customer_id)
+                    .map(|c| c.email.clone())
+                    .unwrap_or_default();
+                TicketRow { ticket: t, customer }
+            })
+            .collect())
+    }
+
+    async fn contacts_by_id(&self, ids: &[i64]) -> Result<Vec<contact::Model>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            out.extend(
+                contact::Entity::find()
+                    .filter(contact::Column::Id.is_in(chunk.iter().copied()))
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    pub async fn ticket_detail(&self, number: &str) -> Result<TicketDetail> {
+        let t = ticket::Entity::find()
+            .filter(ticket::Column::Number.eq(number))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no ticket {number}")))?;
+        let parts = participant::Entity::find()
+            .filter(participant::Column::TicketId.eq(t.id))
+            .all(&self.db)
+            .await?;
+        let mut contact_ids: Vec<i64> = parts.iter().map(|p| p.contact_id).collect();
+        contact_ids.push(t.customer_id);
+        let contacts = self.contacts_by_id(&contact_ids).await?;
+        let email_of = |id: i64| {
+            contacts
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.display())
+                .unwrap_or_default()
+        };
+        let messages = message::Entity::find()
+            .filter(message::Column::TicketId.eq(t.id))
+            .order_by_asc(message::Column::Id)
+            .all(&self.db)
+            .await?;
+        let message_ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+        let attachments = attachment::Entity::find()
+            .filter(attachment::Column::MessageId.is_in(message_ids))
+            .order_by_asc(attachment::Column::Id)
+            .all(&self.db)
+            .await?;
+        let links = ticket_link::Entity::find()
+            .filter(
+                ticket_link::Column::TicketId
+                    .eq(t.id)
+                    .or(ticket_link::Column::OtherId.eq(t.id)),
+            )
+            .all(&self.db)
+            .await?;
+        let mut linked = Vec::new();
+        for l in links {
+            let other = if l.ticket_id == t.id { l.other_id } else { l.ticket_id };
+            if let Some(o) = ticket::Entity::find_by_id(other).one(&self.db).await? {
+                linked.push((o.number, l.reason));
+            }
+        }
+        let outbox = outbox::Entity::find()
+            .filter(outbox::Column::TicketId.eq(t.id))
+            .order_by_asc(outbox::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(TicketDetail {
+            customer: email_of(t.customer_id),
+            participants: parts
+                .iter()
+                .map(|p| (email_of(p.contact_id), p.role.clone()))
+                .collect(),
+            ticket: t,
+            messages: messages
+                .into_iter()
+                .map(|m| {
+                    let atts = attachments
+                        .iter()
+                        .filter(|a| a.message_id == m.id)
+                        .cloned()
+                        .collect();
+                    (m, atts)
+                })
+                .collect(),
+            linked,
+            outbox,
+        })
+    }
+
+    pub async fn quarantined(&self) -> Result<Vec<quarantine::Model>> {
+        Ok(quarantine::Entity::find()
+            .order_by_asc(quarantine::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn quarantined_one(&self, id: i64) -> Result<quarantine::Model> {
+        quarantine::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no quarantined mail {id}")))
+    }
+
+    /// Counts rows of the main tables, for `check` and tests.
+    pub async fn counts(&self) -> Result<Counts> {
+        Ok(Counts {
+            tickets: ticket::Entity::find().count(&self.db).await?,
+            messages: message::Entity::find().count(&self.db).await?,
+            quarantined: quarantine::Entity::find().count(&self.db).await?,
+            outbox: outbox::Entity::find().count(&self.db).await?,
+        })
+    }
+
+    pub async fn begin(&self) -> Result<sea_orm::DatabaseTransaction> {
+        Ok(self.db.begin().await?)
+    }
+
+    /// The next value of a named counter, reserving `n` values; runs inside
+    /// the caller's transaction. Returns the first reserved value.
+    pub async fn reserve<C: sea_orm::ConnectionTrait>(txn: &C, name: &str, n: i64) -> Result<i64> {
+        let current = counter::Entity::find_by_id(name.to_string())
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or_else(|| Error::Invalid(format!("counter {name} missing: run `helpdeskd migrate`")))?;
+        if n > 0 {
+            counter::Entity::update_many()
+                .col_expr(counter::Column::Value, Expr::value(current.value + n))
+                .filter(counter::Column::Name.eq(name))
+                .exec(txn)
+                .await?;
+        }
+        Ok(current.value + 1)
+    }
+}
+
+impl contact::Model {
+    pub fn display(&self) -> String {
+        if self.name.is_empty() {
+            self.email.clone()
+        } else {
+            format!("{} <{}>", self.name, self.email)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Counts {
+    pub tickets: u64,
+    pub messages: u64,
+    pub quarantined: u64,
+    pub outbox: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TicketRow {
+    pub ticket: ticket::Model,
+    pub customer: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TicketDetail {
+    pub ticket: ticket::Model,
+    pub customer: String,
+    pub participants: Vec<(String, String)>,
+    pub messages: Vec<(message::Model, Vec<attachment::Model>)>,
+    pub linked: Vec<(String, String)>,
+    pub outbox: Vec<outbox::Model>,
+}
+
+/// The file path of a SQLite URL (`sqlite://path?opts`, `sqlite:path`).
+pub fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}

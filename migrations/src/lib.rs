@@ -1,0 +1,17 @@
+//! Database schema of helpdeskd, as sea-orm migrations.
+//!
+//! One file per migration; `DeriveMigrationName` names each after its file, so
+//! a released migration file is never renamed or edited, only followed by a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_initial::Migration)]
+    }
+}
