@@ -1,1 +1,10 @@
+//! End-to-end tests of helpdeskd against a real mail stack (Dovecot and
+//! OpenSMTPD on loopback) and real databases (SQLite and PostgreSQL). One
+//! test binary, so the suite links once.
 
+mod harness;
+
+mod cli;
+mod corpus;
+mod conversation;
+mod resilience;

@@ -19,6 +19,8 @@ umask 022
 export PATH="${PATH:-/usr/bin:/bin}:/usr/sbin:/sbin"
 
 DIR="${HELPDESK_MAILSTACK_DIR:-/tmp/helpdeskd-mailstack}"
+[[ $DIR == /* ]] || DIR=$PWD/$DIR
+DIR=${DIR%/}
 HOST=127.0.0.1
 IMAP_PORT=11143
 IMAPS_PORT=11993
@@ -37,10 +39,6 @@ PROG=${0##*/}
 die() {
     printf '%s: %s\n' "$PROG" "$*" >&2
     exit 1
-}
-
-warn() {
-    printf '%s: %s\n' "$PROG" "$*" >&2
 }
 
 usage() {
@@ -117,6 +115,12 @@ alive() {
     { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
     stat=${stat##*) }
     [[ ${stat:0:1} != [ZX] ]]
+}
+
+# same_text FILE TEXT: FILE exists and holds exactly TEXT (modulo final newlines)
+same_text() {
+    [[ -r $1 ]] || return 1
+    [[ "$(<"$1")" == "$2" ]]
 }
 
 # pid_is PID NAME: PID is alive and its command name is NAME
@@ -244,6 +248,8 @@ ensure_dir() {
 # basicConstraints CA:FALSE (rustls/webpki reject a CA:TRUE cert used as the
 # server's own end-entity certificate), generated once and reused.
 ensure_cert() {
+    # ca.pem: the same file under the name the CA is trusted by (config/helpdesk.toml)
+    [[ -L $DIR/ca.pem ]] || ln -sfn cert.pem "$DIR/ca.pem"
     [[ -s $DIR/cert.pem && -s $DIR/key.pem ]] && return 0
     local cnf=$DIR/openssl.cnf
     cat >"$cnf" <<'EOF'
@@ -299,6 +305,8 @@ ssl_cert = <$DIR/cert.pem
 ssl_key = <$DIR/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+# user names are lower case, without domain: Alice@example.test is alice
+auth_username_format = %Ln
 auth_verbose = yes
 mail_location = maildir:~/Maildir
 default_login_user = dovenull
@@ -386,7 +394,7 @@ dovecot_stop() { # STATE_DIR
 dovecot_up() {
     local sdir=$1 imap=$2 imaps=$3 lmtp=$4 conf=$5
     dovecot_running "$sdir" || return 1
-    [[ -r $sdir/dovecot.conf && "$(<"$sdir/dovecot.conf")" == "$conf" ]] || return 1
+    same_text "$sdir/dovecot.conf" "$conf" || return 1
     port_open "$imap" && port_open "$imaps" || return 1
     [[ -z $lmtp ]] || port_open "$lmtp"
 }
@@ -449,7 +457,7 @@ our_smtpd_pid() {
 
 smtpd_up() {
     if our_smtpd_pid >/dev/null; then
-        [[ "$(<"$DIR/smtpd.conf")" == "$(smtpd_conf)" ]] && port_open "$SMTP_PORT"
+        same_text "$DIR/smtpd.conf" "$(smtpd_conf)" && port_open "$SMTP_PORT"
     else
         smtp_answers "$SMTP_PORT"
     fi
@@ -459,7 +467,7 @@ smtpd_start() {
     local pid
     if our_smtpd_pid >/dev/null; then
         # ours: keep it unless its config is stale
-        [[ "$(<"$DIR/smtpd.conf")" != "$(smtpd_conf)" ]] || return 0
+        ! same_text "$DIR/smtpd.conf" "$(smtpd_conf)" || return 0
         smtpd_stop
     fi
     rm -f "$DIR/smtpd.pid"
@@ -590,8 +598,8 @@ cmd_stop() {
 cmd_adduser() {
     (($# >= 1 && $# <= 2)) || usage
     local name=$1 pass=${2:-$DEFAULT_PASSWORD}
-    [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] ||
-        die "invalid user name '$name' (letters, digits, . _ - only; '+' is the recipient delimiter)"
+    [[ $name =~ ^[a-z0-9][a-z0-9._-]*$ ]] ||
+        die "invalid user name '$name' (lower-case letters, digits, . _ - only; '+' is the recipient delimiter)"
     [[ $pass != *:* && $pass != *$'\n'* && -n $pass ]] || die "invalid password (empty, or contains ':' or a newline)"
     ensure_dir
     take_lock "$DIR/.lock"
@@ -606,7 +614,7 @@ cmd_adduser() {
         chown -R "$MAIL_UID:$MAIL_GID" "$home"
     fi
     local ufile=$DIR/users.d/$name changed=0
-    if [[ ! -f $ufile || "$(<"$ufile")" != "$line" ]]; then
+    if ! same_text "$ufile" "$line"; then
         [[ -f $ufile ]] && changed=1
         write_passwd_file "$ufile" "$line"
     fi
@@ -699,6 +707,7 @@ cmd_env() {
         v=${!k}
         printf 'HELPDESK_MAILSTACK_%s=%q\n' "$k" "$v"
     done
+    printf 'HELPDESK_MAILSTACK_CA=%q\n' "$DIR/cert.pem"
     printf 'HELPDESK_MAILSTACK_CA_CERT=%q\n' "$DIR/cert.pem"
     printf 'HELPDESK_MAILSTACK_DOVECOT_CONF=%q\n' "$DIR/dovecot.conf"
     printf 'HELPDESK_MAILSTACK_USERS_FILE=%q\n' "$DIR/users"

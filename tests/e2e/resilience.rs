@@ -1,0 +1,257 @@
+//! The desk survives its surroundings: TLS in both forms, an IMAP server
+//! restarted mid-backlog, an SMTP server that is down, and SIGKILL at random
+//! moments during a 2,000-mail backlog.
+
+use std::net::TcpListener as StdListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use helpdeskd::config::TlsMode;
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::both_backends;
+use crate::harness::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn tls_modes(mode: TlsMode, port: u16) {
+    let desk = Desk::with(Backend::Sqlite, DeskOptions { tls: mode, imap_port: port, ..Default::default() }).await;
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    append_all(&desk.user, "INBOX", &[mail(&cust_addr, &desk.address, "over TLS", &format!("{cust}@tls"), "", "hi")]).await;
+    let r = desk.run_once();
+    assert_eq!(r["stored"], 1, "{mode:?}: {r}");
+    assert_eq!(r["mailbox_errors"].as_array().map(Vec::len), Some(0), "{r}");
+    desk.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imaps_with_a_trusted_self_signed_certificate() {
+    tls_modes(TlsMode::Implicit, IMAPS_PORT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_starttls_with_a_trusted_self_signed_certificate() {
+    tls_modes(TlsMode::Starttls, IMAP_PORT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_refused_clearly() {
+    let desk = Desk::with(Backend::Sqlite, DeskOptions { tls: TlsMode::Implicit, imap_port: IMAPS_PORT, ..Default::default() }).await;
+    // Point ca_file at a valid PEM certificate that did not sign the server's.
+    let other = desk.dir.path().join("other-ca.pem");
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other"])
+        .arg("-keyout").arg(desk.dir.path().join("other.key"))
+        .arg("-out").arg(&other)
+        .stdout(Stdio::null()).stderr(Stdio::null())
+        .status().expect("openssl");
+    assert!(status.success());
+    let cfg = std::fs::read_to_string(&desk.config).expect("config");
+    let ca = stack().ca_file.display().to_string();
+    std::fs::write(&desk.config, cfg.replace(&ca, &other.display().to_string())).expect("config");
+    let out = desk.cli_output(&["run", "--once", "--json"]);
+    assert!(!out.status.success(), "an untrusted server must not be used");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("support") && text.to_lowercase().contains("certificate"), "{text}");
+    desk.finish().await;
+}
+
+struct PrivateDovecot {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivateDovecot {
+    fn start() -> PrivateDovecot {
+        stack();
+        let dir = tempfile::tempdir().expect("dir");
+        let port = free_port();
+        let dovecot = PrivateDovecot { dir, port };
+        dovecot.up();
+        dovecot
+    }
+
+    fn script(&self, args: &[&str]) {
+        let out = Command::new("bash")
+            .arg(repo_root().join("tests/mailstack/mailstack.sh"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("mailstack.sh");
+        assert!(out.status.success(), "mailstack.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn up(&self) {
+        let dir = self.dir.path().display().to_string();
+        let imaps = free_port().to_string();
+        self.script(&["dovecot-start", &dir, &self.port.to_string(), &imaps]);
+    }
+
+    fn down(&self) {
+        self.script(&["dovecot-stop", &self.dir.path().display().to_string()]);
+    }
+}
+
+impl Drop for PrivateDovecot {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_root().join("tests/mailstack/mailstack.sh"))
+            .args(["dovecot-stop", &self.dir.path().display().to_string()])
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+async fn count_inbound(url: &str) -> (i64, i64) {
+    let db = sea_orm::Database::connect(url).await.expect("db");
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT dedup_key) AS d FROM messages WHERE direction = 'in'",
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    let n: i64 = row.try_get("", "n").expect("n");
+    let d: i64 = row.try_get("", "d").expect("d");
+    let _ = db.close().await;
+    (n, d)
+}
+
+async fn imap_restart_mid_backlog(backend: Backend) {
+    let dovecot = PrivateDovecot::start();
+    let desk = Desk::with(backend, DeskOptions { imap_port: dovecot.port, batch_size: 10, ..Default::default() }).await;
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    const N: usize = 3000;
+    let raws: Vec<String> = (0..N)
+        .map(|i| mail(&cust_addr, &desk.address, &format!("backlog {i}"), &format!("{cust}.{i}@bl"), "", "body"))
+        .collect();
+    append_all(&desk.user, "INBOX", &raws).await;
+
+    let mut daemon = desk.spawn();
+    let started = eventually(WAIT, async || count_inbound(&desk.db.url).await.0 > 0).await;
+    assert!(started, "daemon never started storing:\n{}", desk.daemon_log());
+    dovecot.down();
+    let at_restart = count_inbound(&desk.db.url).await.0;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    dovecot.up();
+    let done = eventually(Duration::from_secs(120), async || count_inbound(&desk.db.url).await.0 >= N as i64).await;
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let log = desk.daemon_log();
+    assert!(done, "not everything ingested after the restart:\n{log}");
+    assert!((at_restart as usize) < N, "the restart came after the whole backlog ({at_restart} stored); nothing was tested");
+    assert!(log.contains("mailbox connection failed"), "the daemon never saw the server go away:\n{log}");
+    assert_eq!(count_inbound(&desk.db.url).await, (N as i64, N as i64));
+    eprintln!("imap restart: {at_restart} of {N} stored when the server went away");
+    desk.finish().await;
+}
+both_backends!(imap_restart_mid_backlog, super::imap_restart_mid_backlog);
+
+/// A TCP relay from `port` to the real SMTP server, standing in for "the
+/// SMTP server is back": the mail still goes to OpenSMTPD.
+async fn relay(port: u16) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind relay");
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", SMTP_PORT)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    })
+}
+
+async fn smtp_down_then_back(backend: Backend) {
+    let port = free_port();
+    let desk = Desk::with(backend, DeskOptions { smtp_port: port, retry_initial_secs: 1, ..Default::default() }).await;
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    append_all(&desk.user, "INBOX", &[mail(&cust_addr, &desk.address, "while SMTP is down", &format!("{cust}@down"), "", "hi")]).await;
+    let r = desk.run_once();
+    assert_eq!(r["stored"], 1, "{r}");
+    assert_eq!(r["outbox"]["sent"], 0, "{r}");
+    assert_eq!(r["outbox"]["deferred"], 1, "{r}");
+    let t = desk.ticket("INC-000001");
+    assert_eq!(t["outbox"][0]["status"], "pending", "{t}");
+    assert!(t["outbox"][0]["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{t}");
+
+    let mut daemon = desk.spawn();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(messages(&cust, "INBOX").await.is_empty());
+    let relay = relay(port).await;
+    let inbox = wait_for_messages(&cust, "INBOX", 1, WAIT).await;
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    relay.abort();
+    assert_eq!(inbox.len(), 1, "the acknowledgement never went out:\n{}", desk.daemon_log());
+    let t = desk.ticket("INC-000001");
+    assert_eq!(t["outbox"][0]["status"], "sent", "{t}");
+    desk.finish().await;
+}
+both_backends!(smtp_down_then_back, super::smtp_down_then_back);
+
+/// xorshift: reproducible random delays, seed printed on failure.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        lo + self.0 % (hi - lo)
+    }
+}
+
+async fn sigkill_during_backlog(backend: Backend) {
+    let desk = Desk::with(backend, DeskOptions { batch_size: 50, ..Default::default() }).await;
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    const N: usize = 2000;
+    let raws: Vec<String> = (0..N)
+        .map(|i| mail(&cust_addr, &desk.address, &format!("crash {i}"), &format!("{cust}.{i}@crash"), "", "body"))
+        .collect();
+    append_all(&desk.user, "INBOX", &raws).await;
+
+    let seed = u64::from(std::process::id()) * 2_654_435_761 + Instant::now().elapsed().as_nanos() as u64 + 1;
+    let mut rng = Rng(seed);
+    let mut kills = 0;
+    let mut progress = Vec::new();
+    while kills < 10 || count_inbound(&desk.db.url).await.0 < N as i64 && kills < 40 {
+        let mut daemon = desk.spawn();
+        tokio::time::sleep(Duration::from_millis(rng.next(50, 600))).await;
+        daemon.kill().expect("SIGKILL");
+        let _ = daemon.wait();
+        kills += 1;
+        progress.push(count_inbound(&desk.db.url).await.0);
+    }
+    // Finish whatever is left, then check the invariants.
+    desk.run_once();
+    let (n, distinct) = count_inbound(&desk.db.url).await;
+    assert_eq!((n, distinct), (N as i64, N as i64), "seed {seed}: every mail stored exactly once; progress {progress:?}");
+    assert_eq!(desk.tickets().len(), N);
+    assert!(messages(&desk.user, "INBOX").await.is_empty(), "every mail marked processed");
+
+    let acks = wait_for_messages(&cust, "INBOX", N, Duration::from_secs(180)).await;
+    let mut answered: Vec<String> = acks.iter().filter_map(|a| header(a, "In-Reply-To")).collect();
+    answered.sort();
+    answered.dedup();
+    assert_eq!(answered.len(), N, "seed {seed}: every mail acknowledged at least once");
+    eprintln!(
+        "crash safety ({backend:?}): {kills} SIGKILLs, stored after each {progress:?}; {} acknowledgements for {N} mails ({} duplicates)",
+        acks.len(),
+        acks.len() - N
+    );
+    desk.finish().await;
+}
+both_backends!(sigkill_during_backlog, super::sigkill_during_backlog);
