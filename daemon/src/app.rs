@@ -35,7 +35,11 @@ pub struct OnceReport {
 impl App {
     /// Connects to the database and applies pending migrations.
     pub async fn open(config: Config) -> Result<App> {
-        let store = Store::connect(config.database.url.expose(), config.database.max_connections).await?;
+        let store = Store::connect(
+            config.database.url.expose(),
+            config.database.max_connections,
+        )
+        .await?;
         store.migrate().await?;
         Ok(App {
             config,
@@ -45,16 +49,21 @@ impl App {
     }
 
     fn writer(&self, wake: Arc<Notify>) -> Writer {
-        Writer::spawn(self.store.clone(), self.config.desk.clone(), self.clock.clone(), wake)
+        Writer::spawn(
+            self.store.clone(),
+            self.config.desk.clone(),
+            self.clock.clone(),
+            wake,
+        )
     }
 
     fn sender(&self) -> Result<Sender> {
-        Ok(Sender::new(
+        Sender::new(
             self.store.clone(),
-            outbox::transport(&self.config.smtp)?,
+            self.config.smtp.clone(),
             self.config.outbox.clone(),
             self.clock.clone(),
-        ))
+        )
     }
 
     fn pollers(&self, writer: &Writer) -> Vec<Poller> {
@@ -85,7 +94,9 @@ impl App {
                 Ok(s) => report.stats.merge(s),
                 Err(e) => {
                     error!(mailbox = p.mailbox.name, error = %e, "mailbox not polled");
-                    report.mailbox_errors.push((p.mailbox.name.clone(), e.to_string()));
+                    report
+                        .mailbox_errors
+                        .push((p.mailbox.name.clone(), e.to_string()));
                 }
             }
         }
@@ -140,7 +151,10 @@ pub async fn check(config: &Config) -> Vec<CheckLine> {
         Ok::<_, crate::Error>(if pending.is_empty() {
             "connected, schema up to date".to_string()
         } else {
-            format!("connected, {} migration(s) pending: run `helpdeskd migrate`", pending.len())
+            format!(
+                "connected, {} migration(s) pending: run `helpdeskd migrate`",
+                pending.len()
+            )
         })
     }
     .await;
@@ -168,9 +182,15 @@ pub async fn check(config: &Config) -> Vec<CheckLine> {
     let smtp = async {
         let t = outbox::transport(&config.smtp)?;
         match t.test_connection().await {
-            Ok(true) => Ok(format!("{}:{} accepts connections", config.smtp.host, config.smtp.port)),
+            Ok(true) => Ok(format!(
+                "{}:{} accepts connections",
+                config.smtp.host, config.smtp.port
+            )),
             Ok(false) => Err(crate::Error::Smtp("server did not answer NOOP".into())),
-            Err(e) => Err(crate::Error::Smtp(format!("{}:{}: {e}", config.smtp.host, config.smtp.port))),
+            Err(e) => Err(crate::Error::Smtp(format!(
+                "{}:{}: {e}",
+                config.smtp.host, config.smtp.port
+            ))),
         }
     }
     .await;

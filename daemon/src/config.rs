@@ -354,7 +354,6 @@ pub struct MailboxConfig {
     pub imap: ServerConfig,
 }
 
-
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
     pub retry_initial: Duration,
@@ -517,7 +516,13 @@ impl Validator<'_> {
         }
     }
 
-    fn server(&mut self, raw: &RawServer, key: &str, default_port: impl Fn(TlsMode) -> u16, needs_login: bool) -> ServerConfig {
+    fn server(
+        &mut self,
+        raw: &RawServer,
+        key: &str,
+        default_port: impl Fn(TlsMode) -> u16,
+        needs_login: bool,
+    ) -> ServerConfig {
         if raw.host.trim().is_empty() {
             self.problem(None, &format!("{key}.host"), "must not be empty".into());
         }
@@ -528,12 +533,7 @@ impl Validator<'_> {
         if needs_login && raw.user.as_deref().is_none_or(str::is_empty) {
             self.problem(None, &format!("{key}.user"), "is required".into());
         }
-        let password = self.secret(
-            key,
-            &raw.password_file,
-            &raw.password_env,
-            needs_login,
-        );
+        let password = self.secret(key, &raw.password_file, &raw.password_env, needs_login);
         let ca_file = raw.ca_file.as_deref().map(|f| self.path(f));
         if let Some(ca) = &ca_file
             && !ca.is_file()
@@ -544,9 +544,12 @@ impl Validator<'_> {
                 format!("{} is not a readable file", ca.display()),
             );
         }
-        let timeout = Duration::from_secs(
-            self.int_in(&raw.timeout_secs, &format!("{key}.timeout_secs"), 1, 3600) as u64,
-        );
+        let timeout = Duration::from_secs(self.int_in(
+            &raw.timeout_secs,
+            &format!("{key}.timeout_secs"),
+            1,
+            3600,
+        ) as u64);
         ServerConfig {
             timeout,
             host: raw.host.clone(),
@@ -560,9 +563,9 @@ impl Validator<'_> {
 
     fn address(&mut self, value: &Spanned<String>, key: &str) -> Address {
         let s = value.get_ref().trim();
-        let ok = s
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace));
+        let ok = s.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace)
+        });
         if !ok {
             self.problem(
                 Some(value.span()),
@@ -606,8 +609,12 @@ impl Validator<'_> {
                 "expected a sqlite: or postgres:// URL".into(),
             );
         }
-        let max_connections =
-            self.int_in(&raw.database.max_connections, "database.max_connections", 1, 1000) as u32;
+        let max_connections = self.int_in(
+            &raw.database.max_connections,
+            "database.max_connections",
+            1,
+            1000,
+        ) as u32;
 
         let mut address = self.address(&raw.desk.address, "desk.address");
         address.name = raw.desk.name.clone();
@@ -626,7 +633,8 @@ impl Validator<'_> {
         };
 
         let ingest = IngestConfig {
-            batch_size: self.int_in(&raw.ingest.batch_size, "ingest.batch_size", 1, 10_000) as usize,
+            batch_size: self.int_in(&raw.ingest.batch_size, "ingest.batch_size", 1, 10_000)
+                as usize,
             max_message_bytes: self.int_in(
                 &raw.ingest.max_message_bytes,
                 "ingest.max_message_bytes",
@@ -700,16 +708,25 @@ impl Validator<'_> {
 
         let o = &raw.outbox;
         let outbox = OutboxConfig {
-            retry_initial: Duration::from_secs(
-                self.int_in(&o.retry_initial_secs, "outbox.retry_initial_secs", 1, 86_400) as u64,
-            ),
-            retry_max: Duration::from_secs(
-                self.int_in(&o.retry_max_secs, "outbox.retry_max_secs", 1, 7 * 86_400) as u64,
-            ),
+            retry_initial: Duration::from_secs(self.int_in(
+                &o.retry_initial_secs,
+                "outbox.retry_initial_secs",
+                1,
+                86_400,
+            ) as u64),
+            retry_max: Duration::from_secs(self.int_in(
+                &o.retry_max_secs,
+                "outbox.retry_max_secs",
+                1,
+                7 * 86_400,
+            ) as u64),
             max_attempts: self.int_in(&o.max_attempts, "outbox.max_attempts", 1, 10_000) as u32,
-            flush_interval: Duration::from_secs(
-                self.int_in(&o.flush_interval_secs, "outbox.flush_interval_secs", 1, 3600) as u64,
-            ),
+            flush_interval: Duration::from_secs(self.int_in(
+                &o.flush_interval_secs,
+                "outbox.flush_interval_secs",
+                1,
+                3600,
+            ) as u64),
         };
 
         if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
@@ -763,7 +780,10 @@ fn key_path_at(text: &str, offset: usize) -> String {
         let l = line.trim();
         if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
             let name = name.trim().to_string();
-            let n = arrays.entry(name.clone()).and_modify(|n| *n += 1).or_insert(0);
+            let n = arrays
+                .entry(name.clone())
+                .and_modify(|n| *n += 1)
+                .or_insert(0);
             table = format!("{name}[{n}]");
         } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
             let name = name.trim();
@@ -850,16 +870,24 @@ tls = "none"
 
     #[test]
     fn a_valid_file_gets_defaults() {
-        let text = GOOD.replace("70000", "11993").replace("port = 0", "port = 12525");
+        let text = GOOD
+            .replace("70000", "11993")
+            .replace("port = 0", "port = 12525");
         let c = Config::parse(Path::new("/etc/helpdesk.toml"), &text, &env).expect("valid");
         assert_eq!(c.mailboxes.len(), 2);
         assert_eq!(c.mailboxes[0].folder, "INBOX");
         assert_eq!(c.mailboxes[0].processed, Processed::Move);
         assert_eq!(c.mailboxes[1].processed, Processed::Flag);
-        assert_eq!(c.mailboxes[0].imap.password.as_ref().map(Secret::expose), Some("pw"));
+        assert_eq!(
+            c.mailboxes[0].imap.password.as_ref().map(Secret::expose),
+            Some("pw")
+        );
         assert_eq!(c.ingest.batch_size, 500);
         assert_eq!(c.data_dir, Path::new("/etc/data"));
-        assert_eq!(c.database.url.expose(), "sqlite:///etc/data/helpdesk.db?mode=rwc");
+        assert_eq!(
+            c.database.url.expose(),
+            "sqlite:///etc/data/helpdesk.db?mode=rwc"
+        );
         assert_eq!(format!("{:?}", c.mailboxes[0].imap.password), "Some(***)");
     }
 
@@ -880,7 +908,11 @@ tls = "none"
         let text = GOOD.replace("tag = \"ACME\"", "tag = \"ACME\"\ntga = 1");
         let p = problems(&text);
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains(":6: desk.tga: unknown field `tga`"), "{}", p[0]);
+        assert!(
+            p[0].contains(":6: desk.tga: unknown field `tga`"),
+            "{}",
+            p[0]
+        );
     }
 
     #[test]
@@ -888,11 +920,22 @@ tls = "none"
         let text = GOOD
             .replace("70000", "993")
             .replace("port = 0", "port = 25")
-            .replace("password_env = \"PW\"\n\n[[mailbox]]", "password_env = \"NOPE\"\n\n[[mailbox]]")
+            .replace(
+                "password_env = \"PW\"\n\n[[mailbox]]",
+                "password_env = \"NOPE\"\n\n[[mailbox]]",
+            )
             .replace("support@example.test", "support");
         let p = problems(&text);
         assert_eq!(p.len(), 2, "{p:?}");
-        assert!(p[0].contains(":4: desk.address: expected a mail address"), "{}", p[0]);
-        assert!(p[1].contains("mailbox[0].imap.password_env: environment variable NOPE is not set"), "{}", p[1]);
+        assert!(
+            p[0].contains(":4: desk.address: expected a mail address"),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[1].contains("mailbox[0].imap.password_env: environment variable NOPE is not set"),
+            "{}",
+            p[1]
+        );
     }
 }

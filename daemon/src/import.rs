@@ -27,7 +27,11 @@ pub fn split_mbox(data: &[u8]) -> Vec<Vec<u8>> {
         prev_blank = line == b"\n" || line == b"\r\n";
         let m = current.get_or_insert_with(Vec::new);
         let unquoted = line.strip_prefix(b">").filter(|rest| {
-            let stripped = rest.iter().skip_while(|&&b| b == b'>').copied().collect::<Vec<u8>>();
+            let stripped = rest
+                .iter()
+                .skip_while(|&&b| b == b'>')
+                .copied()
+                .collect::<Vec<u8>>();
             stripped.starts_with(b"From ")
         });
         m.extend_from_slice(unquoted.unwrap_or(line));
@@ -59,7 +63,11 @@ pub fn maildir_files(dir: &Path) -> Result<Vec<PathBuf>> {
         }
         for entry in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
             let entry = entry.map_err(|e| Error::io(&d, e))?;
-            if entry.file_type().map_err(|e| Error::io(entry.path(), e))?.is_file() {
+            if entry
+                .file_type()
+                .map_err(|e| Error::io(entry.path(), e))?
+                .is_file()
+            {
                 files.push(entry.path());
             }
         }
@@ -101,7 +109,12 @@ pub async fn import(source: &Source, writer: &Writer, ingest: &IngestConfig) -> 
         stats.bytes += raw.len() as u64;
         batch.push((None, raw));
         if batch.len() >= ingest.batch_size || raws.peek().is_none() {
-            let parsed = ingest::parse_batch("import".into(), std::mem::take(&mut batch), ingest.max_message_bytes).await?;
+            let parsed = ingest::parse_batch(
+                "import".into(),
+                std::mem::take(&mut batch),
+                ingest.max_message_bytes,
+            )
+            .await?;
             let next = writer.submit(parsed, None).await?;
             if let Some(p) = pending.replace(next) {
                 stats.add(&ingest::Pending::outcomes(p).await?);
@@ -124,6 +137,9 @@ mod tests {
         let msgs = split_mbox(mbox);
         assert_eq!(msgs.len(), 2);
         assert_eq!(msgs[0], b"Subject: one\n\nFrom the start\nbody\n".to_vec());
-        assert_eq!(msgs[1], b"Subject: two\n\nbody\nFrom here not a separator\n".to_vec());
+        assert_eq!(
+            msgs[1],
+            b"Subject: two\n\nbody\nFrom here not a separator\n".to_vec()
+        );
     }
 }

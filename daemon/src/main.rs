@@ -14,10 +14,20 @@ use helpdeskd::shutdown;
 use helpdeskd::store::Store;
 
 #[derive(Parser)]
-#[command(name = "helpdeskd", version, about = "An IT service desk that lives in email")]
+#[command(
+    name = "helpdeskd",
+    version,
+    about = "An IT service desk that lives in email"
+)]
 struct Cli {
     /// The configuration file.
-    #[arg(long, short, env = "HELPDESK_CONFIG", default_value = "config/helpdesk.toml", global = true)]
+    #[arg(
+        long,
+        short,
+        env = "HELPDESK_CONFIG",
+        default_value = "config/helpdesk.toml",
+        global = true
+    )]
     config: PathBuf,
     /// Log format; overrides `[log] format`.
     #[arg(long, value_enum, global = true)]
@@ -113,7 +123,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -130,8 +143,13 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(config: &Config, flag: Option<LogFormatArg>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    // Library chatter (migrations, SQL) stays at warn unless RUST_LOG asks for it.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "sea_orm_migration=warn,sqlx=warn,sea_orm=warn,{}",
+            config.log.level
+        ))
+    });
     let json = match flag {
         Some(LogFormatArg::Json) => true,
         Some(LogFormatArg::Text) => false,
@@ -139,6 +157,7 @@ fn init_logging(config: &Config, flag: Option<LogFormatArg>) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -149,7 +168,11 @@ fn init_logging(config: &Config, flag: Option<LogFormatArg>) {
 
 async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { once: true, no_send, json } => {
+        Command::Run {
+            once: true,
+            no_send,
+            json,
+        } => {
             let app = App::open(config).await?;
             let r = app.run_once(!no_send).await?;
             let s = r.stats;
@@ -166,16 +189,28 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             } else {
                 println!(
                     "ingested {} mail(s) in {:.3}s: {} stored ({} new tickets), {} duplicate(s), {} quarantined",
-                    s.mails(), r.ingest_time.as_secs_f64(), s.stored, s.new_tickets, s.duplicates, s.quarantined
+                    s.mails(),
+                    r.ingest_time.as_secs_f64(),
+                    s.stored,
+                    s.new_tickets,
+                    s.duplicates,
+                    s.quarantined
                 );
                 if let Some(o) = r.outbox {
-                    println!("outbox: {} sent, {} deferred, {} failed", o.sent, o.deferred, o.failed);
+                    println!(
+                        "outbox: {} sent, {} deferred, {} failed",
+                        o.sent, o.deferred, o.failed
+                    );
                 }
                 for (m, e) in &r.mailbox_errors {
                     println!("mailbox {m}: {e}");
                 }
             }
-            Ok(if r.mailbox_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if r.mailbox_errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Run { .. } => {
             let app = App::open(config).await?;
@@ -200,9 +235,18 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let mut ok = true;
             for l in &lines {
                 ok &= l.ok;
-                println!("{:<4} {:<20} {}", if l.ok { "ok" } else { "FAIL" }, l.name, l.detail);
+                println!(
+                    "{:<4} {:<20} {}",
+                    if l.ok { "ok" } else { "FAIL" },
+                    l.name,
+                    l.detail
+                );
             }
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Ticket { command } => {
             let app = App::open(config).await?;
@@ -218,7 +262,11 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let s = app.import(&source).await?;
             println!(
                 "imported {} mail(s): {} stored ({} new tickets), {} duplicate(s), {} quarantined",
-                s.mails(), s.stored, s.new_tickets, s.duplicates, s.quarantined
+                s.mails(),
+                s.stored,
+                s.new_tickets,
+                s.duplicates,
+                s.quarantined
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -228,21 +276,35 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 QuarantineCommand::List { json } => {
                     let rows = app.store.quarantined().await?;
                     if json {
-                        let v: Vec<_> = rows.iter().map(|q| json!({
-                            "id": q.id, "mailbox": q.mailbox, "uid": q.uid, "size": q.size,
-                            "reason": q.reason, "created_at": q.created_at.to_rfc3339(),
-                        })).collect();
+                        let v: Vec<_> = rows
+                            .iter()
+                            .map(|q| {
+                                json!({
+                                    "id": q.id, "mailbox": q.mailbox, "uid": q.uid, "size": q.size,
+                                    "reason": q.reason, "created_at": q.created_at.to_rfc3339(),
+                                })
+                            })
+                            .collect();
                         println!("{}", serde_json::to_string_pretty(&v)?);
                     } else {
                         for q in rows {
-                            println!("{:>5}  {:<12} uid {:<8} {:>9} bytes  {}", q.id, q.mailbox, q.uid.map(|u| u.to_string()).unwrap_or("-".into()), q.size, q.reason);
+                            println!(
+                                "{:>5}  {:<12} uid {:<8} {:>9} bytes  {}",
+                                q.id,
+                                q.mailbox,
+                                q.uid.map(|u| u.to_string()).unwrap_or("-".into()),
+                                q.size,
+                                q.reason
+                            );
                         }
                     }
                 }
                 QuarantineCommand::Show { id } => {
                     use std::io::Write;
                     let q = app.store.quarantined_one(id).await?;
-                    std::io::stdout().write_all(&q.raw).context("writing to stdout")?;
+                    std::io::stdout()
+                        .write_all(&q.raw)
+                        .context("writing to stdout")?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -254,7 +316,8 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
     match command {
         TicketCommand::List { status, json } => {
             if let Some(s) = &status {
-                s.parse::<helpdeskd::domain::ticket::Status>().map_err(anyhow::Error::msg)?;
+                s.parse::<helpdeskd::domain::ticket::Status>()
+                    .map_err(anyhow::Error::msg)?;
             }
             let rows = store.tickets(status.as_deref()).await?;
             if json {
@@ -267,7 +330,14 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for r in rows {
-                    println!("{:<11} {:<8} {:<7} {:<30} {}", r.ticket.number, r.ticket.status, r.ticket.priority, r.customer, r.ticket.subject);
+                    println!(
+                        "{:<11} {:<8} {:<7} {:<30} {}",
+                        r.ticket.number,
+                        r.ticket.status,
+                        r.ticket.priority,
+                        r.customer,
+                        r.ticket.subject
+                    );
                 }
             }
         }
@@ -301,7 +371,10 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("{}  {}", t.number, t.subject);
-                println!("status {}  priority {}  kind {}  mailbox {}", t.status, t.priority, t.kind, t.mailbox);
+                println!(
+                    "status {}  priority {}  kind {}  mailbox {}",
+                    t.status, t.priority, t.kind, t.mailbox
+                );
                 println!("customer {}", d.customer);
                 for (a, r) in &d.participants {
                     println!("participant {a} ({r})");
@@ -310,19 +383,37 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                     println!("linked {n}: {r}");
                 }
                 for (m, atts) in &d.messages {
-                    println!("\n--- {} {} {} [{}]", m.direction, m.created_at.to_rfc3339(), m.from_addr, m.class);
+                    println!(
+                        "\n--- {} {} {} [{}]",
+                        m.direction,
+                        m.created_at.to_rfc3339(),
+                        m.from_addr,
+                        m.class
+                    );
                     println!("Subject: {}", m.subject);
                     for w in m.warnings.lines() {
                         println!("warning: {w}");
                     }
                     println!("\n{}", m.body_text.trim_end());
                     for a in atts {
-                        println!("[attachment] {} ({}, {} bytes, sha256 {})", a.filename, a.content_type, a.size, a.sha256);
+                        println!(
+                            "[attachment] {} ({}, {} bytes, sha256 {})",
+                            a.filename, a.content_type, a.size, a.sha256
+                        );
                     }
                 }
                 for o in &d.outbox {
-                    println!("\noutbox {} to {}: {} after {} attempt(s){}", o.kind, o.recipients, o.status, o.attempts,
-                        o.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default());
+                    println!(
+                        "\noutbox {} to {}: {} after {} attempt(s){}",
+                        o.kind,
+                        o.recipients,
+                        o.status,
+                        o.attempts,
+                        o.last_error
+                            .as_deref()
+                            .map(|e| format!(" (last error: {e})"))
+                            .unwrap_or_default()
+                    );
                 }
             }
         }

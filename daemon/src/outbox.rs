@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address as LettreAddress, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{
+    Address as LettreAddress, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
@@ -30,7 +32,10 @@ fn mailbox(a: &Address) -> Result<Mailbox> {
         .email
         .parse()
         .map_err(|e| Error::Invalid(format!("cannot send to {:?}: {e}", a.email)))?;
-    Ok(Mailbox::new((!a.name.is_empty()).then(|| a.name.clone()), email))
+    Ok(Mailbox::new(
+        (!a.name.is_empty()).then(|| a.name.clone()),
+        email,
+    ))
 }
 
 /// Renders a mail the desk sends. Automatic mail carries `Auto-Submitted`
@@ -92,7 +97,11 @@ pub fn transport(cfg: &ServerConfig) -> Result<Transport> {
         .port(cfg.port)
         .tls(tls)
         .timeout(Some(cfg.timeout))
-        .pool_config(PoolConfig::new().max_size(4).idle_timeout(Duration::from_secs(30)));
+        .pool_config(
+            PoolConfig::new()
+                .max_size(4)
+                .idle_timeout(Duration::from_secs(30)),
+        );
     if let (Some(user), Some(pw)) = (&cfg.user, &cfg.password) {
         b = b.credentials(Credentials::new(user.clone(), pw.expose().to_string()));
     }
@@ -108,23 +117,50 @@ pub struct FlushStats {
 
 pub struct Sender {
     store: Store,
+    smtp: ServerConfig,
     transport: Transport,
     cfg: OutboxConfig,
     clock: Arc<dyn Clock>,
 }
 
 impl Sender {
-    pub fn new(store: Store, transport: Transport, cfg: OutboxConfig, clock: Arc<dyn Clock>) -> Sender {
-        Sender {
+    pub fn new(
+        store: Store,
+        smtp: ServerConfig,
+        cfg: OutboxConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Sender> {
+        Ok(Sender {
             store,
-            transport,
+            transport: transport(&smtp)?,
+            smtp,
             cfg,
             clock,
+        })
+    }
+
+    /// Sends one mail; a transient failure is tried once more at once on a
+    /// fresh connection, since servers limit mails per session (OpenSMTPD
+    /// answers the 101st with 452) and pooled connections go stale.
+    async fn send(
+        &mut self,
+        envelope: &lettre::address::Envelope,
+        raw: &[u8],
+    ) -> std::result::Result<(), lettre::transport::smtp::Error> {
+        match self.transport.send_raw(envelope, raw).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(e),
+            Err(_) => {
+                if let Ok(t) = transport(&self.smtp) {
+                    self.transport = t;
+                }
+                self.transport.send_raw(envelope, raw).await.map(|_| ())
+            }
         }
     }
 
     /// Sends every row that is due now; each row is tried at most once per call.
-    pub async fn flush(&self) -> Result<FlushStats> {
+    pub async fn flush(&mut self) -> Result<FlushStats> {
         let mut stats = FlushStats::default();
         let mut last_id = 0;
         loop {
@@ -138,30 +174,49 @@ impl Sender {
                 let envelope = match envelope(&row.envelope_from, &row.recipients) {
                     Ok(e) => e,
                     Err(e) => {
-                        self.store.outbox_attempt_failed(row.id, &e.to_string(), None).await?;
+                        self.store
+                            .outbox_attempt_failed(row.id, &e.to_string(), None)
+                            .await?;
                         stats.failed += 1;
                         continue;
                     }
                 };
-                match self.transport.send_raw(&envelope, &row.raw).await {
+                match self.send(&envelope, &row.raw).await {
                     Ok(_) => {
                         self.store.outbox_sent(row.id, self.clock.now()).await?;
-                        info!(outbox = row.id, message_id = row.message_id, to = row.recipients, "sent");
+                        info!(
+                            outbox = row.id,
+                            message_id = row.message_id,
+                            to = row.recipients,
+                            "sent"
+                        );
                         stats.sent += 1;
                     }
                     Err(e) => {
                         let attempts = row.attempts as u32 + 1;
                         let text = e.to_string();
                         if e.is_permanent() || attempts >= self.cfg.max_attempts {
-                            warn!(outbox = row.id, message_id = row.message_id, error = text, attempts, "delivery failed for good");
-                            self.store.outbox_attempt_failed(row.id, &text, None).await?;
+                            warn!(
+                                outbox = row.id,
+                                message_id = row.message_id,
+                                error = text,
+                                attempts,
+                                "delivery failed for good"
+                            );
+                            self.store
+                                .outbox_attempt_failed(row.id, &text, None)
+                                .await?;
                             stats.failed += 1;
                         } else {
-                            let delay = backoff(self.cfg.retry_initial, self.cfg.retry_max, attempts);
+                            let delay =
+                                backoff(self.cfg.retry_initial, self.cfg.retry_max, attempts);
                             let next = self.clock.now()
-                                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                                + chrono::Duration::from_std(delay)
+                                    .unwrap_or(chrono::Duration::MAX);
                             warn!(outbox = row.id, message_id = row.message_id, error = text, attempts, retry_in = ?delay, "delivery deferred");
-                            self.store.outbox_attempt_failed(row.id, &text, Some(next)).await?;
+                            self.store
+                                .outbox_attempt_failed(row.id, &text, Some(next))
+                                .await?;
                             stats.deferred += 1;
                         }
                     }
@@ -172,7 +227,7 @@ impl Sender {
 
     /// The sender task of the daemon: flushes when woken by the ingest writer
     /// or every `flush_interval`, until shutdown.
-    pub async fn run(self, wake: Arc<Notify>, mut shutdown: Shutdown) {
+    pub async fn run(mut self, wake: Arc<Notify>, mut shutdown: Shutdown) {
         loop {
             if let Err(e) = self.flush().await {
                 warn!(error = %e, "outbox flush failed; retrying");

@@ -112,7 +112,12 @@ impl Poller {
         let mut last = match self.store.watermark(name).await? {
             Some((v, last)) if v == validity => last,
             Some((v, _)) => {
-                warn!(mailbox = name, old = v, new = validity, "UIDVALIDITY changed: reading the folder again; stored mails are deduplicated");
+                warn!(
+                    mailbox = name,
+                    old = v,
+                    new = validity,
+                    "UIDVALIDITY changed: reading the folder again; stored mails are deduplicated"
+                );
                 0
             }
             None => 0,
@@ -131,26 +136,47 @@ impl Poller {
             let raws = self.fetch(session, &uids).await?;
             stats.bytes += raws.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
             let fetched: Vec<u32> = raws.iter().filter_map(|(u, _)| *u).collect();
-            let batch = ingest::parse_batch(name.clone(), raws, self.ingest.max_message_bytes).await?;
-            let top = uids.iter().copied().max().unwrap_or(last).max(last);
+            if fetched.len() < uids.len() {
+                // Expunged by another client meanwhile, or a connection that
+                // ended mid-answer: only a live connection lets us go on.
+                session
+                    .noop()
+                    .await
+                    .map_err(|e| self.err(format!("connection lost during fetch: {e}")))?;
+            }
+            if fetched.is_empty() {
+                continue;
+            }
+            let batch =
+                ingest::parse_batch(name.clone(), raws, self.ingest.max_message_bytes).await?;
+            // The watermark follows what was fetched, never what was asked for.
+            let top = fetched.iter().copied().max().unwrap_or(last).max(last);
             let wm = Watermark {
                 mailbox: name.clone(),
                 uid_validity: validity,
                 last_uid: top,
             };
-            let next = self.writer.submit(batch, Some(wm)).await?;
+            // The previous batch committed while this one was fetched and
+            // parsed; submit this one only once that commit succeeded, so the
+            // watermark never passes a batch that is not stored.
             if let Some((done, p)) = pending.take() {
                 stats.add(&p.outcomes().await?);
                 self.mark(session, &done).await?;
             }
-            pending = Some((fetched, next));
+            pending = Some((fetched, self.writer.submit(batch, Some(wm)).await?));
             last = top;
         }
         if let Some((done, p)) = pending.take() {
             stats.add(&p.outcomes().await?);
             self.mark(session, &done).await?;
         }
-        info!(mailbox = name, stored = stats.stored, duplicates = stats.duplicates, quarantined = stats.quarantined, "mailbox synced");
+        info!(
+            mailbox = name,
+            stored = stats.stored,
+            duplicates = stats.duplicates,
+            quarantined = stats.quarantined,
+            "mailbox synced"
+        );
         Ok(stats)
     }
 
@@ -173,7 +199,11 @@ impl Poller {
         Ok(out)
     }
 
-    async fn fetch(&self, session: &mut ImapSession, uids: &[u32]) -> Result<Vec<(Option<u32>, Vec<u8>)>> {
+    async fn fetch(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+    ) -> Result<Vec<(Option<u32>, Vec<u8>)>> {
         let stream = session
             .uid_fetch(uid_set(uids), "(UID BODY.PEEK[])")
             .await
@@ -229,9 +259,18 @@ impl Poller {
             Processed::Move => format!("UID 1:{last}"),
         };
         let found = session.uid_search(&query).await.map_err(|e| self.err(e))?;
-        let uids: Vec<u32> = found.into_iter().filter(|u| *u <= last).collect::<BTreeSet<_>>().into_iter().collect();
+        let uids: Vec<u32> = found
+            .into_iter()
+            .filter(|u| *u <= last)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         if !uids.is_empty() {
-            info!(mailbox = self.mailbox.name, count = uids.len(), "marking mails stored before an interruption");
+            info!(
+                mailbox = self.mailbox.name,
+                count = uids.len(),
+                "marking mails stored before an interruption"
+            );
             for chunk in uids.chunks(1000) {
                 self.mark(session, chunk).await?;
             }
@@ -243,14 +282,18 @@ impl Poller {
 /// Connects and logs in as the mailbox's `[mailbox.imap]` says.
 pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession> {
     let s = &cfg.imap;
-    let err = |e: &dyn std::fmt::Display| Error::imap(&cfg.name, format!("{}:{}: {e}", s.host, s.port));
+    let err =
+        |e: &dyn std::fmt::Display| Error::imap(&cfg.name, format!("{}:{}: {e}", s.host, s.port));
     let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.host.as_str(), s.port)))
         .await
         .map_err(|_| err(&"connect timed out"))?
         .map_err(|e| err(&e))?;
     let tls = || -> Result<(TlsConnector, _)> {
         let config = crate::tls::client_config(s.ca_file.as_deref())?;
-        Ok((TlsConnector::from(config), crate::tls::server_name(&s.host)?))
+        Ok((
+            TlsConnector::from(config),
+            crate::tls::server_name(&s.host)?,
+        ))
     };
     let client: async_imap::Client<Box<dyn ImapIo>> = match s.tls {
         TlsMode::Implicit => {
@@ -323,7 +366,11 @@ pub fn uid_set(uids: &[u32]) -> String {
 }
 
 fn range(a: u32, b: u32) -> String {
-    if a == b { a.to_string() } else { format!("{a}:{b}") }
+    if a == b {
+        a.to_string()
+    } else {
+        format!("{a}:{b}")
+    }
 }
 
 /// Splits `(uid, size)` into batches of at most `count` mails and about
@@ -364,7 +411,10 @@ mod tests {
         let c = chunks(&sizes, 4, 1000);
         assert_eq!(c.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![4, 4, 2]);
         let c = chunks(&sizes, 100, 25);
-        assert_eq!(c.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![2, 2, 2, 2, 2]);
+        assert_eq!(
+            c.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![2, 2, 2, 2, 2]
+        );
         let big = vec![(1, 5), (2, 1000), (3, 5)];
         let c = chunks(&big, 100, 100);
         assert_eq!(c.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![1, 1, 1]);

@@ -29,9 +29,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
     Ok(Arc::new(config))
 }
 
-pub fn read_pem_certs(
-    path: &Path,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+pub fn read_pem_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let certs = rustls_pemfile::certs(&mut data.as_slice())
         .collect::<std::result::Result<Vec<_>, _>>()

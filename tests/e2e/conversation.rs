@@ -14,7 +14,19 @@ async fn new_mail_becomes_ticket_with_threaded_ack(backend: Backend) {
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
     let mid = format!("{cust}.1@example.test");
-    send(&cust_addr, &desk.address, &mail(&cust_addr, &desk.address, "Printer on fire", &mid, "", "It is burning.")).await;
+    send(
+        &cust_addr,
+        &desk.address,
+        &mail(
+            &cust_addr,
+            &desk.address,
+            "Printer on fire",
+            &mid,
+            "",
+            "It is burning.",
+        ),
+    )
+    .await;
     wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
 
     let r = desk.run_once();
@@ -34,12 +46,29 @@ async fn new_mail_becomes_ticket_with_threaded_ack(backend: Backend) {
     let inbox = wait_for_messages(&cust, "INBOX", 1, WAIT).await;
     assert_eq!(inbox.len(), 1, "customer should get exactly one ack");
     let ack = &inbox[0];
-    assert_eq!(header(ack, "In-Reply-To").as_deref(), Some(format!("<{mid}>").as_str()));
+    assert_eq!(
+        header(ack, "In-Reply-To").as_deref(),
+        Some(format!("<{mid}>").as_str())
+    );
     assert!(header(ack, "References").unwrap_or_default().contains(&mid));
-    assert_eq!(header(ack, "Subject").as_deref(), Some("[ACME INC-000001] Re: Printer on fire"));
-    assert_eq!(header(ack, "Auto-Submitted").as_deref(), Some("auto-replied"));
-    assert!(header(ack, "From").unwrap_or_default().contains(&desk.address));
-    assert!(header(ack, "Message-ID").unwrap_or_default().contains("INC-000001"));
+    assert_eq!(
+        header(ack, "Subject").as_deref(),
+        Some("[ACME INC-000001] Re: Printer on fire")
+    );
+    assert_eq!(
+        header(ack, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    assert!(
+        header(ack, "From")
+            .unwrap_or_default()
+            .contains(&desk.address)
+    );
+    assert!(
+        header(ack, "Message-ID")
+            .unwrap_or_default()
+            .contains("INC-000001")
+    );
 
     // The processed mail was moved out of the desk's INBOX.
     assert!(messages(&desk.user, "INBOX").await.is_empty());
@@ -50,7 +79,12 @@ async fn new_mail_becomes_ticket_with_threaded_ack(backend: Backend) {
     let msgs = t["messages"].as_array().expect("messages");
     assert_eq!(msgs.len(), 2, "{t}");
     assert_eq!(msgs[0]["direction"], "in");
-    assert!(msgs[0]["body"].as_str().unwrap_or("").contains("It is burning."));
+    assert!(
+        msgs[0]["body"]
+            .as_str()
+            .unwrap_or("")
+            .contains("It is burning.")
+    );
     assert_eq!(msgs[1]["direction"], "out");
     assert_eq!(t["outbox"][0]["status"], "sent");
 
@@ -60,7 +94,10 @@ async fn new_mail_becomes_ticket_with_threaded_ack(backend: Backend) {
     assert_eq!(messages(&cust, "INBOX").await.len(), 1);
     desk.finish().await;
 }
-both_backends!(new_mail_becomes_ticket_with_threaded_ack, super::new_mail_becomes_ticket_with_threaded_ack);
+both_backends!(
+    new_mail_becomes_ticket_with_threaded_ack,
+    super::new_mail_becomes_ticket_with_threaded_ack
+);
 
 async fn replies_thread_by_reference_and_tag(backend: Backend) {
     let desk = Desk::new(backend).await;
@@ -69,7 +106,12 @@ async fn replies_thread_by_reference_and_tag(backend: Backend) {
     let stranger = unique("stranger");
     let stranger_addr = add_user(&stranger);
     let first = format!("{cust}.1@example.test");
-    send(&cust_addr, &desk.address, &mail(&cust_addr, &desk.address, "VPN down", &first, "", "No VPN.")).await;
+    send(
+        &cust_addr,
+        &desk.address,
+        &mail(&cust_addr, &desk.address, "VPN down", &first, "", "No VPN."),
+    )
+    .await;
     wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
     desk.run_once();
     let ack = wait_for_messages(&cust, "INBOX", 1, WAIT).await;
@@ -78,10 +120,34 @@ async fn replies_thread_by_reference_and_tag(backend: Backend) {
     // 1. A reply to the acknowledgement (In-Reply-To) joins the ticket, no new ack.
     let reply = format!("{cust}.2@example.test");
     let headers = format!("In-Reply-To: {ack_id}\r\nReferences: <{first}> {ack_id}\r\n");
-    send(&cust_addr, &desk.address, &mail(&cust_addr, &desk.address, "Re: [ACME INC-000001] Re: VPN down", &reply, &headers, "Still down.")).await;
+    send(
+        &cust_addr,
+        &desk.address,
+        &mail(
+            &cust_addr,
+            &desk.address,
+            "Re: [ACME INC-000001] Re: VPN down",
+            &reply,
+            &headers,
+            "Still down.",
+        ),
+    )
+    .await;
     // 2. A fresh mail with only the subject tag, from the customer: same ticket.
     let tagged = format!("{cust}.3@example.test");
-    send(&cust_addr, &desk.address, &mail(&cust_addr, &desk.address, "[ACME INC-000001] one more thing", &tagged, "", "Also the printer.")).await;
+    send(
+        &cust_addr,
+        &desk.address,
+        &mail(
+            &cust_addr,
+            &desk.address,
+            "[ACME INC-000001] one more thing",
+            &tagged,
+            "",
+            "Also the printer.",
+        ),
+    )
+    .await;
     wait_for_messages(&desk.user, "INBOX", 2, WAIT).await;
     let r = desk.run_once();
     assert_eq!(r["stored"], 2, "{r}");
@@ -90,7 +156,19 @@ async fn replies_thread_by_reference_and_tag(backend: Backend) {
 
     // 3. The same tag from a stranger opens a new ticket linked to the first.
     let foreign = format!("{stranger}.1@example.test");
-    send(&stranger_addr, &desk.address, &mail(&stranger_addr, &desk.address, "[ACME INC-000001] let me in", &foreign, "", "Injected?")).await;
+    send(
+        &stranger_addr,
+        &desk.address,
+        &mail(
+            &stranger_addr,
+            &desk.address,
+            "[ACME INC-000001] let me in",
+            &foreign,
+            "",
+            "Injected?",
+        ),
+    )
+    .await;
     wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
     let r = desk.run_once();
     assert_eq!(r["new_tickets"], 1, "{r}");
@@ -98,7 +176,12 @@ async fn replies_thread_by_reference_and_tag(backend: Backend) {
     let tickets = desk.tickets();
     assert_eq!(tickets.len(), 2, "{tickets:?}");
     let t1 = desk.ticket("INC-000001");
-    let inbound: Vec<_> = t1["messages"].as_array().expect("messages").iter().filter(|m| m["direction"] == "in").collect();
+    let inbound: Vec<_> = t1["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .collect();
     assert_eq!(inbound.len(), 3, "{t1}");
     assert_eq!(inbound[1]["threaded_by"], "reference");
     assert_eq!(inbound[2]["threaded_by"], "subject_tag");
@@ -112,20 +195,36 @@ async fn replies_thread_by_reference_and_tag(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(messages(&cust, "INBOX").await.len(), 1);
     let s = wait_for_messages(&stranger, "INBOX", 1, WAIT).await;
-    assert_eq!(header(&s[0], "Subject").as_deref(), Some("[ACME INC-000002] Re: [ACME INC-000001] let me in"));
+    assert_eq!(
+        header(&s[0], "Subject").as_deref(),
+        Some("[ACME INC-000002] Re: [ACME INC-000001] let me in")
+    );
     desk.finish().await;
 }
-both_backends!(replies_thread_by_reference_and_tag, super::replies_thread_by_reference_and_tag);
+both_backends!(
+    replies_thread_by_reference_and_tag,
+    super::replies_thread_by_reference_and_tag
+);
 
 async fn duplicate_delivery_is_stored_once(backend: Backend) {
     let desk = Desk::new(backend).await;
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
-    let raw = mail(&cust_addr, &desk.address, "Twice", &format!("{cust}.dup@example.test"), "", "Same mail.");
+    let raw = mail(
+        &cust_addr,
+        &desk.address,
+        "Twice",
+        &format!("{cust}.dup@example.test"),
+        "",
+        "Same mail.",
+    );
     send(&cust_addr, &desk.address, &raw).await;
     send(&cust_addr, &desk.address, &raw).await;
     // Without a Message-ID, the content hash deduplicates.
-    let no_id = format!("From: {cust_addr}\r\nTo: {}\r\nSubject: no id\r\n\r\nbody\r\n", desk.address);
+    let no_id = format!(
+        "From: {cust_addr}\r\nTo: {}\r\nSubject: no id\r\n\r\nbody\r\n",
+        desk.address
+    );
     append_all(&desk.user, "INBOX", &[no_id.clone(), no_id]).await;
     wait_for_messages(&desk.user, "INBOX", 4, WAIT).await;
     let r = desk.run_once();
@@ -138,17 +237,48 @@ async fn duplicate_delivery_is_stored_once(backend: Backend) {
     assert_eq!(wait_for_messages(&cust, "INBOX", 2, WAIT).await.len(), 2);
     desk.finish().await;
 }
-both_backends!(duplicate_delivery_is_stored_once, super::duplicate_delivery_is_stored_once);
+both_backends!(
+    duplicate_delivery_is_stored_once,
+    super::duplicate_delivery_is_stored_once
+);
 
 async fn robots_are_stored_but_never_answered(backend: Backend) {
     let desk = Desk::new(backend).await;
     let robot = unique("robot");
     let robot_addr = add_user(&robot);
     let raws = vec![
-        mail(&robot_addr, &desk.address, "Out of office", &format!("{robot}.1@x.test"), "Auto-Submitted: auto-replied\r\n", "Away."),
-        mail(&robot_addr, &desk.address, "Newsletter", &format!("{robot}.2@x.test"), "Precedence: bulk\r\n", "News."),
-        mail(&robot_addr, &desk.address, "Bounce", &format!("{robot}.3@x.test"), "Return-Path: <>\r\n", "Undeliverable."),
-        mail(&robot_addr, &desk.address, "Human", &format!("{robot}.4@x.test"), "Auto-Submitted: no\r\n", "Hello."),
+        mail(
+            &robot_addr,
+            &desk.address,
+            "Out of office",
+            &format!("{robot}.1@x.test"),
+            "Auto-Submitted: auto-replied\r\n",
+            "Away.",
+        ),
+        mail(
+            &robot_addr,
+            &desk.address,
+            "Newsletter",
+            &format!("{robot}.2@x.test"),
+            "Precedence: bulk\r\n",
+            "News.",
+        ),
+        mail(
+            &robot_addr,
+            &desk.address,
+            "Bounce",
+            &format!("{robot}.3@x.test"),
+            "Return-Path: <>\r\n",
+            "Undeliverable.",
+        ),
+        mail(
+            &robot_addr,
+            &desk.address,
+            "Human",
+            &format!("{robot}.4@x.test"),
+            "Auto-Submitted: no\r\n",
+            "Hello.",
+        ),
     ];
     append_all(&desk.user, "INBOX", &raws).await;
     let r = desk.run_once();
@@ -158,11 +288,18 @@ async fn robots_are_stored_but_never_answered(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let inbox_after = messages(&robot, "INBOX").await;
     assert_eq!(inbox_after.len(), 1, "only the human mail is answered");
-    assert!(header(&inbox[0], "Subject").unwrap_or_default().contains("Human"));
+    assert!(
+        header(&inbox[0], "Subject")
+            .unwrap_or_default()
+            .contains("Human")
+    );
     let t = desk.ticket("INC-000001");
     assert_eq!(t["messages"][0]["class"], "auto_reply");
     let t3 = desk.ticket("INC-000003");
     assert_eq!(t3["messages"][0]["class"], "bounce");
     desk.finish().await;
 }
-both_backends!(robots_are_stored_but_never_answered, super::robots_are_stored_but_never_answered);
+both_backends!(
+    robots_are_stored_but_never_answered,
+    super::robots_are_stored_but_never_answered
+);

@@ -29,7 +29,10 @@ fn mail_files(dir: &Path, out: &mut Vec<PathBuf>) {
             continue;
         }
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let skip = ["json", "png", "wav"].iter().any(|e| name.ends_with(&format!(".{e}"))) || name == "COPYING";
+        let skip = ["json", "png", "wav"]
+            .iter()
+            .any(|e| name.ends_with(&format!(".{e}")))
+            || name == "COPYING";
         if !skip {
             out.push(p);
         }
@@ -43,7 +46,11 @@ async fn mime_oddities_are_stored_or_quarantined(backend: Backend) {
     };
     let mut files = Vec::new();
     mail_files(&dir, &mut files);
-    assert!(files.len() > 100, "corpus looks incomplete: {} files", files.len());
+    assert!(
+        files.len() > 100,
+        "corpus looks incomplete: {} files",
+        files.len()
+    );
 
     let desk = Desk::new(backend).await;
     let mut raws: Vec<String> = Vec::new();
@@ -62,20 +69,36 @@ async fn mime_oddities_are_stored_or_quarantined(backend: Backend) {
         session
             .append("INBOX", None, None, b)
             .await
-            .unwrap_or_else(|e| panic!("APPEND {}: {e}", files.get(i).map(|f| f.display().to_string()).unwrap_or(format!("generated #{i}"))));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "APPEND {}: {e}",
+                    files
+                        .get(i)
+                        .map(|f| f.display().to_string())
+                        .unwrap_or(format!("generated #{i}"))
+                )
+            });
     }
     let _ = session.logout().await;
     raws.clear();
 
     let r = desk.run_once();
     assert_eq!(r["mailbox_errors"].as_array().map(Vec::len), Some(0), "{r}");
-    assert_eq!(r["mails"], total, "every mail stored, deduplicated or quarantined: {r}");
+    assert_eq!(
+        r["mails"], total,
+        "every mail stored, deduplicated or quarantined: {r}"
+    );
     let stored = r["stored"].as_u64().unwrap_or(0);
     let quarantined = r["quarantined"].as_u64().unwrap_or(0);
     let duplicates = r["duplicates"].as_u64().unwrap_or(0);
     assert!(quarantined >= 1, "the sender-less mail is quarantined: {r}");
-    eprintln!("mime-oddities ({backend:?}): {total} mails: {stored} stored, {duplicates} duplicates (shared Message-IDs), {quarantined} quarantined");
-    assert!(messages(&desk.user, "INBOX").await.is_empty(), "every mail marked processed");
+    eprintln!(
+        "mime-oddities ({backend:?}): {total} mails: {stored} stored, {duplicates} duplicates (shared Message-IDs), {quarantined} quarantined"
+    );
+    assert!(
+        messages(&desk.user, "INBOX").await.is_empty(),
+        "every mail marked processed"
+    );
 
     // Quarantined mail is visible with its reason.
     let q = desk.cli(&["quarantine", "list", "--json"]);
@@ -83,45 +106,78 @@ async fn mime_oddities_are_stored_or_quarantined(backend: Backend) {
 
     // The 25 MB attachment is on its ticket with size and hash.
     let list = desk.tickets();
-    let big = list.iter().find(|t| t["subject"] == "big attachment").expect("big attachment ticket");
+    let big = list
+        .iter()
+        .find(|t| t["subject"] == "big attachment")
+        .expect("big attachment ticket");
     let t = desk.ticket(big["number"].as_str().unwrap_or(""));
-    assert_eq!(t["messages"][0]["attachments"][0]["size"], 25 * 1024 * 1024, "{}", t["messages"][0]["attachments"]);
+    assert_eq!(
+        t["messages"][0]["attachments"][0]["size"],
+        25 * 1024 * 1024,
+        "{}",
+        t["messages"][0]["attachments"]
+    );
 
     // And the poller carries on.
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
-    append_all(&desk.user, "INBOX", &[mail(&cust_addr, &desk.address, "after the storm", &format!("{cust}@after"), "", "still there?")]).await;
+    append_all(
+        &desk.user,
+        "INBOX",
+        &[mail(
+            &cust_addr,
+            &desk.address,
+            "after the storm",
+            &format!("{cust}@after"),
+            "",
+            "still there?",
+        )],
+    )
+    .await;
     let r = desk.run_once();
     assert_eq!(r["stored"], 1, "{r}");
-    assert_eq!(wait_for_messages(&cust, "INBOX", 1, Duration::from_secs(20)).await.len(), 1);
+    assert_eq!(
+        wait_for_messages(&cust, "INBOX", 1, Duration::from_secs(20))
+            .await
+            .len(),
+        1
+    );
     desk.finish().await;
 }
-both_backends!(mime_oddities_are_stored_or_quarantined, super::mime_oddities_are_stored_or_quarantined);
+both_backends!(
+    mime_oddities_are_stored_or_quarantined,
+    super::mime_oddities_are_stored_or_quarantined
+);
 
 fn big_attachment(size: usize) -> Vec<u8> {
     let mut out = String::from(
-        "From: big@example.test\r\nTo: desk@example.test\r\nSubject: big attachment\r\nMessage-ID: <big@corpus>\r\n\
+        "From: big@corpus.invalid\r\nTo: desk@example.test\r\nSubject: big attachment\r\nMessage-ID: <big@corpus>\r\n\
 MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
 --b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"big.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
     );
-    // `size` bytes of 0x00 encode as "AAAA" per 3 bytes; 76-character lines.
-    let encoded_len = size.div_ceil(3) * 4;
-    let line = "A".repeat(76);
-    let mut left = encoded_len;
-    while left > 0 {
-        let n = left.min(76);
-        out.push_str(&line[..n]);
+    // `size` zero bytes in base64: "AAAA" per 3 bytes, padded at the end.
+    let mut encoded = "A".repeat(size / 3 * 4);
+    match size % 3 {
+        1 => encoded.push_str("AA=="),
+        2 => encoded.push_str("AAA="),
+        _ => {}
+    }
+    for line in encoded.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(line).unwrap_or(""));
         out.push_str("\r\n");
-        left -= n;
     }
     out.push_str("--b--\r\n");
     out.into_bytes()
 }
 
 fn nested(depth: usize) -> Vec<u8> {
-    let mut raw = String::from("From: deep@example.test\r\nSubject: deep\r\nMessage-ID: <deep@corpus>\r\nMIME-Version: 1.0\r\n");
+    let mut raw = String::from(
+        "From: deep@corpus.invalid\r\nSubject: deep\r\nMessage-ID: <deep@corpus>\r\nMIME-Version: 1.0\r\n",
+    );
     for i in 0..depth {
-        raw.push_str(&format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"));
+        raw.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"
+        ));
     }
     raw.push_str("Content-Type: text/plain\r\n\r\ndeep inside\r\n");
     for i in (0..depth).rev() {

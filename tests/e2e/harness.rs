@@ -168,6 +168,7 @@ pub struct DeskOptions {
     pub batch_size: usize,
     pub retry_initial_secs: u64,
     pub poll_interval_secs: u64,
+    pub folder: &'static str,
 }
 
 impl Default for DeskOptions {
@@ -180,6 +181,7 @@ impl Default for DeskOptions {
             batch_size: 500,
             retry_initial_secs: 30,
             poll_interval_secs: 2,
+            folder: "INBOX",
         }
     }
 }
@@ -234,6 +236,7 @@ batch_size = {batch}
 
 [[mailbox]]
 name = "support"
+folder = "{folder}"
 processed = "{processed}"
 poll_interval_secs = {poll}
 
@@ -258,7 +261,7 @@ retry_max_secs = 60
 flush_interval_secs = 1
 
 [log]
-level = "info,sqlx=warn,sea_orm=warn"
+level = "info"
 "#,
             url = db.url,
             batch = o.batch_size,
@@ -267,6 +270,7 @@ level = "info,sqlx=warn,sea_orm=warn"
             ca = s.ca_file.display(),
             smtp_port = o.smtp_port,
             retry = o.retry_initial_secs,
+            folder = o.folder,
         );
         let path = dir.path().join("helpdesk.toml");
         std::fs::write(&path, config).expect("write config");
@@ -368,7 +372,14 @@ pub async fn send(from: &str, to: &str, raw: &str) {
 }
 
 /// A plain customer mail.
-pub fn mail(from: &str, to: &str, subject: &str, message_id: &str, extra_headers: &str, body: &str) -> String {
+pub fn mail(
+    from: &str,
+    to: &str,
+    subject: &str,
+    message_id: &str,
+    extra_headers: &str,
+    body: &str,
+) -> String {
     format!(
         "From: Customer <{from}>\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
 Date: Wed, 25 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n{extra_headers}\r\n{body}\r\n"
@@ -428,7 +439,12 @@ pub async fn messages(user: &str, folder: &str) -> Vec<String> {
 }
 
 /// Waits until `folder` of `user` holds at least `n` messages.
-pub async fn wait_for_messages(user: &str, folder: &str, n: usize, timeout: Duration) -> Vec<String> {
+pub async fn wait_for_messages(
+    user: &str,
+    folder: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<String> {
     let start = Instant::now();
     loop {
         let m = messages(user, folder).await;

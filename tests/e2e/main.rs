@@ -5,6 +5,6 @@
 mod harness;
 
 mod cli;
-mod corpus;
 mod conversation;
+mod corpus;
 mod resilience;

@@ -22,10 +22,30 @@ fn free_port() -> u16 {
 }
 
 async fn tls_modes(mode: TlsMode, port: u16) {
-    let desk = Desk::with(Backend::Sqlite, DeskOptions { tls: mode, imap_port: port, ..Default::default() }).await;
+    let desk = Desk::with(
+        Backend::Sqlite,
+        DeskOptions {
+            tls: mode,
+            imap_port: port,
+            ..Default::default()
+        },
+    )
+    .await;
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
-    append_all(&desk.user, "INBOX", &[mail(&cust_addr, &desk.address, "over TLS", &format!("{cust}@tls"), "", "hi")]).await;
+    append_all(
+        &desk.user,
+        "INBOX",
+        &[mail(
+            &cust_addr,
+            &desk.address,
+            "over TLS",
+            &format!("{cust}@tls"),
+            "",
+            "hi",
+        )],
+    )
+    .await;
     let r = desk.run_once();
     assert_eq!(r["stored"], 1, "{mode:?}: {r}");
     assert_eq!(r["mailbox_errors"].as_array().map(Vec::len), Some(0), "{r}");
@@ -44,23 +64,51 @@ async fn imap_starttls_with_a_trusted_self_signed_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_refused_clearly() {
-    let desk = Desk::with(Backend::Sqlite, DeskOptions { tls: TlsMode::Implicit, imap_port: IMAPS_PORT, ..Default::default() }).await;
+    let desk = Desk::with(
+        Backend::Sqlite,
+        DeskOptions {
+            tls: TlsMode::Implicit,
+            imap_port: IMAPS_PORT,
+            ..Default::default()
+        },
+    )
+    .await;
     // Point ca_file at a valid PEM certificate that did not sign the server's.
     let other = desk.dir.path().join("other-ca.pem");
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other"])
-        .arg("-keyout").arg(desk.dir.path().join("other.key"))
-        .arg("-out").arg(&other)
-        .stdout(Stdio::null()).stderr(Stdio::null())
-        .status().expect("openssl");
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other",
+        ])
+        .arg("-keyout")
+        .arg(desk.dir.path().join("other.key"))
+        .arg("-out")
+        .arg(&other)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
     assert!(status.success());
     let cfg = std::fs::read_to_string(&desk.config).expect("config");
     let ca = stack().ca_file.display().to_string();
     std::fs::write(&desk.config, cfg.replace(&ca, &other.display().to_string())).expect("config");
     let out = desk.cli_output(&["run", "--once", "--json"]);
-    assert!(!out.status.success(), "an untrusted server must not be used");
+    assert!(
+        !out.status.success(),
+        "an untrusted server must not be used"
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("support") && text.to_lowercase().contains("certificate"), "{text}");
+    assert!(
+        text.contains("support") && text.to_lowercase().contains("certificate"),
+        "{text}"
+    );
     desk.finish().await;
 }
 
@@ -86,7 +134,11 @@ impl PrivateDovecot {
             .stdin(Stdio::null())
             .output()
             .expect("mailstack.sh");
-        assert!(out.status.success(), "mailstack.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "mailstack.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn up(&self) {
@@ -127,31 +179,87 @@ async fn count_inbound(url: &str) -> (i64, i64) {
     (n, d)
 }
 
+/// (status, count, one last_error) of the outbox.
+async fn outbox_status(url: &str) -> Vec<(String, i64, String)> {
+    let db = sea_orm::Database::connect(url).await.expect("db");
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT status, COUNT(*) AS n, MAX(last_error) AS e FROM outbox GROUP BY status",
+        ))
+        .await
+        .expect("outbox status");
+    let _ = db.close().await;
+    rows.iter()
+        .map(|r| {
+            (
+                r.try_get("", "status").unwrap_or_default(),
+                r.try_get("", "n").unwrap_or_default(),
+                r.try_get::<Option<String>>("", "e")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 async fn imap_restart_mid_backlog(backend: Backend) {
     let dovecot = PrivateDovecot::start();
-    let desk = Desk::with(backend, DeskOptions { imap_port: dovecot.port, batch_size: 10, ..Default::default() }).await;
+    let desk = Desk::with(
+        backend,
+        DeskOptions {
+            imap_port: dovecot.port,
+            batch_size: 10,
+            ..Default::default()
+        },
+    )
+    .await;
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
     const N: usize = 3000;
     let raws: Vec<String> = (0..N)
-        .map(|i| mail(&cust_addr, &desk.address, &format!("backlog {i}"), &format!("{cust}.{i}@bl"), "", "body"))
+        .map(|i| {
+            mail(
+                &cust_addr,
+                &desk.address,
+                &format!("backlog {i}"),
+                &format!("{cust}.{i}@bl"),
+                "",
+                "body",
+            )
+        })
         .collect();
     append_all(&desk.user, "INBOX", &raws).await;
+    desk.cli(&["migrate"]);
 
     let mut daemon = desk.spawn();
     let started = eventually(WAIT, async || count_inbound(&desk.db.url).await.0 > 0).await;
-    assert!(started, "daemon never started storing:\n{}", desk.daemon_log());
+    assert!(
+        started,
+        "daemon never started storing:\n{}",
+        desk.daemon_log()
+    );
     dovecot.down();
     let at_restart = count_inbound(&desk.db.url).await.0;
     tokio::time::sleep(Duration::from_secs(2)).await;
     dovecot.up();
-    let done = eventually(Duration::from_secs(120), async || count_inbound(&desk.db.url).await.0 >= N as i64).await;
+    let done = eventually(Duration::from_secs(120), async || {
+        count_inbound(&desk.db.url).await.0 >= N as i64
+    })
+    .await;
     let _ = daemon.kill();
     let _ = daemon.wait();
     let log = desk.daemon_log();
     assert!(done, "not everything ingested after the restart:\n{log}");
-    assert!((at_restart as usize) < N, "the restart came after the whole backlog ({at_restart} stored); nothing was tested");
-    assert!(log.contains("mailbox connection failed"), "the daemon never saw the server go away:\n{log}");
+    assert!(
+        (at_restart as usize) < N,
+        "the restart came after the whole backlog ({at_restart} stored); nothing was tested"
+    );
+    assert!(
+        log.contains("mailbox connection failed"),
+        "the daemon never saw the server go away:\n{log}"
+    );
     assert_eq!(count_inbound(&desk.db.url).await, (N as i64, N as i64));
     eprintln!("imap restart: {at_restart} of {N} stored when the server went away");
     desk.finish().await;
@@ -161,11 +269,14 @@ both_backends!(imap_restart_mid_backlog, super::imap_restart_mid_backlog);
 /// A TCP relay from `port` to the real SMTP server, standing in for "the
 /// SMTP server is back": the mail still goes to OpenSMTPD.
 async fn relay(port: u16) -> tokio::task::JoinHandle<()> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind relay");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind relay");
     tokio::spawn(async move {
         while let Ok((mut inbound, _)) = listener.accept().await {
             tokio::spawn(async move {
-                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", SMTP_PORT)).await {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", SMTP_PORT)).await
+                {
                     let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
                 }
             });
@@ -175,17 +286,42 @@ async fn relay(port: u16) -> tokio::task::JoinHandle<()> {
 
 async fn smtp_down_then_back(backend: Backend) {
     let port = free_port();
-    let desk = Desk::with(backend, DeskOptions { smtp_port: port, retry_initial_secs: 1, ..Default::default() }).await;
+    let desk = Desk::with(
+        backend,
+        DeskOptions {
+            smtp_port: port,
+            retry_initial_secs: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
-    append_all(&desk.user, "INBOX", &[mail(&cust_addr, &desk.address, "while SMTP is down", &format!("{cust}@down"), "", "hi")]).await;
+    append_all(
+        &desk.user,
+        "INBOX",
+        &[mail(
+            &cust_addr,
+            &desk.address,
+            "while SMTP is down",
+            &format!("{cust}@down"),
+            "",
+            "hi",
+        )],
+    )
+    .await;
     let r = desk.run_once();
     assert_eq!(r["stored"], 1, "{r}");
     assert_eq!(r["outbox"]["sent"], 0, "{r}");
     assert_eq!(r["outbox"]["deferred"], 1, "{r}");
     let t = desk.ticket("INC-000001");
     assert_eq!(t["outbox"][0]["status"], "pending", "{t}");
-    assert!(t["outbox"][0]["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{t}");
+    assert!(
+        t["outbox"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{t}"
+    );
 
     let mut daemon = desk.spawn();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -195,7 +331,12 @@ async fn smtp_down_then_back(backend: Backend) {
     let _ = daemon.kill();
     let _ = daemon.wait();
     relay.abort();
-    assert_eq!(inbox.len(), 1, "the acknowledgement never went out:\n{}", desk.daemon_log());
+    assert_eq!(
+        inbox.len(),
+        1,
+        "the acknowledgement never went out:\n{}",
+        desk.daemon_log()
+    );
     let t = desk.ticket("INC-000001");
     assert_eq!(t["outbox"][0]["status"], "sent", "{t}");
     desk.finish().await;
@@ -214,39 +355,94 @@ impl Rng {
 }
 
 async fn sigkill_during_backlog(backend: Backend) {
-    let desk = Desk::with(backend, DeskOptions { batch_size: 50, ..Default::default() }).await;
+    let desk = Desk::with(
+        backend,
+        DeskOptions {
+            batch_size: 10,
+            retry_initial_secs: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
     const N: usize = 2000;
     let raws: Vec<String> = (0..N)
-        .map(|i| mail(&cust_addr, &desk.address, &format!("crash {i}"), &format!("{cust}.{i}@crash"), "", "body"))
+        .map(|i| {
+            mail(
+                &cust_addr,
+                &desk.address,
+                &format!("crash {i}"),
+                &format!("{cust}.{i}@crash"),
+                "",
+                "body",
+            )
+        })
         .collect();
     append_all(&desk.user, "INBOX", &raws).await;
+    desk.cli(&["migrate"]);
 
-    let seed = u64::from(std::process::id()) * 2_654_435_761 + Instant::now().elapsed().as_nanos() as u64 + 1;
+    let seed = u64::from(std::process::id()) * 2_654_435_761
+        + Instant::now().elapsed().as_nanos() as u64
+        + 1;
     let mut rng = Rng(seed);
     let mut kills = 0;
+    let mut mid_ingest = 0;
     let mut progress = Vec::new();
-    while kills < 10 || count_inbound(&desk.db.url).await.0 < N as i64 && kills < 40 {
+    while count_inbound(&desk.db.url).await.0 < N as i64 && kills < 80 {
         let mut daemon = desk.spawn();
-        tokio::time::sleep(Duration::from_millis(rng.next(50, 600))).await;
+        tokio::time::sleep(Duration::from_millis(rng.next(30, 300))).await;
         daemon.kill().expect("SIGKILL");
         let _ = daemon.wait();
         kills += 1;
-        progress.push(count_inbound(&desk.db.url).await.0);
+        let stored = count_inbound(&desk.db.url).await.0;
+        mid_ingest += usize::from(stored < N as i64);
+        progress.push(stored);
     }
-    // Finish whatever is left, then check the invariants.
-    desk.run_once();
+    assert!(
+        mid_ingest >= 10,
+        "seed {seed}: only {mid_ingest} SIGKILLs landed while the backlog was being ingested: {progress:?}"
+    );
+    // Finish whatever is left (deferred acknowledgements become due after a
+    // second), then check the invariants.
+    let flushed = eventually(Duration::from_secs(60), async || {
+        desk.run_once();
+        outbox_status(&desk.db.url)
+            .await
+            .iter()
+            .all(|(s, _, _)| s == "sent")
+    })
+    .await;
+    assert!(
+        flushed,
+        "outbox not drained: {:?}",
+        outbox_status(&desk.db.url).await
+    );
     let (n, distinct) = count_inbound(&desk.db.url).await;
-    assert_eq!((n, distinct), (N as i64, N as i64), "seed {seed}: every mail stored exactly once; progress {progress:?}");
+    assert_eq!(
+        (n, distinct),
+        (N as i64, N as i64),
+        "seed {seed}: every mail stored exactly once; progress {progress:?}\n{}",
+        desk.daemon_log()
+    );
     assert_eq!(desk.tickets().len(), N);
-    assert!(messages(&desk.user, "INBOX").await.is_empty(), "every mail marked processed");
+    assert!(
+        messages(&desk.user, "INBOX").await.is_empty(),
+        "every mail marked processed"
+    );
 
     let acks = wait_for_messages(&cust, "INBOX", N, Duration::from_secs(180)).await;
-    let mut answered: Vec<String> = acks.iter().filter_map(|a| header(a, "In-Reply-To")).collect();
+    let mut answered: Vec<String> = acks
+        .iter()
+        .filter_map(|a| header(a, "In-Reply-To"))
+        .collect();
     answered.sort();
     answered.dedup();
-    assert_eq!(answered.len(), N, "seed {seed}: every mail acknowledged at least once");
+    assert_eq!(
+        answered.len(),
+        N,
+        "seed {seed}: every mail acknowledged at least once"
+    );
     eprintln!(
         "crash safety ({backend:?}): {kills} SIGKILLs, stored after each {progress:?}; {} acknowledgements for {N} mails ({} duplicates)",
         acks.len(),
@@ -255,3 +451,61 @@ async fn sigkill_during_backlog(backend: Backend) {
     desk.finish().await;
 }
 both_backends!(sigkill_during_backlog, super::sigkill_during_backlog);
+
+/// Flag mode leaves mail in place; a folder recreated under a new
+/// UIDVALIDITY is read again from the start without storing anything twice.
+async fn uidvalidity_change_rereads_without_duplicates(backend: Backend) {
+    let desk = Desk::with(
+        backend,
+        DeskOptions { folder: "Support", processed: helpdeskd::config::Processed::Flag, ..Default::default() },
+    )
+    .await;
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    let m = |i: usize| mail(&cust_addr, &desk.address, &format!("uv {i}"), &format!("{cust}.{i}@uv"), "", "body");
+    append_all(&desk.user, "Support", &[m(1), m(2)]).await;
+    let r = desk.run_once();
+    assert_eq!(r["stored"], 2, "{r}");
+    let r = desk.run_once();
+    assert_eq!(r["mails"], 0, "flagged mail is not read twice: {r}");
+    let kept = messages(&desk.user, "Support").await;
+    assert_eq!(kept.len(), 2, "flag mode leaves mail in the folder");
+
+    let mut s = imap(&desk.user).await;
+    s.delete("Support").await.expect("delete folder");
+    let _ = s.logout().await;
+    append_all(&desk.user, "Support", &[m(2), m(3), m(4)]).await;
+    let out = desk.cli_output(&["run", "--once", "--json"]);
+    assert!(out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((r["mails"].as_u64(), r["stored"].as_u64(), r["duplicates"].as_u64()), (Some(3), Some(2), Some(1)), "{r}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UIDVALIDITY changed"));
+    assert_eq!(desk.tickets().len(), 4);
+    desk.finish().await;
+}
+both_backends!(uidvalidity_change_rereads_without_duplicates, super::uidvalidity_change_rereads_without_duplicates);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_daemon_gracefully() {
+    let desk = Desk::new(Backend::Sqlite).await;
+    desk.cli(&["migrate"]);
+    let mut daemon = desk.spawn();
+    let up = eventually(WAIT, async || desk.daemon_log().contains("connected")).await;
+    assert!(up, "daemon never connected:\n{}", desk.daemon_log());
+    let status = Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(s) = daemon.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = daemon.kill();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.is_some_and(|s| s.success()), "no clean exit after SIGTERM: {exit:?}\n{}", desk.daemon_log());
+    assert!(desk.daemon_log().contains("helpdeskd stopped"));
+    desk.finish().await;
+}

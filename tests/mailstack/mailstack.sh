@@ -382,11 +382,18 @@ dovecot_running() { # STATE_DIR
 }
 
 dovecot_stop() { # STATE_DIR
-    local sdir=$1 pid
+    local sdir=$1 pid children child
     pid=$(read_pid "$sdir/run/master.pid")
     pid_is "$pid" dovecot || return 0
+    # Client sessions (imap processes) outlive a stopped master here even with
+    # shutdown_clients = yes; a stopped server must drop its clients, so they
+    # are killed too.
+    children=$(pgrep -P "$pid" 2>/dev/null || true)
     kill -TERM "$pid" 2>/dev/null || true
     wait_gone "$pid" 10 || die "Dovecot master $pid (in $sdir) did not exit"
+    for child in $children; do
+        kill -KILL "$child" 2>/dev/null || true
+    done
 }
 
 # dovecot_up STATE_DIR IMAP IMAPS LMTP|"" CONF_TEXT: running with this config

@@ -65,7 +65,11 @@ pub fn acknowledgement(
          Your message:\n\
          > {subject}\n\n\
          -- \n{desk}\n",
-        name = if to.name.is_empty() { &to.email } else { &to.name },
+        name = if to.name.is_empty() {
+            &to.email
+        } else {
+            &to.name
+        },
         desk = desk.name,
         tag = desk.tag,
         subject = if mail.subject.trim().is_empty() {
@@ -118,11 +122,17 @@ mod tests {
             ..Default::default()
         };
         let to = Address::new("Jo", "jo@example.test");
-        let n = TicketNumber { kind: Kind::Incident, seq: 7 };
+        let n = TicketNumber {
+            kind: Kind::Incident,
+            seq: 7,
+        };
         let ack = acknowledgement(&desk, n, &mail, &to, "abc");
         assert_eq!(ack.subject, "[ACME INC-000007] Re: Printer on fire");
         assert_eq!(ack.in_reply_to.as_deref(), Some("m2@cust"));
-        assert_eq!(ack.references, vec!["m1@cust".to_string(), "m2@cust".to_string()]);
+        assert_eq!(
+            ack.references,
+            vec!["m1@cust".to_string(), "m2@cust".to_string()]
+        );
         assert_eq!(ack.message_id, "INC-000007.ack.abc@example.test");
         assert_eq!(ack.auto_submitted, Some("auto-replied"));
         assert_eq!(ack.to, vec![to]);

@@ -104,16 +104,37 @@ mod tests {
     #[test]
     fn robots_are_recognised() {
         let cases: Vec<(Inbound, &str)> = vec![
-            (mail(|m| m.robot.auto_submitted = Some("auto-replied".into())), "auto_reply"),
-            (mail(|m| m.robot.auto_submitted = Some("auto-generated".into())), "auto_reply"),
-            (mail(|m| m.robot.precedence = Some("Bulk".into())), "auto_reply"),
-            (mail(|m| m.robot.precedence = Some("junk".into())), "auto_reply"),
+            (
+                mail(|m| m.robot.auto_submitted = Some("auto-replied".into())),
+                "auto_reply",
+            ),
+            (
+                mail(|m| m.robot.auto_submitted = Some("auto-generated".into())),
+                "auto_reply",
+            ),
+            (
+                mail(|m| m.robot.precedence = Some("Bulk".into())),
+                "auto_reply",
+            ),
+            (
+                mail(|m| m.robot.precedence = Some("junk".into())),
+                "auto_reply",
+            ),
             (mail(|m| m.robot.x_autoreply = true), "auto_reply"),
-            (mail(|m| m.robot.x_auto_response_suppress = true), "auto_reply"),
+            (
+                mail(|m| m.robot.x_auto_response_suppress = true),
+                "auto_reply",
+            ),
             (mail(|m| m.robot.null_return_path = true), "bounce"),
             (mail(|m| m.robot.multipart_report = true), "bounce"),
-            (mail(|m| m.from = Some(Address::new("", "MAILER-DAEMON@x.test"))), "bounce"),
-            (mail(|m| m.from = Some(Address::new("", "postmaster@x.test"))), "bounce"),
+            (
+                mail(|m| m.from = Some(Address::new("", "MAILER-DAEMON@x.test"))),
+                "bounce",
+            ),
+            (
+                mail(|m| m.from = Some(Address::new("", "postmaster@x.test"))),
+                "bounce",
+            ),
         ];
         for (i, (m, want)) in cases.iter().enumerate() {
             assert_eq!(classify(m).as_str(), *want, "case {i}: {:?}", m.robot);

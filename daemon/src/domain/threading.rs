@@ -62,10 +62,7 @@ impl Decision {
 
 pub fn thread(keys: &Keys<'_>, desk_tag: &str, known: &impl Known) -> Decision {
     // The direct parent first, then References from the newest ancestor back.
-    let candidates = keys
-        .in_reply_to
-        .iter()
-        .chain(keys.references.iter().rev());
+    let candidates = keys.in_reply_to.iter().chain(keys.references.iter().rev());
     for id in candidates {
         if let Some(t) = known.ticket_by_message_id(id) {
             return Decision::ByReference(t);
@@ -74,9 +71,7 @@ pub fn thread(keys: &Keys<'_>, desk_tag: &str, known: &impl Known) -> Decision {
     if let Some(number) = subject_tag(keys.subject, desk_tag)
         && let Some(t) = known.ticket_by_number(number)
     {
-        let participant = keys
-            .sender
-            .is_some_and(|s| known.is_participant(t.id, s));
+        let participant = keys.sender.is_some_and(|s| known.is_participant(t.id, s));
         return if participant {
             Decision::BySubjectTag(t)
         } else {
@@ -91,9 +86,7 @@ pub fn subject_tag(subject: &str, desk_tag: &str) -> Option<TicketNumber> {
     let mut rest = subject;
     while let Some(open) = rest.find('[') {
         let after = &rest[open + 1..];
-        let Some(close) = after.find(']') else {
-            return None;
-        };
+        let close = after.find(']')?;
         let inside = after[..close].trim();
         if let Some((tag, number)) = inside.rsplit_once(char::is_whitespace)
             && tag.trim().eq_ignore_ascii_case(desk_tag)
@@ -161,7 +154,12 @@ mod tests {
         f
     }
 
-    fn keys<'a>(irt: &'a [String], refs: &'a [String], subject: &'a str, from: &'a str) -> Keys<'a> {
+    fn keys<'a>(
+        irt: &'a [String],
+        refs: &'a [String],
+        subject: &'a str,
+        from: &'a str,
+    ) -> Keys<'a> {
         Keys {
             in_reply_to: irt,
             references: refs,
@@ -174,33 +172,60 @@ mod tests {
     fn in_reply_to_wins_over_references_and_tag() {
         let irt = vec!["b@x".to_string()];
         let refs = vec!["a@x".to_string()];
-        let d = thread(&keys(&irt, &refs, "[ACME INC-000003] hi", "cust@x.test"), "ACME", &desk());
+        let d = thread(
+            &keys(&irt, &refs, "[ACME INC-000003] hi", "cust@x.test"),
+            "ACME",
+            &desk(),
+        );
         assert_eq!(d, Decision::ByReference(t(2)));
     }
 
     #[test]
     fn newest_reference_first() {
-        let refs = vec!["a@x".to_string(), "unknown@x".to_string(), "b@x".to_string()];
+        let refs = vec![
+            "a@x".to_string(),
+            "unknown@x".to_string(),
+            "b@x".to_string(),
+        ];
         let d = thread(&keys(&[], &refs, "", "z@x"), "ACME", &desk());
         assert_eq!(d, Decision::ByReference(t(2)));
     }
 
     #[test]
     fn tag_from_participant_threads() {
-        let d = thread(&keys(&[], &[], "Re: [acme INC-3] printer", "cust@x.test"), "ACME", &desk());
+        let d = thread(
+            &keys(&[], &[], "Re: [acme INC-3] printer", "cust@x.test"),
+            "ACME",
+            &desk(),
+        );
         assert_eq!(d, Decision::BySubjectTag(t(3)));
     }
 
     #[test]
     fn tag_from_stranger_opens_linked_ticket() {
-        let d = thread(&keys(&[], &[], "[ACME INC-000003] printer", "evil@x.test"), "ACME", &desk());
-        assert_eq!(d, Decision::New { linked_to: Some(t(3)) });
+        let d = thread(
+            &keys(&[], &[], "[ACME INC-000003] printer", "evil@x.test"),
+            "ACME",
+            &desk(),
+        );
+        assert_eq!(
+            d,
+            Decision::New {
+                linked_to: Some(t(3))
+            }
+        );
         assert_eq!(d.rule(), "new_linked");
     }
 
     #[test]
     fn unknown_tag_or_other_desk_is_new() {
-        for s in ["[ACME INC-000099] x", "[OTHER INC-000003] x", "[ACME] x", "INC-000003", "[ACME INC-000003"] {
+        for s in [
+            "[ACME INC-000099] x",
+            "[OTHER INC-000003] x",
+            "[ACME] x",
+            "INC-000003",
+            "[ACME INC-000003",
+        ] {
             let d = thread(&keys(&[], &[], s, "cust@x.test"), "ACME", &desk());
             assert_eq!(d, Decision::New { linked_to: None }, "{s}");
         }
@@ -210,16 +235,28 @@ mod tests {
     fn tag_found_after_other_brackets() {
         assert_eq!(
             subject_tag("[EXT] Re: [ACME CHG-12] window", "ACME"),
-            Some(TicketNumber { kind: Kind::Change, seq: 12 })
+            Some(TicketNumber {
+                kind: Kind::Change,
+                seq: 12
+            })
         );
-        assert_eq!(subject_tag("[ACME Desk INC-5]", "ACME Desk").map(|n| n.seq), Some(5));
+        assert_eq!(
+            subject_tag("[ACME Desk INC-5]", "ACME Desk").map(|n| n.seq),
+            Some(5)
+        );
     }
 
     #[test]
     fn subject_is_tagged_once() {
         let n = t(42).number;
-        assert_eq!(tagged_subject("Printer", "ACME", n), "[ACME INC-000042] Printer");
-        assert_eq!(tagged_subject("Re: [ACME INC-000042] Printer", "ACME", n), "Re: [ACME INC-000042] Printer");
+        assert_eq!(
+            tagged_subject("Printer", "ACME", n),
+            "[ACME INC-000042] Printer"
+        );
+        assert_eq!(
+            tagged_subject("Re: [ACME INC-000042] Printer", "ACME", n),
+            "Re: [ACME INC-000042] Printer"
+        );
         assert_eq!(tagged_subject("  ", "ACME", n), "[ACME INC-000042]");
     }
 }

@@ -88,9 +88,7 @@ impl FromStr for Status {
         Status::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!("unknown status {s:?} (new, open, pending, resolved, closed)")
-            })
+            .ok_or_else(|| format!("unknown status {s:?} (new, open, pending, resolved, closed)"))
     }
 }
 
@@ -164,7 +162,15 @@ mod tests {
 
     #[test]
     fn bad_numbers_are_refused() {
-        for s in ["", "INC", "INC-", "XYZ-1", "INC-12a", "INC--1", "INC-99999999999999999999"] {
+        for s in [
+            "",
+            "INC",
+            "INC-",
+            "XYZ-1",
+            "INC-12a",
+            "INC--1",
+            "INC-99999999999999999999",
+        ] {
             assert!(s.parse::<TicketNumber>().is_err(), "{s} parsed");
         }
     }

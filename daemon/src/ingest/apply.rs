@@ -11,7 +11,10 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect,
+};
 use tracing::{debug, info};
 
 use super::parse::{Parsed, ParsedMail};
@@ -23,7 +26,10 @@ use crate::domain::ticket::{Kind, Priority, Status, TicketNumber};
 use crate::error::Result;
 use crate::outbox::render;
 use crate::store::Store;
-use crate::store::entity::{attachment, contact, counter, mailbox_state, message, outbox, participant, quarantine, ticket, ticket_link};
+use crate::store::entity::{
+    attachment, contact, counter, mailbox_state, message, outbox, participant, quarantine, ticket,
+    ticket_link,
+};
 
 /// Rows per multi-row INSERT: under SQLite's and PostgreSQL's parameter limits.
 const INSERT_CHUNK: usize = 200;
@@ -118,7 +124,9 @@ async fn write(
             emails.extend(mail.from.as_ref().map(|a| a.email.as_str()));
         }
     }
-    known.load_references(txn, ref_ids.into_iter().collect()).await?;
+    known
+        .load_references(txn, ref_ids.into_iter().collect())
+        .await?;
     known.load_tags(txn, tags.into_iter().collect()).await?;
     let mut contacts = Contacts::load(txn, emails.into_iter().collect()).await?;
 
@@ -140,9 +148,7 @@ async fn write(
             uid,
             raw,
             parsed: ParsedMail {
-                dedup_key,
-                parsed,
-                ..
+                dedup_key, parsed, ..
             },
         } = m;
         if !seen.insert(dedup_key.clone()) {
@@ -216,7 +222,10 @@ async fn write(
                 new_participants.push(participant_row(id, contact_id, "customer"));
                 known.participants.insert((id, sender.email.clone()));
                 known.by_number.insert(t.number, t);
-                if let Decision::New { linked_to: Some(other) } = decision {
+                if let Decision::New {
+                    linked_to: Some(other),
+                } = decision
+                {
                     new_links.push(ticket_link::ActiveModel {
                         ticket_id: Set(id),
                         other_id: Set(other.id),
@@ -273,7 +282,13 @@ async fn write(
             let raw_ack = render(&ack, now)?;
             new_messages.push(outbound_row(messages_seq.take(), t.id, &ack, &raw_ack, now));
             known.by_mid.insert(ack.message_id.clone(), t);
-            new_outbox.push(outbox_row(Some(t.id), "acknowledgement", &ack, raw_ack, now));
+            new_outbox.push(outbox_row(
+                Some(t.id),
+                "acknowledgement",
+                &ack,
+                raw_ack,
+                now,
+            ));
         }
         outcomes[i] = Outcome::Stored {
             ticket: t.number.to_string(),
@@ -284,20 +299,23 @@ async fn write(
     }
 
     contacts.insert_new(txn).await?;
-    insert_chunks(txn, new_tickets, |c| ticket::Entity::insert_many(c)).await?;
+    insert_chunks(txn, new_tickets, ticket::Entity::insert_many).await?;
     insert_chunks(txn, new_participants, |c| {
         participant::Entity::insert_many(c).on_conflict(
-            OnConflict::columns([participant::Column::TicketId, participant::Column::ContactId])
-                .do_nothing()
-                .to_owned(),
+            OnConflict::columns([
+                participant::Column::TicketId,
+                participant::Column::ContactId,
+            ])
+            .do_nothing()
+            .to_owned(),
         )
     })
     .await?;
-    insert_chunks(txn, new_links, |c| ticket_link::Entity::insert_many(c)).await?;
-    insert_chunks(txn, new_messages, |c| message::Entity::insert_many(c)).await?;
-    insert_chunks(txn, new_attachments, |c| attachment::Entity::insert_many(c)).await?;
-    insert_chunks(txn, new_outbox, |c| outbox::Entity::insert_many(c)).await?;
-    insert_chunks(txn, new_quarantine, |c| quarantine::Entity::insert_many(c)).await?;
+    insert_chunks(txn, new_links, ticket_link::Entity::insert_many).await?;
+    insert_chunks(txn, new_messages, message::Entity::insert_many).await?;
+    insert_chunks(txn, new_attachments, attachment::Entity::insert_many).await?;
+    insert_chunks(txn, new_outbox, outbox::Entity::insert_many).await?;
+    insert_chunks(txn, new_quarantine, quarantine::Entity::insert_many).await?;
     let touched: Vec<i64> = touched.into_iter().collect();
     for chunk in touched.chunks(IN_CHUNK) {
         ticket::Entity::update_many()
@@ -320,18 +338,25 @@ fn dedup_token(key: &str) -> String {
     super::parse::sha256_hex(key.as_bytes())[..16].to_string()
 }
 
-async fn insert_chunks<A, F>(txn: &DatabaseTransaction, rows: Vec<A>, insert: F) -> Result<()>
+async fn insert_chunks<A, F>(txn: &DatabaseTransaction, mut rows: Vec<A>, insert: F) -> Result<()>
 where
-    A: sea_orm::ActiveModelTrait + Clone,
+    A: sea_orm::ActiveModelTrait,
     F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
 {
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        insert(chunk.to_vec()).exec_without_returning(txn).await?;
+    // Moves rows into each statement: the raw mails are not copied again.
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(INSERT_CHUNK));
+        insert(rows).exec_without_returning(txn).await?;
+        rows = rest;
     }
     Ok(())
 }
 
-pub async fn save_watermark<C: ConnectionTrait>(txn: &C, w: &Watermark, now: DateTime<Utc>) -> Result<()> {
+pub async fn save_watermark<C: ConnectionTrait>(
+    txn: &C,
+    w: &Watermark,
+    now: DateTime<Utc>,
+) -> Result<()> {
     mailbox_state::Entity::insert(mailbox_state::ActiveModel {
         mailbox: Set(w.mailbox.clone()),
         uid_validity: Set(i64::from(w.uid_validity)),
@@ -361,7 +386,10 @@ fn participant_row(ticket_id: i64, contact_id: i64, role: &str) -> participant::
 }
 
 fn join_addresses(list: &[Address]) -> String {
-    list.iter().map(Address::display).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(Address::display)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -405,7 +433,13 @@ fn inbound_row(
     }
 }
 
-fn outbound_row(id: i64, ticket_id: i64, out: &Outgoing, raw: &[u8], now: DateTime<Utc>) -> message::ActiveModel {
+fn outbound_row(
+    id: i64,
+    ticket_id: i64,
+    out: &Outgoing,
+    raw: &[u8],
+    now: DateTime<Utc>,
+) -> message::ActiveModel {
     message::ActiveModel {
         id: Set(id),
         ticket_id: Set(ticket_id),
@@ -430,13 +464,24 @@ fn outbound_row(id: i64, ticket_id: i64, out: &Outgoing, raw: &[u8], now: DateTi
     }
 }
 
-fn outbox_row(ticket_id: Option<i64>, kind: &str, out: &Outgoing, raw: Vec<u8>, now: DateTime<Utc>) -> outbox::ActiveModel {
+fn outbox_row(
+    ticket_id: Option<i64>,
+    kind: &str,
+    out: &Outgoing,
+    raw: Vec<u8>,
+    now: DateTime<Utc>,
+) -> outbox::ActiveModel {
     outbox::ActiveModel {
         ticket_id: Set(ticket_id),
         message_id: Set(out.message_id.clone()),
         kind: Set(kind.into()),
         envelope_from: Set(out.from.email.clone()),
-        recipients: Set(out.to.iter().map(|a| a.email.as_str()).collect::<Vec<_>>().join(",")),
+        recipients: Set(out
+            .to
+            .iter()
+            .map(|a| a.email.as_str())
+            .collect::<Vec<_>>()
+            .join(",")),
         status: Set("pending".into()),
         attempts: Set(0),
         next_attempt_at: Set(now),
@@ -492,7 +537,11 @@ impl BatchKnown {
         Ok(())
     }
 
-    async fn load_tags(&mut self, txn: &DatabaseTransaction, numbers: Vec<TicketNumber>) -> Result<()> {
+    async fn load_tags(
+        &mut self,
+        txn: &DatabaseTransaction,
+        numbers: Vec<TicketNumber>,
+    ) -> Result<()> {
         if numbers.is_empty() {
             return Ok(());
         }
@@ -519,7 +568,10 @@ impl BatchKnown {
     }
 }
 
-async fn load_tickets(txn: &DatabaseTransaction, cond: sea_orm::sea_query::SimpleExpr) -> Result<Vec<TicketRef>> {
+async fn load_tickets(
+    txn: &DatabaseTransaction,
+    cond: sea_orm::sea_query::SimpleExpr,
+) -> Result<Vec<TicketRef>> {
     let rows: Vec<(i64, String)> = ticket::Entity::find()
         .select_only()
         .column(ticket::Column::Id)
@@ -579,7 +631,7 @@ impl Contacts {
 
     async fn insert_new(&mut self, txn: &DatabaseTransaction) -> Result<()> {
         let rows = std::mem::take(&mut self.new);
-        insert_chunks(txn, rows, |c| contact::Entity::insert_many(c)).await
+        insert_chunks(txn, rows, contact::Entity::insert_many).await
     }
 }
 

@@ -44,17 +44,28 @@ impl Pending {
 impl Writer {
     /// Starts the writer task. `outbox_wake` is notified after every commit
     /// that queued outbound mail.
-    pub fn spawn(store: Store, desk: Desk, clock: Arc<dyn Clock>, outbox_wake: Arc<Notify>) -> Writer {
+    pub fn spawn(
+        store: Store,
+        desk: Desk,
+        clock: Arc<dyn Clock>,
+        outbox_wake: Arc<Notify>,
+    ) -> Writer {
         let (tx, mut rx) = mpsc::channel::<Job>(4);
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
-                let result = apply::apply_batch(&store, &desk, job.batch, job.watermark, clock.now()).await;
+                let result =
+                    apply::apply_batch(&store, &desk, job.batch, job.watermark, clock.now()).await;
                 match &result {
                     Ok(outcomes) => {
-                        if outcomes
-                            .iter()
-                            .any(|o| matches!(o, Outcome::Stored { acknowledged: true, .. }))
-                        {
+                        if outcomes.iter().any(|o| {
+                            matches!(
+                                o,
+                                Outcome::Stored {
+                                    acknowledged: true,
+                                    ..
+                                }
+                            )
+                        }) {
                             outbox_wake.notify_one();
                         }
                     }
@@ -66,7 +77,11 @@ impl Writer {
         Writer { tx }
     }
 
-    pub async fn submit(&self, batch: Vec<Incoming>, watermark: Option<Watermark>) -> Result<Pending> {
+    pub async fn submit(
+        &self,
+        batch: Vec<Incoming>,
+        watermark: Option<Watermark>,
+    ) -> Result<Pending> {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Job {

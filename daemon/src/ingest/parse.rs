@@ -6,7 +6,9 @@
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
-use crate::domain::mail::{Address, AttachmentMeta, Inbound, RobotSignals, dedup_key, sanitize_filename};
+use crate::domain::mail::{
+    Address, AttachmentMeta, Inbound, RobotSignals, dedup_key, sanitize_filename,
+};
 
 /// Text bodies longer than this are cut on the ticket; the raw mail keeps all.
 const MAX_TEXT_CHARS: usize = 1 << 20;
@@ -27,10 +29,12 @@ pub struct ParsedMail {
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -57,16 +61,19 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         return quarantine("message is empty".into(), None);
     }
     let Some(msg) = MessageParser::default().parse(raw) else {
-        return quarantine("not an RFC 5322 message: no header could be read".into(), None);
+        return quarantine(
+            "not an RFC 5322 message: no header could be read".into(),
+            None,
+        );
     };
     if msg.headers().is_empty() {
-        return quarantine("not an RFC 5322 message: no header could be read".into(), None);
+        return quarantine(
+            "not an RFC 5322 message: no header could be read".into(),
+            None,
+        );
     }
 
-    let message_id = msg
-        .message_id()
-        .map(clean_id)
-        .filter(|id| !id.is_empty());
+    let message_id = msg.message_id().map(clean_id).filter(|id| !id.is_empty());
     let key = dedup_key(message_id.as_deref(), &sha256);
     let mut warnings = Vec::new();
 
@@ -81,7 +88,9 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         return ParsedMail {
             dedup_key: key,
             sha256,
-            parsed: Parsed::Quarantine("no sender: neither From, Sender nor Return-Path holds an address".into()),
+            parsed: Parsed::Quarantine(
+                "no sender: neither From, Sender nor Return-Path holds an address".into(),
+            ),
         };
     };
     if msg.from().is_none() {
@@ -91,16 +100,15 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         warnings.push("no Message-ID; deduplicated by content hash".into());
     }
 
-    let mut text = msg
-        .body_text(0)
-        .map(|t| t.into_owned())
-        .unwrap_or_default();
+    let mut text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
     if msg.text_body.is_empty() && msg.html_body.is_empty() && msg.attachments.is_empty() {
         warnings.push("no readable body".into());
     }
     if text.chars().count() > MAX_TEXT_CHARS {
         text = text.chars().take(MAX_TEXT_CHARS).collect();
-        warnings.push(format!("text body cut at {MAX_TEXT_CHARS} characters; the raw mail keeps all"));
+        warnings.push(format!(
+            "text body cut at {MAX_TEXT_CHARS} characters; the raw mail keeps all"
+        ));
     }
 
     let attachments = msg
@@ -135,16 +143,19 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
             || msg.header_raw("X-Autorespond").is_some(),
         x_auto_response_suppress: text_header("X-Auto-Response-Suppress")
             .is_some_and(|v| !v.eq_ignore_ascii_case("none") && !v.is_empty()),
-        null_return_path: msg
-            .header_raw("Return-Path")
-            .is_some_and(|v| v.trim().trim_start_matches('<').trim_end_matches('>').trim().is_empty()),
-        multipart_report: msg
-            .root_part()
-            .content_type()
-            .is_some_and(|ct| {
-                ct.ctype().eq_ignore_ascii_case("multipart")
-                    && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
-            }),
+        null_return_path: msg.header_raw("Return-Path").is_some_and(|v| {
+            v.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .is_empty()
+        }),
+        multipart_report: msg.root_part().content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("multipart")
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+        }),
     };
 
     let inbound = Inbound {
@@ -248,7 +259,9 @@ In-Reply-To: <a@desk>\r\nReferences: <x@cust> <a@desk> <x@cust>\r\n\r\nHello\r\n
     #[test]
     fn quarantines_what_cannot_be_a_ticket_message() {
         assert!(matches!(parse(b"", 100).parsed, Parsed::Quarantine(_)));
-        assert!(matches!(parse(&[b'x'; 200], 100).parsed, Parsed::Quarantine(r) if r.contains("max_message_bytes")));
+        assert!(
+            matches!(parse(&[b'x'; 200], 100).parsed, Parsed::Quarantine(r) if r.contains("max_message_bytes"))
+        );
         let no_sender = b"Subject: x\r\nMessage-ID: <q@x>\r\n\r\nbody\r\n";
         let p = parse(no_sender, 1 << 20);
         assert_eq!(p.dedup_key, "mid:q@x");
@@ -285,7 +298,9 @@ Precedence: bulk\r\nX-Auto-Response-Suppress: All\r\nContent-Type: multipart/rep
     fn a_thousand_nested_parts_do_not_break_the_parser() {
         let mut raw = String::from("From: a@b.test\r\nMessage-ID: <deep@x>\r\n");
         for i in 0..1000 {
-            raw.push_str(&format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"));
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"
+            ));
         }
         raw.push_str("Content-Type: text/plain\r\n\r\ndeep\r\n");
         for i in (0..1000).rev() {

@@ -15,7 +15,10 @@ use sea_orm::{
 };
 
 use crate::error::{Error, Result};
-use entity::{attachment, contact, counter, mailbox_state, message, outbox, participant, quarantine, ticket, ticket_link};
+use entity::{
+    attachment, contact, counter, mailbox_state, message, outbox, participant, quarantine, ticket,
+    ticket_link,
+};
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -89,8 +92,14 @@ impl Store {
         outbox::Entity::update_many()
             .col_expr(outbox::Column::Status, Expr::value("sent"))
             .col_expr(outbox::Column::SentAt, Expr::value(now))
-            .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
-            .col_expr(outbox::Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(
+                outbox::Column::Attempts,
+                Expr::col(outbox::Column::Attempts).add(1),
+            )
+            .col_expr(
+                outbox::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
             .filter(outbox::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
@@ -105,7 +114,10 @@ impl Store {
         next: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let mut q = outbox::Entity::update_many()
-            .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+            .col_expr(
+                outbox::Column::Attempts,
+                Expr::col(outbox::Column::Attempts).add(1),
+            )
             .col_expr(outbox::Column::LastError, Expr::value(error.to_string()));
         q = match next {
             Some(at) => q.col_expr(outbox::Column::NextAttemptAt, Expr::value(at)),
@@ -144,7 +156,10 @@ impl Store {
                     .find(|c| c.id == t.customer_id)
                     .map(|c| c.email.clone())
                     .unwrap_or_default();
-                TicketRow { ticket: t, customer }
+                TicketRow {
+                    ticket: t,
+                    customer,
+                }
             })
             .collect())
     }
@@ -203,7 +218,11 @@ impl Store {
             .await?;
         let mut linked = Vec::new();
         for l in links {
-            let other = if l.ticket_id == t.id { l.other_id } else { l.ticket_id };
+            let other = if l.ticket_id == t.id {
+                l.other_id
+            } else {
+                l.ticket_id
+            };
             if let Some(o) = ticket::Entity::find_by_id(other).one(&self.db).await? {
                 linked.push((o.number, l.reason));
             }
@@ -214,7 +233,11 @@ impl Store {
             .all(&self.db)
             .await?;
         Ok(TicketDetail {
-            customer: email_of(t.customer_id),
+            customer: contacts
+                .iter()
+                .find(|c| c.id == t.customer_id)
+                .map(|c| c.email.clone())
+                .unwrap_or_default(),
             participants: parts
                 .iter()
                 .map(|p| (email_of(p.contact_id), p.role.clone()))
@@ -260,8 +283,17 @@ impl Store {
         })
     }
 
+    /// A write transaction. On SQLite it takes the write lock at BEGIN
+    /// (IMMEDIATE): a deferred transaction that reads first would fail with
+    /// SQLITE_BUSY_SNAPSHOT when the outbox sender commits in between.
     pub async fn begin(&self) -> Result<sea_orm::DatabaseTransaction> {
-        Ok(self.db.begin().await?)
+        Ok(self
+            .db
+            .begin_with_options(sea_orm::TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?)
     }
 
     /// The next value of a named counter, reserving `n` values; runs inside
@@ -271,7 +303,9 @@ impl Store {
             .lock_exclusive()
             .one(txn)
             .await?
-            .ok_or_else(|| Error::Invalid(format!("counter {name} missing: run `helpdeskd migrate`")))?;
+            .ok_or_else(|| {
+                Error::Invalid(format!("counter {name} missing: run `helpdeskd migrate`"))
+            })?;
         if n > 0 {
             counter::Entity::update_many()
                 .col_expr(counter::Column::Value, Expr::value(current.value + n))
@@ -319,7 +353,9 @@ pub struct TicketDetail {
 
 /// The file path of a SQLite URL (`sqlite://path?opts`, `sqlite:path`).
 pub fn sqlite_path(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or("");
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
 }
