@@ -267,7 +267,11 @@ fn bench_one(o: &Options, stack: &Stack, backend: Backend) -> Result<Option<Summ
         pg: None,
         keep: o.keep,
     };
-    let work = cleanup.work.as_ref().map(|w| w.path().to_path_buf()).unwrap_or_default();
+    let work = cleanup
+        .work
+        .as_ref()
+        .map(|w| w.path().to_path_buf())
+        .unwrap_or_default();
 
     let estimate = o.mails as u64 * 26 * 1024;
     // The maildir holds every mail once, the database once more (raw bytes).
@@ -534,7 +538,10 @@ impl Drop for Cleanup {
         if self.home.exists()
             && let Err(e) = std::fs::remove_dir_all(&self.home)
         {
-            eprintln!("ingest bench: could not remove {}: {e}", self.home.display());
+            eprintln!(
+                "ingest bench: could not remove {}: {e}",
+                self.home.display()
+            );
         }
         drop(self.work.take());
     }
@@ -674,11 +681,13 @@ fn postgres_admin_url() -> String {
 }
 
 fn psql(sql: &str) -> Result<()> {
-    run_checked(
-        Command::new("psql")
-            .arg(postgres_admin_url())
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql]),
-    )?;
+    run_checked(Command::new("psql").arg(postgres_admin_url()).args([
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-q",
+        "-c",
+        sql,
+    ]))?;
     Ok(())
 }
 
@@ -809,12 +818,26 @@ fn mix(mut z: u64) -> u64 {
 
 const FIRST: &[&str] = &[
     "Anna", "Ben", "Chloé", "David", "Elif", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Karin",
-    "Liam", "Maja", "Noah", "Olga", "Paul", "Rosa", "Sven", "Tara", "Umut", "Vera", "Wim",
-    "Yusuf", "Zoë",
+    "Liam", "Maja", "Noah", "Olga", "Paul", "Rosa", "Sven", "Tara", "Umut", "Vera", "Wim", "Yusuf",
+    "Zoë",
 ];
 const LAST: &[&str] = &[
-    "Müller", "Smith", "García", "Nowak", "Rossi", "Dubois", "Jansen", "Öztürk", "Novák",
-    "Andersen", "Kowalski", "Brown", "Schäfer", "Lindqvist", "Moreau", "Costa",
+    "Müller",
+    "Smith",
+    "García",
+    "Nowak",
+    "Rossi",
+    "Dubois",
+    "Jansen",
+    "Öztürk",
+    "Novák",
+    "Andersen",
+    "Kowalski",
+    "Brown",
+    "Schäfer",
+    "Lindqvist",
+    "Moreau",
+    "Costa",
 ];
 const TOPICS: &[&str] = &[
     "Printer on the 3rd floor jams on every job",
@@ -834,17 +857,111 @@ const TOPICS: &[&str] = &[
     "Keyboard missing keys – Büro 2.14",
 ];
 const WORDS: &[&str] = &[
-    "the", "printer", "laptop", "screen", "since", "yesterday", "please", "could", "you",
-    "check", "again", "error", "message", "shows", "when", "I", "try", "to", "open", "file",
-    "network", "drive", "account", "locked", "after", "update", "restart", "did", "not",
-    "help", "our", "team", "needs", "access", "before", "Friday", "meeting", "room", "café",
-    "Grüße", "naïve", "approach", "the", "server", "was", "slow", "all", "morning", "and",
-    "colleagues", "report", "same", "problem", "with", "their", "machines", "we", "already",
-    "tried", "reinstalling", "driver", "version", "attached", "screenshot", "shows", "details",
-    "thanks", "in", "advance", "for", "quick", "response", "ticket", "urgent", "deadline",
-    "is", "tomorrow", "invoice", "€", "budget", "approved", "by", "manager", "Zürich", "office",
-    "Köln", "branch", "VPN", "client", "certificate", "expired", "a", "of", "on", "it",
-    "this", "that", "from", "some", "users", "cannot", "print", "any", "more", "works",
+    "the",
+    "printer",
+    "laptop",
+    "screen",
+    "since",
+    "yesterday",
+    "please",
+    "could",
+    "you",
+    "check",
+    "again",
+    "error",
+    "message",
+    "shows",
+    "when",
+    "I",
+    "try",
+    "to",
+    "open",
+    "file",
+    "network",
+    "drive",
+    "account",
+    "locked",
+    "after",
+    "update",
+    "restart",
+    "did",
+    "not",
+    "help",
+    "our",
+    "team",
+    "needs",
+    "access",
+    "before",
+    "Friday",
+    "meeting",
+    "room",
+    "café",
+    "Grüße",
+    "naïve",
+    "approach",
+    "the",
+    "server",
+    "was",
+    "slow",
+    "all",
+    "morning",
+    "and",
+    "colleagues",
+    "report",
+    "same",
+    "problem",
+    "with",
+    "their",
+    "machines",
+    "we",
+    "already",
+    "tried",
+    "reinstalling",
+    "driver",
+    "version",
+    "attached",
+    "screenshot",
+    "shows",
+    "details",
+    "thanks",
+    "in",
+    "advance",
+    "for",
+    "quick",
+    "response",
+    "ticket",
+    "urgent",
+    "deadline",
+    "is",
+    "tomorrow",
+    "invoice",
+    "€",
+    "budget",
+    "approved",
+    "by",
+    "manager",
+    "Zürich",
+    "office",
+    "Köln",
+    "branch",
+    "VPN",
+    "client",
+    "certificate",
+    "expired",
+    "a",
+    "of",
+    "on",
+    "it",
+    "this",
+    "that",
+    "from",
+    "some",
+    "users",
+    "cannot",
+    "print",
+    "any",
+    "more",
+    "works",
 ];
 const ATTACHMENTS: &[(&str, &str)] = &[
     ("application/pdf", "pdf"),

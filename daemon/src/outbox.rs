@@ -26,6 +26,7 @@ use crate::domain::mail::Address;
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+use crate::store::entity::outbox;
 
 fn mailbox(a: &Address) -> Result<Mailbox> {
     let email: LettreAddress = a
@@ -75,6 +76,16 @@ pub fn render(out: &Outgoing, date: DateTime<Utc>) -> Result<Vec<u8>> {
 }
 
 pub type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+/// Why a mail was not sent: a 5xx or a malformed envelope fails the mail for
+/// good; anything else (4xx, connection trouble) is retried with backoff.
+enum SendError {
+    Permanent(String),
+    Transient(String),
+}
+
+/// Mails in flight at once; lettre pools one connection per mail in flight.
+const PARALLEL: usize = 8;
 
 /// Builds the SMTP transport from the `[smtp]` section.
 pub fn transport(cfg: &ServerConfig) -> Result<Transport> {
@@ -142,25 +153,28 @@ impl Sender {
     /// Sends one mail; a transient failure is tried once more at once on a
     /// fresh connection, since servers limit mails per session (OpenSMTPD
     /// answers the 101st with 452) and pooled connections go stale.
-    async fn send(
-        &mut self,
-        envelope: &lettre::address::Envelope,
-        raw: &[u8],
-    ) -> std::result::Result<(), lettre::transport::smtp::Error> {
-        match self.transport.send_raw(envelope, raw).await {
+    async fn send(&self, row: &outbox::Model) -> std::result::Result<(), SendError> {
+        let envelope = envelope(&row.envelope_from, &row.recipients)
+            .map_err(|e| SendError::Permanent(e.to_string()))?;
+        match self.transport.send_raw(&envelope, &row.raw).await {
             Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(e),
-            Err(_) => {
-                if let Ok(t) = transport(&self.smtp) {
-                    self.transport = t;
+            Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+            Err(first) => {
+                let fresh =
+                    transport(&self.smtp).map_err(|e| SendError::Transient(e.to_string()))?;
+                match fresh.send_raw(&envelope, &row.raw).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                    Err(e) => Err(SendError::Transient(format!("{e} (before that: {first})"))),
                 }
-                self.transport.send_raw(envelope, raw).await.map(|_| ())
             }
         }
     }
 
-    /// Sends every row that is due now; each row is tried at most once per call.
-    pub async fn flush(&mut self) -> Result<FlushStats> {
+    /// Sends every row that is due now, `PARALLEL` at a time; each row is
+    /// tried at most once per call.
+    pub async fn flush(&self) -> Result<FlushStats> {
+        use futures::StreamExt;
         let mut stats = FlushStats::default();
         let mut last_id = 0;
         loop {
@@ -169,65 +183,71 @@ impl Sender {
             if rows.is_empty() {
                 return Ok(stats);
             }
-            for row in rows {
-                last_id = last_id.max(row.id);
-                let envelope = match envelope(&row.envelope_from, &row.recipients) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        self.store
-                            .outbox_attempt_failed(row.id, &e.to_string(), None)
-                            .await?;
-                        stats.failed += 1;
-                        continue;
-                    }
-                };
-                match self.send(&envelope, &row.raw).await {
-                    Ok(_) => {
-                        self.store.outbox_sent(row.id, self.clock.now()).await?;
-                        info!(
-                            outbox = row.id,
-                            message_id = row.message_id,
-                            to = row.recipients,
-                            "sent"
-                        );
-                        stats.sent += 1;
-                    }
-                    Err(e) => {
-                        let attempts = row.attempts as u32 + 1;
-                        let text = e.to_string();
-                        if e.is_permanent() || attempts >= self.cfg.max_attempts {
-                            warn!(
-                                outbox = row.id,
-                                message_id = row.message_id,
-                                error = text,
-                                attempts,
-                                "delivery failed for good"
-                            );
-                            self.store
-                                .outbox_attempt_failed(row.id, &text, None)
-                                .await?;
-                            stats.failed += 1;
-                        } else {
-                            let delay =
-                                backoff(self.cfg.retry_initial, self.cfg.retry_max, attempts);
-                            let next = self.clock.now()
-                                + chrono::Duration::from_std(delay)
-                                    .unwrap_or(chrono::Duration::MAX);
-                            warn!(outbox = row.id, message_id = row.message_id, error = text, attempts, retry_in = ?delay, "delivery deferred");
-                            self.store
-                                .outbox_attempt_failed(row.id, &text, Some(next))
-                                .await?;
-                            stats.deferred += 1;
-                        }
-                    }
-                }
+            last_id = rows.iter().map(|r| r.id).max().unwrap_or(last_id);
+            // Each result is recorded as soon as it is known, so a crash
+            // re-sends at most the mails in flight.
+            let mut in_flight = futures::stream::iter(rows)
+                .map(|row| async move {
+                    let r = self.send(&row).await;
+                    (row, r)
+                })
+                .buffer_unordered(PARALLEL);
+            while let Some((row, result)) = in_flight.next().await {
+                self.record(&row, result, &mut stats).await?;
             }
         }
     }
 
+    async fn record(
+        &self,
+        row: &outbox::Model,
+        result: std::result::Result<(), SendError>,
+        stats: &mut FlushStats,
+    ) -> Result<()> {
+        let (text, permanent) = match result {
+            Ok(()) => {
+                self.store.outbox_sent(row.id, self.clock.now()).await?;
+                info!(
+                    outbox = row.id,
+                    message_id = row.message_id,
+                    to = row.recipients,
+                    "sent"
+                );
+                stats.sent += 1;
+                return Ok(());
+            }
+            Err(SendError::Permanent(text)) => (text, true),
+            Err(SendError::Transient(text)) => (text, false),
+        };
+        let attempts = row.attempts as u32 + 1;
+        if permanent || attempts >= self.cfg.max_attempts {
+            warn!(
+                outbox = row.id,
+                message_id = row.message_id,
+                error = text,
+                attempts,
+                "delivery failed for good"
+            );
+            self.store
+                .outbox_attempt_failed(row.id, &text, None)
+                .await?;
+            stats.failed += 1;
+        } else {
+            let delay = backoff(self.cfg.retry_initial, self.cfg.retry_max, attempts);
+            let next = self.clock.now()
+                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            warn!(outbox = row.id, message_id = row.message_id, error = text, attempts, retry_in = ?delay, "delivery deferred");
+            self.store
+                .outbox_attempt_failed(row.id, &text, Some(next))
+                .await?;
+            stats.deferred += 1;
+        }
+        Ok(())
+    }
+
     /// The sender task of the daemon: flushes when woken by the ingest writer
     /// or every `flush_interval`, until shutdown.
-    pub async fn run(mut self, wake: Arc<Notify>, mut shutdown: Shutdown) {
+    pub async fn run(self, wake: Arc<Notify>, mut shutdown: Shutdown) {
         loop {
             if let Err(e) = self.flush().await {
                 warn!(error = %e, "outbox flush failed; retrying");

@@ -388,14 +388,30 @@ async fn sigkill_during_backlog(backend: Backend) {
     let mut rng = Rng(seed);
     let mut kills = 0;
     let mut mid_ingest = 0;
-    let mut progress = Vec::new();
+    let mut window = 40;
+    let mut progress: Vec<i64> = Vec::new();
     while count_inbound(&desk.db.url).await.0 < N as i64 && kills < 80 {
+        // Kill at a random moment after the daemon is up and reading mail.
+        let connected = desk.daemon_log().matches("connected").count();
         let mut daemon = desk.spawn();
-        tokio::time::sleep(Duration::from_millis(rng.next(30, 300))).await;
+        let start = Instant::now();
+        while desk.daemon_log().matches("connected").count() <= connected && start.elapsed() < WAIT
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.next(1, window))).await;
         daemon.kill().expect("SIGKILL");
         let _ = daemon.wait();
         kills += 1;
         let stored = count_inbound(&desk.db.url).await.0;
+        // Keep the kills inside the ingest: widen the window while a life
+        // stores nothing, narrow it while one stores a tenth of the backlog.
+        let before = progress.last().copied().unwrap_or(0);
+        if stored == before {
+            window = (window * 2).min(2000);
+        } else if stored - before > N as i64 / 10 {
+            window = (window / 2).max(5);
+        }
         mid_ingest += usize::from(stored < N as i64);
         progress.push(stored);
     }
@@ -457,12 +473,25 @@ both_backends!(sigkill_during_backlog, super::sigkill_during_backlog);
 async fn uidvalidity_change_rereads_without_duplicates(backend: Backend) {
     let desk = Desk::with(
         backend,
-        DeskOptions { folder: "Support", processed: helpdeskd::config::Processed::Flag, ..Default::default() },
+        DeskOptions {
+            folder: "Support",
+            processed: helpdeskd::config::Processed::Flag,
+            ..Default::default()
+        },
     )
     .await;
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
-    let m = |i: usize| mail(&cust_addr, &desk.address, &format!("uv {i}"), &format!("{cust}.{i}@uv"), "", "body");
+    let m = |i: usize| {
+        mail(
+            &cust_addr,
+            &desk.address,
+            &format!("uv {i}"),
+            &format!("{cust}.{i}@uv"),
+            "",
+            "body",
+        )
+    };
     append_all(&desk.user, "Support", &[m(1), m(2)]).await;
     let r = desk.run_once();
     assert_eq!(r["stored"], 2, "{r}");
@@ -478,12 +507,23 @@ async fn uidvalidity_change_rereads_without_duplicates(backend: Backend) {
     let out = desk.cli_output(&["run", "--once", "--json"]);
     assert!(out.status.success());
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!((r["mails"].as_u64(), r["stored"].as_u64(), r["duplicates"].as_u64()), (Some(3), Some(2), Some(1)), "{r}");
+    assert_eq!(
+        (
+            r["mails"].as_u64(),
+            r["stored"].as_u64(),
+            r["duplicates"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1)),
+        "{r}"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("UIDVALIDITY changed"));
     assert_eq!(desk.tickets().len(), 4);
     desk.finish().await;
 }
-both_backends!(uidvalidity_change_rereads_without_duplicates, super::uidvalidity_change_rereads_without_duplicates);
+both_backends!(
+    uidvalidity_change_rereads_without_duplicates,
+    super::uidvalidity_change_rereads_without_duplicates
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_daemon_gracefully() {
@@ -492,7 +532,10 @@ async fn sigterm_stops_the_daemon_gracefully() {
     let mut daemon = desk.spawn();
     let up = eventually(WAIT, async || desk.daemon_log().contains("connected")).await;
     assert!(up, "daemon never connected:\n{}", desk.daemon_log());
-    let status = Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let start = Instant::now();
     let exit = loop {
@@ -505,7 +548,11 @@ async fn sigterm_stops_the_daemon_gracefully() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(exit.is_some_and(|s| s.success()), "no clean exit after SIGTERM: {exit:?}\n{}", desk.daemon_log());
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "no clean exit after SIGTERM: {exit:?}\n{}",
+        desk.daemon_log()
+    );
     assert!(desk.daemon_log().contains("helpdeskd stopped"));
     desk.finish().await;
 }
