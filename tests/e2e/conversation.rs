@@ -14,19 +14,8 @@ async fn new_mail_becomes_ticket_with_threaded_ack(backend: Backend) {
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
     let mid = format!("{cust}.1@example.test");
-    send(
-        &cust_addr,
-        &desk.address,
-        &mail(
-            &cust_addr,
-            &desk.address,
-            "Printer on fire",
-            &mid,
-            "",
-            "It is burning.",
-        ),
-    )
-    .await;
+    desk.send_from(&cust_addr, "Printer on fire", &mid, "", "It is burning.")
+        .await;
     wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
 
     let r = desk.run_once();
@@ -106,12 +95,8 @@ async fn replies_thread_by_reference_and_tag(backend: Backend) {
     let stranger = unique("stranger");
     let stranger_addr = add_user(&stranger);
     let first = format!("{cust}.1@example.test");
-    send(
-        &cust_addr,
-        &desk.address,
-        &mail(&cust_addr, &desk.address, "VPN down", &first, "", "No VPN."),
-    )
-    .await;
+    desk.send_from(&cust_addr, "VPN down", &first, "", "No VPN.")
+        .await;
     wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
     desk.run_once();
     let ack = wait_for_messages(&cust, "INBOX", 1, WAIT).await;
@@ -120,32 +105,22 @@ async fn replies_thread_by_reference_and_tag(backend: Backend) {
     // 1. A reply to the acknowledgement (In-Reply-To) joins the ticket, no new ack.
     let reply = format!("{cust}.2@example.test");
     let headers = format!("In-Reply-To: {ack_id}\r\nReferences: <{first}> {ack_id}\r\n");
-    send(
+    desk.send_from(
         &cust_addr,
-        &desk.address,
-        &mail(
-            &cust_addr,
-            &desk.address,
-            "Re: [ACME INC-000001] Re: VPN down",
-            &reply,
-            &headers,
-            "Still down.",
-        ),
+        "Re: [ACME INC-000001] Re: VPN down",
+        &reply,
+        &headers,
+        "Still down.",
     )
     .await;
     // 2. A fresh mail with only the subject tag, from the customer: same ticket.
     let tagged = format!("{cust}.3@example.test");
-    send(
+    desk.send_from(
         &cust_addr,
-        &desk.address,
-        &mail(
-            &cust_addr,
-            &desk.address,
-            "[ACME INC-000001] one more thing",
-            &tagged,
-            "",
-            "Also the printer.",
-        ),
+        "[ACME INC-000001] one more thing",
+        &tagged,
+        "",
+        "Also the printer.",
     )
     .await;
     wait_for_messages(&desk.user, "INBOX", 2, WAIT).await;
@@ -156,17 +131,12 @@ async fn replies_thread_by_reference_and_tag(backend: Backend) {
 
     // 3. The same tag from a stranger opens a new ticket linked to the first.
     let foreign = format!("{stranger}.1@example.test");
-    send(
+    desk.send_from(
         &stranger_addr,
-        &desk.address,
-        &mail(
-            &stranger_addr,
-            &desk.address,
-            "[ACME INC-000001] let me in",
-            &foreign,
-            "",
-            "Injected?",
-        ),
+        "[ACME INC-000001] let me in",
+        &foreign,
+        "",
+        "Injected?",
     )
     .await;
     wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;

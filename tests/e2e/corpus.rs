@@ -121,19 +121,8 @@ async fn mime_oddities_are_stored_or_quarantined(backend: Backend) {
     // And the poller carries on.
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
-    append_all(
-        &desk.user,
-        "INBOX",
-        &[mail(
-            &cust_addr,
-            &desk.address,
-            "after the storm",
-            &format!("{cust}@after"),
-            "",
-            "still there?",
-        )],
-    )
-    .await;
+    desk.append_from(&cust_addr, "after the storm", &format!("{cust}@after"))
+        .await;
     let r = desk.run_once();
     assert_eq!(r["stored"], 1, "{r}");
     assert_eq!(

@@ -344,6 +344,29 @@ level = "info"
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON {e}: {out}"))
     }
 
+    /// Sends a customer mail to the desk through SMTP.
+    pub async fn send_from(
+        &self,
+        from: &str,
+        subject: &str,
+        message_id: &str,
+        headers: &str,
+        body: &str,
+    ) {
+        send(
+            from,
+            &self.address,
+            &mail(from, &self.address, subject, message_id, headers, body),
+        )
+        .await;
+    }
+
+    /// Puts one customer mail straight into the desk's INBOX (IMAP APPEND).
+    pub async fn append_from(&self, from: &str, subject: &str, message_id: &str) {
+        let raw = mail(from, &self.address, subject, message_id, "", "hello");
+        append_all(&self.user, "INBOX", &[raw]).await;
+    }
+
     pub async fn finish(self) {
         self.db.drop_db().await;
     }

@@ -33,19 +33,8 @@ async fn tls_modes(mode: TlsMode, port: u16) {
     .await;
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
-    append_all(
-        &desk.user,
-        "INBOX",
-        &[mail(
-            &cust_addr,
-            &desk.address,
-            "over TLS",
-            &format!("{cust}@tls"),
-            "",
-            "hi",
-        )],
-    )
-    .await;
+    desk.append_from(&cust_addr, "over TLS", &format!("{cust}@tls"))
+        .await;
     let r = desk.run_once();
     assert_eq!(r["stored"], 1, "{mode:?}: {r}");
     assert_eq!(r["mailbox_errors"].as_array().map(Vec::len), Some(0), "{r}");
@@ -297,19 +286,8 @@ async fn smtp_down_then_back(backend: Backend) {
     .await;
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
-    append_all(
-        &desk.user,
-        "INBOX",
-        &[mail(
-            &cust_addr,
-            &desk.address,
-            "while SMTP is down",
-            &format!("{cust}@down"),
-            "",
-            "hi",
-        )],
-    )
-    .await;
+    desk.append_from(&cust_addr, "while SMTP is down", &format!("{cust}@down"))
+        .await;
     let r = desk.run_once();
     assert_eq!(r["stored"], 1, "{r}");
     assert_eq!(r["outbox"]["sent"], 0, "{r}");
