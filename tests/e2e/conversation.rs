@@ -273,3 +273,69 @@ both_backends!(
     robots_are_stored_but_never_answered,
     super::robots_are_stored_but_never_answered
 );
+
+/// With IDLE, new mail is picked up at once, not at the next poll (the
+/// interval here is a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_picks_up_new_mail_at_once() {
+    let desk = Desk::with(
+        Backend::Sqlite,
+        DeskOptions {
+            poll_interval_secs: 60,
+            ..Default::default()
+        },
+    )
+    .await;
+    desk.cli(&["migrate"]);
+    let mut daemon = desk.spawn();
+    let up = eventually(WAIT, async || desk.daemon_log().contains("idle=true")).await;
+    assert!(up, "daemon did not start with IDLE:\n{}", desk.daemon_log());
+    // Let the first (empty) sync finish and IDLE begin.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    desk.send_from(
+        &cust_addr,
+        "while idling",
+        &format!("{cust}@idle"),
+        "",
+        "hi",
+    )
+    .await;
+    let acks = wait_for_messages(&cust, "INBOX", 1, Duration::from_secs(15)).await;
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(
+        acks.len(),
+        1,
+        "no acknowledgement within 15 s:\n{}",
+        desk.daemon_log()
+    );
+    desk.finish().await;
+}
+
+/// `--log-format json`: every line about a mail carries mailbox, UID,
+/// Message-ID and ticket number as fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_mail_fields() {
+    let desk = Desk::new(Backend::Sqlite).await;
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    desk.append_from(&cust_addr, "logged", &format!("{cust}@log"))
+        .await;
+    let out = desk.cli_output(&["--log-format", "json", "run", "--once"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stored: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "stored")
+        .collect();
+    assert_eq!(stored.len(), 1, "{stderr}");
+    let f = &stored[0]["fields"];
+    assert_eq!(f["mailbox"], "support");
+    assert_eq!(f["uid"], 1);
+    assert_eq!(f["message_id"], format!("{cust}@log").as_str());
+    assert_eq!(f["ticket"], "INC-000001");
+    desk.finish().await;
+}
