@@ -313,18 +313,22 @@ level = "info"
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("bad JSON {e}: {out}"))
     }
 
-    pub fn spawn(&self) -> Child {
+    /// Starts `helpdeskd run`; the daemon is killed when the guard drops,
+    /// so a failing test leaves no daemon behind.
+    pub fn spawn(&self) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("daemon log");
-        self.command()
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn helpdeskd run")
+        Daemon(
+            self.command()
+                .arg("run")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn helpdeskd run"),
+        )
     }
 
     pub fn daemon_log(&self) -> String {
@@ -369,6 +373,28 @@ level = "info"
 
     pub async fn finish(self) {
         self.db.drop_db().await;
+    }
+}
+
+pub struct Daemon(pub Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
