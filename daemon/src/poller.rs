@@ -24,8 +24,12 @@ use crate::store::Store;
 
 /// The keyword set on processed mail in `processed = "flag"` mode.
 pub const PROCESSED_KEYWORD: &str = "$HelpdeskProcessed";
-/// Upper bound of one fetched batch in bytes, besides `ingest.batch_size`.
-const MAX_BATCH_BYTES: u64 = 32 * 1024 * 1024;
+/// Upper bound of one fetched batch in bytes, besides `ingest.batch_size`:
+/// a batch is alive in about four copies (fetched, parsed, statement, driver),
+/// so this keeps the daemon well under 100 MB.
+const MAX_BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// Committed mails marked processed per IMAP command.
+const MARK_GROUP: usize = 5000;
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
@@ -131,6 +135,7 @@ impl Poller {
         debug!(mailbox = name, backlog = sizes.len(), "fetching");
         let mut stats = Stats::default();
         let mut pending: Option<(Vec<u32>, Pending)> = None;
+        let mut committed: Vec<u32> = Vec::new();
         for chunk in chunks(&sizes, self.ingest.batch_size, MAX_BATCH_BYTES) {
             let uids: Vec<u32> = chunk.iter().map(|(u, _)| *u).collect();
             let raws = self.fetch(session, &uids).await?;
@@ -161,14 +166,24 @@ impl Poller {
             // watermark never passes a batch that is not stored.
             if let Some((done, p)) = pending.take() {
                 stats.add(&p.outcomes().await?);
-                self.mark(session, &done).await?;
+                committed.extend(done);
             }
             pending = Some((fetched, self.writer.submit(batch, Some(wm)).await?));
             last = top;
+            // A move costs the server more the larger the folder, so committed
+            // mail is marked in groups while the writer works; the watermark
+            // and `mark_leftovers` cover a crash in between.
+            if committed.len() >= MARK_GROUP {
+                self.mark(session, &committed).await?;
+                committed.clear();
+            }
         }
         if let Some((done, p)) = pending.take() {
             stats.add(&p.outcomes().await?);
-            self.mark(session, &done).await?;
+            committed.extend(done);
+        }
+        for group in committed.chunks(MARK_GROUP) {
+            self.mark(session, group).await?;
         }
         info!(
             mailbox = name,
@@ -180,20 +195,22 @@ impl Poller {
         Ok(stats)
     }
 
-    /// UIDs and sizes of the mails above `last`, ascending.
+    /// UIDs and sizes of the mails above `last`, ascending. Read one
+    /// response at a time: the client keeps a buffer per response, which for
+    /// a 100,000-mail backlog would otherwise be hundreds of megabytes.
     async fn sizes_above(&self, session: &mut ImapSession, last: u32) -> Result<Vec<(u32, u64)>> {
         let query = format!("{}:*", last.saturating_add(1));
-        let stream = session
+        let mut stream = session
             .uid_fetch(&query, "(UID RFC822.SIZE)")
             .await
             .map_err(|e| self.err(e))?;
-        let fetches: Vec<_> = stream.try_collect().await.map_err(|e| self.err(e))?;
-        // `n:*` always includes the highest UID, even when it is below n.
-        let mut out: Vec<(u32, u64)> = fetches
-            .iter()
-            .filter_map(|f| f.uid.map(|u| (u, u64::from(f.size.unwrap_or(0)))))
-            .filter(|(u, _)| *u > last)
-            .collect();
+        let mut out: Vec<(u32, u64)> = Vec::new();
+        while let Some(f) = stream.try_next().await.map_err(|e| self.err(e))? {
+            // `n:*` always includes the highest UID, even when it is below n.
+            if let Some(uid) = f.uid.filter(|u| *u > last) {
+                out.push((uid, u64::from(f.size.unwrap_or(0))));
+            }
+        }
         out.sort_unstable();
         out.dedup_by_key(|(u, _)| *u);
         Ok(out)
@@ -204,16 +221,16 @@ impl Poller {
         session: &mut ImapSession,
         uids: &[u32],
     ) -> Result<Vec<(Option<u32>, Vec<u8>)>> {
-        let stream = session
+        let mut stream = session
             .uid_fetch(uid_set(uids), "(UID BODY.PEEK[])")
             .await
             .map_err(|e| self.err(e))?;
-        let fetches: Vec<_> = stream.try_collect().await.map_err(|e| self.err(e))?;
-        let mut out: Vec<(Option<u32>, Vec<u8>)> = fetches
-            .iter()
-            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-            .map(|(u, b)| (Some(u), b))
-            .collect();
+        let mut out: Vec<(Option<u32>, Vec<u8>)> = Vec::with_capacity(uids.len());
+        while let Some(f) = stream.try_next().await.map_err(|e| self.err(e))? {
+            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                out.push((Some(uid), body.to_vec()));
+            }
+        }
         out.sort_by_key(|(u, _)| *u);
         Ok(out)
     }

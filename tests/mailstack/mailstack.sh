@@ -390,10 +390,10 @@ dovecot_stop() { # STATE_DIR
     # are killed too.
     children=$(pgrep -P "$pid" 2>/dev/null || true)
     kill -TERM "$pid" 2>/dev/null || true
-    wait_gone "$pid" 10 || die "Dovecot master $pid (in $sdir) did not exit"
     for child in $children; do
         kill -KILL "$child" 2>/dev/null || true
     done
+    wait_gone "$pid" 10 || die "Dovecot master $pid (in $sdir) did not exit"
 }
 
 # dovecot_up STATE_DIR IMAP IMAPS LMTP|"" CONF_TEXT: running with this config

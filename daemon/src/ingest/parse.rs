@@ -19,11 +19,10 @@ pub enum Parsed {
     Quarantine(String),
 }
 
-/// A parsed mail with the keys the pipeline needs beside it.
+/// A parsed mail with the key the pipeline deduplicates by.
 #[derive(Debug)]
 pub struct ParsedMail {
     pub dedup_key: String,
-    pub sha256: String,
     pub parsed: Parsed,
 }
 
@@ -42,39 +41,34 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
-    let sha256 = sha256_hex(raw);
-    let quarantine = |reason: String, key: Option<&str>| ParsedMail {
-        dedup_key: dedup_key(key, &sha256),
-        sha256: sha256.clone(),
+    // Hashing the whole mail costs as much as parsing it: only done when the
+    // mail has no Message-ID to deduplicate by.
+    let by_hash = || dedup_key(None, &sha256_hex(raw));
+    let quarantine = |reason: String| ParsedMail {
+        dedup_key: by_hash(),
         parsed: Parsed::Quarantine(reason),
     };
     if raw.len() > max_bytes {
-        return quarantine(
-            format!(
-                "message is {} bytes, more than ingest.max_message_bytes ({max_bytes})",
-                raw.len()
-            ),
-            None,
-        );
+        return quarantine(format!(
+            "message is {} bytes, more than ingest.max_message_bytes ({max_bytes})",
+            raw.len()
+        ));
     }
     if raw.iter().all(u8::is_ascii_whitespace) {
-        return quarantine("message is empty".into(), None);
+        return quarantine("message is empty".into());
     }
     let Some(msg) = MessageParser::default().parse(raw) else {
-        return quarantine(
-            "not an RFC 5322 message: no header could be read".into(),
-            None,
-        );
+        return quarantine("not an RFC 5322 message: no header could be read".into());
     };
     if msg.headers().is_empty() {
-        return quarantine(
-            "not an RFC 5322 message: no header could be read".into(),
-            None,
-        );
+        return quarantine("not an RFC 5322 message: no header could be read".into());
     }
 
     let message_id = msg.message_id().map(clean_id).filter(|id| !id.is_empty());
-    let key = dedup_key(message_id.as_deref(), &sha256);
+    let key = match &message_id {
+        Some(id) => dedup_key(Some(id), ""),
+        None => by_hash(),
+    };
     let mut warnings = Vec::new();
 
     let from = first_address(msg.from())
@@ -87,7 +81,6 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
     let Some(from) = from else {
         return ParsedMail {
             dedup_key: key,
-            sha256,
             parsed: Parsed::Quarantine(
                 "no sender: neither From, Sender nor Return-Path holds an address".into(),
             ),
@@ -173,7 +166,6 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
     };
     ParsedMail {
         dedup_key: key,
-        sha256,
         parsed: Parsed::Mail(Box::new(inbound)),
     }
 }
