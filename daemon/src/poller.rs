@@ -26,8 +26,8 @@ use crate::store::Store;
 pub const PROCESSED_KEYWORD: &str = "$HelpdeskProcessed";
 /// Upper bound of one fetched batch in bytes, besides `ingest.batch_size`:
 /// a batch is alive in about four copies (fetched, parsed, statement, driver),
-/// so this keeps the daemon well under 100 MB.
-const MAX_BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// so this keeps the daemon under 100 MB whatever the mail sizes.
+const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// Committed mails marked processed per IMAP command.
 const MARK_GROUP: usize = 5000;
 const BACKOFF_START: Duration = Duration::from_secs(1);
