@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::error::{Error, Result};
@@ -130,17 +130,6 @@ impl Store {
         };
         q.filter(outbox::Column::Id.eq(id)).exec(&self.db).await?;
         Ok(())
-    }
-
-    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
-        Ok(outbox::Entity::find()
-            .select_only()
-            .column(outbox::Column::Status)
-            .column_as(outbox::Column::Id.count(), "n")
-            .group_by(outbox::Column::Status)
-            .into_tuple::<(String, i64)>()
-            .all(&self.db)
-            .await?)
     }
 
     // ---- reading tickets ----
@@ -278,16 +267,6 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("no quarantined mail {id}")))
     }
 
-    /// Counts rows of the main tables, for `check` and tests.
-    pub async fn counts(&self) -> Result<Counts> {
-        Ok(Counts {
-            tickets: ticket::Entity::find().count(&self.db).await?,
-            messages: message::Entity::find().count(&self.db).await?,
-            quarantined: quarantine::Entity::find().count(&self.db).await?,
-            outbox: outbox::Entity::find().count(&self.db).await?,
-        })
-    }
-
     /// A write transaction. On SQLite it takes the write lock at BEGIN
     /// (IMMEDIATE): a deferred transaction that reads first would fail with
     /// SQLITE_BUSY_SNAPSHOT when the outbox sender commits in between.
@@ -330,14 +309,6 @@ impl contact::Model {
             format!("{} <{}>", self.name, self.email)
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub struct Counts {
-    pub tickets: u64,
-    pub messages: u64,
-    pub quarantined: u64,
-    pub outbox: u64,
 }
 
 #[derive(Debug, Clone)]
