@@ -156,25 +156,19 @@ async fn write(
             continue;
         }
         let mail = match parsed {
+            Parsed::Mail(mail) => mail,
             Parsed::Quarantine(reason) => {
-                info!(mailbox, uid, dedup_key, reason, "quarantined");
-                new_quarantine.push(quarantine::ActiveModel {
-                    dedup_key: Set(dedup_key),
-                    mailbox: Set(mailbox),
-                    uid: Set(uid.map(i64::from)),
-                    size: Set(raw.len() as i64),
-                    reason: Set(reason.clone()),
-                    created_at: Set(now),
-                    raw: Set(raw),
-                    ..Default::default()
-                });
-                outcomes[i] = Outcome::Quarantined(reason);
+                outcomes[i] = Outcome::Quarantined(reason.clone());
+                new_quarantine.push(quarantine_row(dedup_key, mailbox, uid, raw, reason, now));
                 continue;
             }
-            Parsed::Mail(mail) => mail,
         };
+        // parse() quarantines mail without a sender; should one slip through,
+        // it is quarantined here too, never dropped.
         let Some(sender) = mail.from.clone() else {
-            // parse() quarantines mails without a sender; keep the invariant visible.
+            let reason = "no sender address".to_string();
+            outcomes[i] = Outcome::Quarantined(reason.clone());
+            new_quarantine.push(quarantine_row(dedup_key, mailbox, uid, raw, reason, now));
             continue;
         };
         let class = classify(&mail);
@@ -375,6 +369,27 @@ pub async fn save_watermark<C: ConnectionTrait>(
     .exec_without_returning(txn)
     .await?;
     Ok(())
+}
+
+fn quarantine_row(
+    dedup_key: String,
+    mailbox: String,
+    uid: Option<u32>,
+    raw: Vec<u8>,
+    reason: String,
+    now: DateTime<Utc>,
+) -> quarantine::ActiveModel {
+    info!(mailbox, uid, dedup_key, reason, "quarantined");
+    quarantine::ActiveModel {
+        dedup_key: Set(dedup_key),
+        mailbox: Set(mailbox),
+        uid: Set(uid.map(i64::from)),
+        size: Set(raw.len() as i64),
+        reason: Set(reason),
+        created_at: Set(now),
+        raw: Set(raw),
+        ..Default::default()
+    }
 }
 
 fn participant_row(ticket_id: i64, contact_id: i64, role: &str) -> participant::ActiveModel {
