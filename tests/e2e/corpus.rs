@@ -53,7 +53,6 @@ async fn mime_oddities_are_stored_or_quarantined(backend: Backend) {
     );
 
     let desk = Desk::new(backend).await;
-    let mut raws: Vec<String> = Vec::new();
     let mut bytes: Vec<Vec<u8>> = files
         .iter()
         .map(|f| std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())))
@@ -80,7 +79,6 @@ async fn mime_oddities_are_stored_or_quarantined(backend: Backend) {
             });
     }
     let _ = session.logout().await;
-    raws.clear();
 
     let r = desk.run_once();
     assert_eq!(r["mailbox_errors"].as_array().map(Vec::len), Some(0), "{r}");

@@ -27,7 +27,7 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn script() -> PathBuf {
+pub fn script() -> PathBuf {
     repo_root().join("tests/mailstack/mailstack.sh")
 }
 
@@ -36,30 +36,30 @@ pub struct Stack {
     pub ca_file: PathBuf,
 }
 
+/// Runs `mailstack.sh ARGS`, asserting success; returns stdout.
+pub fn mailstack(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(script())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mailstack.sh");
+    assert!(
+        out.status.success(),
+        "mailstack.sh {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Installs (when missing) and starts the shared mail stack, once per process.
 pub fn stack() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
     STACK.get_or_init(|| {
-        for args in [&["install"][..], &["start"][..]] {
-            let out = Command::new("bash")
-                .arg(script())
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .expect("run mailstack.sh");
-            assert!(
-                out.status.success(),
-                "mailstack.sh {args:?} failed:\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("env")
-            .output()
-            .expect("mailstack.sh env");
-        let env = String::from_utf8_lossy(&out.stdout).to_string();
+        mailstack(&["install"]);
+        mailstack(&["start"]);
+        let env = mailstack(&["env"]);
         let get = |k: &str| {
             env.lines()
                 .find_map(|l| l.strip_prefix(&format!("{k}=")))
@@ -86,17 +86,7 @@ pub fn unique(prefix: &str) -> String {
 /// Adds a mail user and returns its address.
 pub fn add_user(name: &str) -> String {
     stack();
-    let out = Command::new("bash")
-        .arg(script())
-        .args(["adduser", name, PASSWORD])
-        .stdin(Stdio::null())
-        .output()
-        .expect("mailstack.sh adduser");
-    assert!(
-        out.status.success(),
-        "adduser {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    mailstack(&["adduser", name, PASSWORD]);
     format!("{name}@{DOMAIN}")
 }
 

@@ -116,35 +116,21 @@ impl PrivateDovecot {
         dovecot
     }
 
-    fn script(&self, args: &[&str]) {
-        let out = Command::new("bash")
-            .arg(repo_root().join("tests/mailstack/mailstack.sh"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("mailstack.sh");
-        assert!(
-            out.status.success(),
-            "mailstack.sh {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     fn up(&self) {
         let dir = self.dir.path().display().to_string();
         let imaps = free_port().to_string();
-        self.script(&["dovecot-start", &dir, &self.port.to_string(), &imaps]);
+        mailstack(&["dovecot-start", &dir, &self.port.to_string(), &imaps]);
     }
 
     fn down(&self) {
-        self.script(&["dovecot-stop", &self.dir.path().display().to_string()]);
+        mailstack(&["dovecot-stop", &self.dir.path().display().to_string()]);
     }
 }
 
 impl Drop for PrivateDovecot {
     fn drop(&mut self) {
         let _ = Command::new("bash")
-            .arg(repo_root().join("tests/mailstack/mailstack.sh"))
+            .arg(script())
             .args(["dovecot-stop", &self.dir.path().display().to_string()])
             .stdin(Stdio::null())
             .output();

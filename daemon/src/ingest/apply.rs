@@ -660,7 +660,7 @@ struct Counter {
 
 impl Counter {
     async fn load(txn: &DatabaseTransaction, name: &'static str) -> Result<Counter> {
-        let first = Store::reserve(txn, name, 0).await?;
+        let first = Store::counter_next(txn, name).await?;
         Ok(Counter {
             name,
             start: first,

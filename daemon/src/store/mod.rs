@@ -280,9 +280,9 @@ impl Store {
             .await?)
     }
 
-    /// The next value of a named counter, reserving `n` values; runs inside
-    /// the caller's transaction. Returns the first reserved value.
-    pub async fn reserve<C: sea_orm::ConnectionTrait>(txn: &C, name: &str, n: i64) -> Result<i64> {
+    /// The next value of a named counter, read under a row lock inside the
+    /// caller's transaction; the caller writes the counter back.
+    pub async fn counter_next<C: sea_orm::ConnectionTrait>(txn: &C, name: &str) -> Result<i64> {
         let current = counter::Entity::find_by_id(name.to_string())
             .lock_exclusive()
             .one(txn)
@@ -290,13 +290,6 @@ impl Store {
             .ok_or_else(|| {
                 Error::Invalid(format!("counter {name} missing: run `helpdeskd migrate`"))
             })?;
-        if n > 0 {
-            counter::Entity::update_many()
-                .col_expr(counter::Column::Value, Expr::value(current.value + n))
-                .filter(counter::Column::Name.eq(name))
-                .exec(txn)
-                .await?;
-        }
         Ok(current.value + 1)
     }
 }
