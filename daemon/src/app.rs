@@ -9,10 +9,13 @@ use tracing::{error, info};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::error::Result;
+use crate::domain::conversation::Settings;
+use crate::domain::token::TokenKey;
+use crate::error::{Error, Result};
 use crate::import::{self, Source};
 use crate::ingest::{Stats, Writer};
 use crate::outbox::{self, FlushStats, Sender};
+use crate::plugins::{self, DispatchStats};
 use crate::poller::{self, Poller};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -21,6 +24,7 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
 }
 
 /// What `run --once` did.
@@ -30,6 +34,8 @@ pub struct OnceReport {
     pub ingest_time: Duration,
     pub mailbox_errors: Vec<(String, String)>,
     pub outbox: Option<FlushStats>,
+    /// What the plugin dispatcher did after the ingest.
+    pub plugins: DispatchStats,
 }
 
 impl App {
@@ -41,17 +47,19 @@ impl App {
         )
         .await?;
         store.migrate().await?;
+        let settings = Arc::new(settings(&config)?);
         Ok(App {
             config,
             store,
             clock: Arc::new(SystemClock),
+            settings,
         })
     }
 
     fn writer(&self, wake: Arc<Notify>) -> Writer {
         Writer::spawn(
             self.store.clone(),
-            self.config.desk.clone(),
+            self.settings.clone(),
             self.clock.clone(),
             wake,
         )
@@ -100,6 +108,9 @@ impl App {
                 }
             }
         }
+        // Plugins see this cycle's events before the outbox flush, so the
+        // mails they send go out in the same cycle.
+        report.plugins = self.dispatch_plugins().await?;
         if send {
             report.outbox = Some(self.sender()?.flush().await?);
         }
@@ -115,6 +126,14 @@ impl App {
         for p in self.pollers(&writer) {
             tasks.push(tokio::spawn(p.run(shutdown.clone())));
         }
+        let (dispatcher, _) = plugins::dispatcher(
+            &self.config,
+            self.store.clone(),
+            self.clock.clone(),
+            &plugins::host_exe(),
+        )
+        .await;
+        tasks.push(tokio::spawn(dispatcher.run(wake.clone(), shutdown.clone())));
         tasks.push(tokio::spawn(sender.run(wake, shutdown.clone())));
         info!(mailboxes = self.config.mailboxes.len(), "helpdeskd running");
         for t in tasks {
@@ -124,10 +143,77 @@ impl App {
         Ok(())
     }
 
+    /// Loads the plugins and dispatches every due event, then stops the host.
+    pub async fn dispatch_plugins(&self) -> Result<DispatchStats> {
+        let (mut d, _) = plugins::dispatcher(
+            &self.config,
+            self.store.clone(),
+            self.clock.clone(),
+            &plugins::host_exe(),
+        )
+        .await;
+        let stats = d.drain().await;
+        d.shutdown().await;
+        stats
+    }
+
     pub async fn import(&self, source: &Source) -> Result<Stats> {
         let writer = self.writer(Arc::new(Notify::new()));
         import::import(source, &writer, &self.config.ingest).await
     }
+}
+
+/// The conversation rules from the configuration and the token secret.
+pub fn settings(config: &Config) -> Result<Settings> {
+    Ok(Settings {
+        desk: config.desk.clone(),
+        staff: config.staff.clone(),
+        key: token_key(&config.token_secret_file)?,
+        trusted_authserv: config.trust.authserv_ids.clone(),
+        reopen_window: config.tickets.reopen_window,
+        ack_limit_per_hour: config.tickets.ack_limit_per_hour,
+        mailbox_groups: config
+            .mailboxes
+            .iter()
+            .filter_map(|m| Some((m.name.clone(), m.group.clone()?)))
+            .collect(),
+    })
+}
+
+/// Reads the reply-token secret, creating it (32 random bytes, hex, mode
+/// 0600) on first start. Losing it only makes old reply tokens unverifiable:
+/// those replies still thread by their headers.
+pub fn token_key(path: &std::path::Path) -> Result<TokenKey> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| Error::Invalid(format!("no randomness for the token secret: {e}")))?;
+            let hex = crate::ingest::parse::hex(&bytes);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            write_private(path, &hex)?;
+            info!(file = %path.display(), "created the reply-token secret");
+            hex
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    TokenKey::new(text.trim().as_bytes())
+        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 /// One line of `helpdeskd check`.
@@ -195,6 +281,12 @@ pub async fn check(config: &Config) -> Vec<CheckLine> {
     }
     .await;
     lines.push(line("smtp", smtp));
+    let (ok, detail) = plugins::check(&config.plugins, &plugins::host_exe()).await;
+    lines.push(CheckLine {
+        name: "plugins".into(),
+        ok,
+        detail,
+    });
     lines
 }
 

@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use crate::domain::ack::Desk;
 use crate::domain::mail::Address;
+use crate::domain::staff::{Directory, StaffMember};
 
 /// A secret read from a file or the environment; never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -115,6 +116,55 @@ struct RawConfig {
     outbox: RawOutbox,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    staff: Vec<RawStaff>,
+    #[serde(default)]
+    trust: RawTrust,
+    #[serde(default)]
+    tickets: RawTickets,
+    #[serde(default)]
+    plugins: RawPlugins,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStaff {
+    name: String,
+    email: Spanned<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrust {
+    #[serde(default)]
+    authserv_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTickets {
+    #[serde(default = "default_reopen_days")]
+    reopen_window_days: Spanned<i64>,
+    #[serde(default = "default_ack_limit")]
+    ack_limit_per_hour: Spanned<i64>,
+}
+
+impl Default for RawTickets {
+    fn default() -> Self {
+        RawTickets {
+            reopen_window_days: default_reopen_days(),
+            ack_limit_per_hour: default_ack_limit(),
+        }
+    }
+}
+
+fn default_reopen_days() -> Spanned<i64> {
+    Spanned::new(0..0, 7)
+}
+fn default_ack_limit() -> Spanned<i64> {
+    Spanned::new(0..0, 5)
 }
 
 fn default_data_dir() -> String {
@@ -152,6 +202,7 @@ struct RawDesk {
     address: Spanned<String>,
     #[serde(default = "default_tag")]
     tag: Spanned<String>,
+    token_secret_file: Option<String>,
 }
 
 fn default_desk_name() -> String {
@@ -200,6 +251,7 @@ struct RawMailbox {
     poll_interval_secs: Spanned<i64>,
     #[serde(default = "default_true")]
     idle: bool,
+    group: Option<Spanned<String>>,
     imap: RawServer,
 }
 
@@ -317,6 +369,24 @@ pub struct Config {
     pub smtp: ServerConfig,
     pub outbox: OutboxConfig,
     pub log: LogConfig,
+    pub staff: Directory,
+    pub trust: TrustConfig,
+    pub tickets: TicketsConfig,
+    /// The secret reply tokens are signed with; created on first start.
+    pub token_secret_file: PathBuf,
+    pub plugins: PluginsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrustConfig {
+    /// authserv-ids whose `Authentication-Results` headers are believed.
+    pub authserv_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TicketsConfig {
+    pub reopen_window: chrono::Duration,
+    pub ack_limit_per_hour: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -351,6 +421,8 @@ pub struct MailboxConfig {
     pub processed_folder: String,
     pub poll_interval: Duration,
     pub idle: bool,
+    /// The staff group new tickets of this mailbox are routed to.
+    pub group: Option<String>,
     pub imap: ServerConfig,
 }
 
@@ -576,6 +648,34 @@ impl Validator<'_> {
         Address::new("", s)
     }
 
+    fn staff(&mut self, raw: &[RawStaff]) -> Directory {
+        let mut members: Vec<StaffMember> = Vec::new();
+        for (i, s) in raw.iter().enumerate() {
+            let key = format!("staff[{i}].email");
+            let address = self.address(&s.email, &key);
+            if members.iter().any(|m| m.email == address.email) {
+                self.problem(
+                    Some(s.email.span()),
+                    &key,
+                    format!("{} is listed twice", address.email),
+                );
+            }
+            if s.name.trim().is_empty() {
+                self.problem(
+                    None,
+                    &format!("staff[{i}].name"),
+                    "must not be empty".into(),
+                );
+            }
+            members.push(StaffMember {
+                name: s.name.trim().to_string(),
+                email: address.email,
+                groups: s.groups.iter().map(|g| g.trim().to_lowercase()).collect(),
+            });
+        }
+        Directory::new(members)
+    }
+
     fn build(&mut self, raw: RawConfig) -> Config {
         let data_dir = self.path(&raw.data_dir);
 
@@ -650,6 +750,7 @@ impl Validator<'_> {
                 "no [[mailbox]] configured: the desk would read no mail".into(),
             );
         }
+        let staff = self.staff(&raw.staff);
         let mut mailboxes: Vec<MailboxConfig> = Vec::new();
         for (i, m) in raw.mailbox.iter().enumerate() {
             let key = format!("mailbox[{i}]");
@@ -684,7 +785,19 @@ impl Validator<'_> {
                 1,
                 86_400,
             );
+            let group = m.group.as_ref().map(|g| {
+                let name = g.get_ref().trim().to_lowercase();
+                if !staff.has_group(&name) {
+                    self.problem(
+                        Some(g.span()),
+                        &format!("{key}.group"),
+                        format!("no [[staff]] entry is in group {name:?}"),
+                    );
+                }
+                name
+            });
             mailboxes.push(MailboxConfig {
+                group,
                 name,
                 folder: m.folder.clone(),
                 processed: m.processed,
@@ -740,8 +853,41 @@ impl Validator<'_> {
             );
         }
 
+        let tickets = TicketsConfig {
+            reopen_window: chrono::Duration::days(self.int_in(
+                &raw.tickets.reopen_window_days,
+                "tickets.reopen_window_days",
+                0,
+                3650,
+            )),
+            ack_limit_per_hour: self.int_in(
+                &raw.tickets.ack_limit_per_hour,
+                "tickets.ack_limit_per_hour",
+                0,
+                10_000,
+            ) as u32,
+        };
+        let token_secret_file = match &raw.desk.token_secret_file {
+            Some(f) => self.path(f),
+            None => data_dir.join("token.key"),
+        };
+
+        let plugins = self.plugins(&raw.plugins);
+
         Config {
             file: self.file.clone(),
+            plugins,
+            staff,
+            trust: TrustConfig {
+                authserv_ids: raw
+                    .trust
+                    .authserv_ids
+                    .iter()
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .collect(),
+            },
+            tickets,
+            token_secret_file,
             data_dir,
             database: DatabaseConfig {
                 url: Secret::new(url),
@@ -756,6 +902,112 @@ impl Validator<'_> {
                 format: raw.log.format,
                 level: raw.log.level,
             },
+        }
+    }
+}
+
+// ---- [plugins] -------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugins {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default = "default_plugins_dir")]
+    dir: String,
+    #[serde(default = "default_isolation")]
+    isolation: Isolation,
+    #[serde(default = "default_plugin_timeout")]
+    timeout_secs: Spanned<i64>,
+    #[serde(default = "default_plugin_retries")]
+    retries: Spanned<i64>,
+    /// `[plugins.config.NAME]`: each plugin's own configuration.
+    #[serde(default)]
+    config: std::collections::BTreeMap<String, Spanned<toml::Value>>,
+}
+
+impl Default for RawPlugins {
+    fn default() -> Self {
+        RawPlugins {
+            enabled: true,
+            dir: default_plugins_dir(),
+            isolation: default_isolation(),
+            timeout_secs: default_plugin_timeout(),
+            retries: default_plugin_retries(),
+            config: Default::default(),
+        }
+    }
+}
+
+fn default_plugins_dir() -> String {
+    "plugins".into()
+}
+fn default_isolation() -> Isolation {
+    Isolation::Process
+}
+fn default_plugin_timeout() -> Spanned<i64> {
+    Spanned::new(0..0, 5)
+}
+fn default_plugin_retries() -> Spanned<i64> {
+    Spanned::new(0..0, 3)
+}
+
+/// Where plugins run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In a supervised `helpdeskd plugin-host` child process (the default):
+    /// a crash or a hang costs the host, which is restarted.
+    Process,
+    /// In the daemon itself: faster, for trusted plugins only; a crashing
+    /// plugin takes the daemon down.
+    InProcess,
+}
+
+/// The validated `[plugins]` section.
+#[derive(Debug, Clone)]
+pub struct PluginsConfig {
+    pub enabled: bool,
+    /// The folder whose shared libraries are loaded.
+    pub dir: PathBuf,
+    pub isolation: Isolation,
+    /// How long one plugin call may take before the host is killed.
+    pub timeout: Duration,
+    /// How often a failed call is retried before its event is marked failed.
+    pub retries: u32,
+    /// Each plugin's configuration, by plugin name, as JSON.
+    pub config: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Validator<'_> {
+    fn plugins(&mut self, raw: &RawPlugins) -> PluginsConfig {
+        let timeout = self.int_in(&raw.timeout_secs, "plugins.timeout_secs", 1, 3600);
+        let retries = self.int_in(&raw.retries, "plugins.retries", 0, 100);
+        let mut config = std::collections::BTreeMap::new();
+        for (name, value) in &raw.config {
+            let key = format!("plugins.config.{name}");
+            if !value.get_ref().is_table() {
+                self.problem(
+                    Some(value.span()),
+                    &key,
+                    "expected a table: [plugins.config.NAME] with the plugin's keys".into(),
+                );
+                continue;
+            }
+            match serde_json::to_value(value.get_ref()) {
+                Ok(v) => {
+                    config.insert(name.clone(), v);
+                }
+                Err(e) => self.problem(Some(value.span()), &key, e.to_string()),
+            }
+        }
+        PluginsConfig {
+            enabled: raw.enabled,
+            dir: self.path(&raw.dir),
+            isolation: raw.isolation,
+            timeout: Duration::from_secs(timeout as u64),
+            retries: retries as u32,
+            config,
         }
     }
 }
@@ -866,6 +1118,49 @@ tls = "none"
                 "/etc/helpdesk.toml:26: smtp.port: expected an integer 1-65535, got 0",
             ]
         );
+    }
+
+    #[test]
+    fn staff_problems_name_the_entry_and_line() {
+        let text = GOOD
+            .replace("port = 70000", "port = 143")
+            .replace("port = 0", "port = 25")
+            .replace(
+                "name = \"changes\"\n",
+                "name = \"changes\"\ngroup = \"Sales\"\n",
+            )
+            + r#"
+[[staff]]
+name = "Ada"
+email = "ada@example.test"
+groups = ["Network"]
+
+[[staff]]
+name = "Ada again"
+email = "ADA@example.test"
+
+[tickets]
+ack_limit_per_hour = -1
+"#;
+        let p = problems(&text);
+        assert_eq!(
+            p,
+            vec![
+                "/etc/helpdesk.toml:37: staff[1].email: ada@example.test is listed twice",
+                "/etc/helpdesk.toml:17: mailbox[1].group: no [[staff]] entry is in group \"sales\"",
+                "/etc/helpdesk.toml:40: tickets.ack_limit_per_hour: expected an integer 0-10000, got -1",
+            ]
+        );
+        let ok = text
+            .replace("group = \"Sales\"", "group = \"network\"")
+            .replace("ADA@", "bob@")
+            .replace("= -1", "= 2");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &ok, &env).expect("valid");
+        assert_eq!(c.staff.members().len(), 2);
+        assert_eq!(c.mailboxes[1].group.as_deref(), Some("network"));
+        assert_eq!(c.tickets.ack_limit_per_hour, 2);
+        assert_eq!(c.tickets.reopen_window, chrono::Duration::days(7));
+        assert_eq!(c.token_secret_file, Path::new("/etc/data/token.key"));
     }
 
     #[test]

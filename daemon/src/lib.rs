@@ -12,6 +12,7 @@ pub mod error;
 pub mod import;
 pub mod ingest;
 pub mod outbox;
+pub mod plugins;
 pub mod poller;
 pub mod shutdown;
 pub mod store;

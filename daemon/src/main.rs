@@ -77,6 +77,14 @@ enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Plugins: what is loaded, failed events, retries.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// The plugin host the daemon starts (internal: speaks frames on stdin/stdout).
+    #[command(hide = true)]
+    PluginHost,
 }
 
 #[derive(Subcommand)]
@@ -106,8 +114,35 @@ enum QuarantineCommand {
     Show { id: i64 },
 }
 
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Every plugin file: name, version, hooks, status and last error.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Events that failed for good, with the reason.
+    Failed {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make failed events pending again (plugins that handled them are not called again).
+    Retry {
+        /// The event id (see `plugins failed`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every failed event.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::PluginHost) {
+        // Before any configuration or runtime: the host only speaks frames.
+        return ExitCode::from(helpdeskd::plugins::host::run().clamp(0, 255) as u8);
+    }
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(ConfigError::Invalid { problems }) => {
@@ -183,6 +218,9 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                     "quarantined": s.quarantined, "bytes": s.bytes,
                     "ingest_seconds": r.ingest_time.as_secs_f64(),
                     "mailbox_errors": r.mailbox_errors.iter().map(|(m, e)| json!({"mailbox": m, "error": e})).collect::<Vec<_>>(),
+                    "plugins": json!({"done": r.plugins.done, "failed": r.plugins.failed, "calls": r.plugins.calls,
+                        "call_errors": r.plugins.call_errors, "applied": r.plugins.applied, "refused": r.plugins.refused,
+                        "mails": r.plugins.mails}),
                     "outbox": r.outbox.map(|o| json!({"sent": o.sent, "deferred": o.deferred, "failed": o.failed})),
                 });
                 println!("{out}");
@@ -196,6 +234,13 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                     s.duplicates,
                     s.quarantined
                 );
+                let p = r.plugins;
+                if p.calls > 0 || p.failed > 0 {
+                    println!(
+                        "plugins: {} event(s) done, {} failed; {} call(s), {} failed; {} action(s) applied, {} refused",
+                        p.done, p.failed, p.calls, p.call_errors, p.applied, p.refused
+                    );
+                }
                 if let Some(o) = r.outbox {
                     println!(
                         "outbox: {} sent, {} deferred, {} failed",
@@ -270,6 +315,8 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plugins { command } => plugins_command(command, config).await,
+        Command::PluginHost => Ok(ExitCode::SUCCESS),
         Command::Quarantine { command } => {
             let app = App::open(config).await?;
             match command {
@@ -348,6 +395,8 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                 let v = json!({
                     "number": t.number, "kind": t.kind, "subject": t.subject, "status": t.status,
                     "priority": t.priority, "customer": d.customer, "mailbox": t.mailbox,
+                    "assignee": t.assignee, "group": t.team,
+                    "resolved_at": t.resolved_at.map(|r| r.to_rfc3339()),
                     "created_at": t.created_at.to_rfc3339(), "updated_at": t.updated_at.to_rfc3339(),
                     "participants": d.participants.iter().map(|(a, r)| json!({"address": a, "role": r})).collect::<Vec<_>>(),
                     "linked": d.linked.iter().map(|(n, r)| json!({"number": n, "reason": r})).collect::<Vec<_>>(),
@@ -355,6 +404,7 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                         "direction": m.direction, "message_id": m.message_id, "from": m.from_addr,
                         "to": m.to_addrs, "cc": m.cc_addrs, "subject": m.subject, "class": m.class,
                         "threaded_by": m.threaded_by, "visibility": m.visibility,
+                        "author": m.author, "flag": m.flag,
                         "in_reply_to": m.in_reply_to, "references": m.references,
                         "mailbox": m.mailbox, "uid": m.uid,
                         "warnings": m.warnings.lines().collect::<Vec<_>>(),
@@ -376,6 +426,13 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                     t.status, t.priority, t.kind, t.mailbox
                 );
                 println!("customer {}", d.customer);
+                println!(
+                    "assignee {}",
+                    t.assignee
+                        .clone()
+                        .or_else(|| t.team.as_ref().map(|g| format!("group {g}")))
+                        .unwrap_or_else(|| "nobody".into())
+                );
                 for (a, r) in &d.participants {
                     println!("participant {a} ({r})");
                 }
@@ -390,7 +447,10 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                         m.from_addr,
                         m.class
                     );
-                    println!("Subject: {}", m.subject);
+                    println!("Subject: {}  ({}, {})", m.subject, m.author, m.visibility);
+                    if let Some(f) = &m.flag {
+                        println!("FLAG: {f}");
+                    }
                     for w in m.warnings.lines() {
                         println!("warning: {w}");
                     }
@@ -434,4 +494,93 @@ async fn wait_for_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+async fn plugins_command(command: PluginsCommand, config: Config) -> anyhow::Result<ExitCode> {
+    use helpdeskd::plugins;
+    let app = App::open(config).await?;
+    match command {
+        PluginsCommand::List { json } => {
+            let mut loaded = plugins::load(&app.config.plugins, &plugins::host_exe()).await;
+            loaded.runner.shutdown().await;
+            let errors = plugins::last_errors(app.store.conn()).await?;
+            let rows: Vec<_> = loaded
+                .statuses
+                .iter()
+                .map(|s| {
+                    let name = s.name();
+                    let (version, hooks, status) = match &s.result {
+                        Ok(m) => (m.version.clone(), m.hooks.clone(), "loaded".to_string()),
+                        Err(e) => (String::new(), Vec::new(), format!("refused: {e}")),
+                    };
+                    let last = errors.get(&name).map(|e| {
+                        format!("{} {}", e.created_at.format("%Y-%m-%d %H:%M:%S"), e.error)
+                    });
+                    (name, version, hooks, status, last, s.file.clone())
+                })
+                .collect();
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(name, version, hooks, status, last, file)| {
+                        json!({"name": name, "version": version, "hooks": hooks, "status": status,
+                               "last_error": last, "file": file})
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"plugins": v, "error": loaded.error}))?
+                );
+            } else {
+                if let Some(e) = &loaded.error {
+                    println!("error: {e}");
+                }
+                if rows.is_empty() {
+                    println!("no plugins in {}", app.config.plugins.dir.display());
+                }
+                for (name, version, hooks, status, last, _) in rows {
+                    println!("{name:<20} {version:<8} {:<40} {status}", hooks.join(","));
+                    if let Some(l) = last {
+                        println!("{:<20} last error: {l}", "");
+                    }
+                }
+            }
+        }
+        PluginsCommand::Failed { json } => {
+            let rows = plugins::failed_events(app.store.conn()).await?;
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|f| {
+                        json!({"id": f.event.id, "hook": f.event.hook, "ticket": f.ticket,
+                               "attempts": f.event.attempts, "error": f.event.last_error,
+                               "created_at": f.event.created_at.to_rfc3339()})
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for f in rows {
+                    println!(
+                        "{:>6}  {:<16} {:<11} {} attempt(s)  {}",
+                        f.event.id,
+                        f.event.hook,
+                        f.ticket.as_deref().unwrap_or("-"),
+                        f.event.attempts,
+                        f.event.last_error.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        PluginsCommand::Retry { id, all } => {
+            let id = if all { None } else { id };
+            let n = plugins::dispatch::retry(app.store.conn(), id, app.clock.now()).await?;
+            if n == 0 && id.is_some() {
+                anyhow::bail!("event {} is not a failed event", id.unwrap_or_default());
+            }
+            println!(
+                "{n} event(s) pending again; the daemon (or the next `run --once`) dispatches them"
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

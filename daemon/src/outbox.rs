@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use lettre::message::Mailbox;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -50,6 +50,9 @@ pub fn render(out: &Outgoing, date: DateTime<Utc>) -> Result<Vec<u8>> {
     for to in &out.to {
         b = b.to(mailbox(to)?);
     }
+    if let Some(r) = &out.reply_to {
+        b = b.reply_to(mailbox(r)?);
+    }
     if let Some(irt) = &out.in_reply_to {
         b = b.in_reply_to(format!("<{irt}>"));
     }
@@ -68,10 +71,20 @@ pub fn render(out: &Outgoing, date: DateTime<Utc>) -> Result<Vec<u8>> {
                 "All".to_string(),
             ));
     }
-    let msg = b
-        .header(ContentType::TEXT_PLAIN)
-        .body(out.body.clone())
-        .map_err(|e| Error::Invalid(format!("cannot build mail {}: {e}", out.message_id)))?;
+    let built = if out.attachments.is_empty() {
+        b.header(ContentType::TEXT_PLAIN).body(out.body.clone())
+    } else {
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(out.body.clone()));
+        for a in &out.attachments {
+            let ct = ContentType::parse(&a.content_type)
+                .or_else(|_| ContentType::parse("application/octet-stream"))
+                .map_err(|e| Error::Invalid(format!("attachment {}: {e}", a.filename)))?;
+            parts = parts.singlepart(Attachment::new(a.filename.clone()).body(a.data.clone(), ct));
+        }
+        b.multipart(parts)
+    };
+    let msg =
+        built.map_err(|e| Error::Invalid(format!("cannot build mail {}: {e}", out.message_id)))?;
     Ok(msg.formatted())
 }
 
@@ -307,6 +320,15 @@ mod tests {
             references: vec!["m0@cust".into(), "m1@cust".into()],
             auto_submitted: Some("auto-replied"),
             body: "hello".into(),
+            reply_to: Some(Address {
+                name: "Desk".into(),
+                email: "support+INC-000001.2.abc@example.test".into(),
+            }),
+            attachments: vec![crate::domain::ack::OutAttachment {
+                filename: "log.txt".into(),
+                content_type: "text/plain".into(),
+                data: b"line 1".to_vec(),
+            }],
         };
         let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
         let raw = String::from_utf8(render(&out, now).expect("renders")).expect("utf8");
@@ -316,6 +338,9 @@ mod tests {
             "References: <m0@cust> <m1@cust>",
             "Auto-Submitted: auto-replied",
             "X-Auto-Response-Suppress: All",
+            "Reply-To: Desk <support+INC-000001.2.abc@example.test>",
+            "Content-Type: multipart/mixed",
+            "filename=\"log.txt\"",
             "Subject: [ACME INC-000001] Re: hi",
         ] {
             assert!(raw.contains(want), "missing {want:?} in\n{raw}");

@@ -159,6 +159,8 @@ pub struct DeskOptions {
     pub retry_initial_secs: u64,
     pub poll_interval_secs: u64,
     pub folder: &'static str,
+    /// Appended to the configuration file: `[[staff]]`, `[trust]`, `[tickets]`…
+    pub extra_config: String,
 }
 
 impl Default for DeskOptions {
@@ -172,6 +174,7 @@ impl Default for DeskOptions {
             retry_initial_secs: 30,
             poll_interval_secs: 2,
             folder: "INBOX",
+            extra_config: String::new(),
         }
     }
 }
@@ -252,7 +255,10 @@ flush_interval_secs = 1
 
 [log]
 level = "info"
+
+{extra}
 "#,
+            extra = o.extra_config,
             url = db.url,
             batch = o.batch_size,
             poll = o.poll_interval_secs,
@@ -427,6 +433,7 @@ Date: Wed, 25 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text
 
 pub fn imap_config(user: &str, port: u16, tls: TlsMode) -> MailboxConfig {
     MailboxConfig {
+        group: None,
         name: user.into(),
         folder: "INBOX".into(),
         processed: Processed::Flag,
@@ -526,6 +533,62 @@ pub fn header(raw: &str, name: &str) -> Option<String> {
         }
     }
     value
+}
+
+/// The decoded text body of a raw message (the plain part, else the HTML
+/// part as text).
+pub fn body(raw: &str) -> String {
+    mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_default()
+}
+
+/// A decoded header (RFC 2047 words decoded), e.g. a From display name.
+pub fn decoded_from(raw: &str) -> (String, String) {
+    let msg = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("parsable mail");
+    let a = msg.from().and_then(|a| a.first()).expect("From address");
+    (
+        a.name().unwrap_or("").to_string(),
+        a.address().unwrap_or("").to_string(),
+    )
+}
+
+/// A reply to `original` as a mail client composes it: to its Reply-To (or
+/// From), In-Reply-To its Message-ID, References extended, `prefix` on the
+/// subject; `body` is the whole text the client writes, quote included.
+pub fn reply_to(
+    original: &str,
+    from: &str,
+    prefix: &str,
+    headers: &str,
+    body: &str,
+) -> (String, String) {
+    let to = header(original, "Reply-To")
+        .or_else(|| header(original, "From"))
+        .expect("an address to reply to");
+    let to = to
+        .rsplit_once('<')
+        .map(|(_, a)| a.trim_end_matches('>').to_string())
+        .unwrap_or(to);
+    let mid = header(original, "Message-ID").expect("Message-ID");
+    let refs = header(original, "References").unwrap_or_default();
+    let subject = header(original, "Subject").unwrap_or_default();
+    let subject = subject.trim_start_matches("Re: ").to_string();
+    let own_id = format!("<{}@client.test>", unique("reply"));
+    let raw = format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: {prefix} {subject}\r\nMessage-ID: {own_id}\r\n\
+In-Reply-To: {mid}\r\nReferences: {refs} {mid}\r\nDate: Wed, 25 Nov 2026 10:05:00 +0000\r\n\
+MIME-Version: 1.0\r\n{headers}{ct}\r\n{body}\r\n",
+        ct = if headers.contains("Content-Type") {
+            ""
+        } else {
+            "Content-Type: text/plain; charset=utf-8\r\n"
+        },
+    );
+    (to, raw)
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

@@ -7,4 +7,6 @@ mod harness;
 mod cli;
 mod conversation;
 mod corpus;
+mod plugins;
 mod resilience;
+mod staff;

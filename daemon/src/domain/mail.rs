@@ -51,6 +51,61 @@ pub struct RobotSignals {
     pub null_return_path: bool,
     /// The top-level type is `multipart/report` (DSNs, MDNs, feedback reports).
     pub multipart_report: bool,
+    /// The machine-readable report the mail carries: the `report-type` of a
+    /// `multipart/report`, or a report part found elsewhere in the mail.
+    pub report: Option<Report>,
+    /// A mailing list or newsletter: `List-Id`, `List-Unsubscribe` or another
+    /// RFC 2369 `List-*` header, or a list manager's own (`X-BeenThere`,
+    /// `Mailing-List`, `X-ML-Name` …).
+    pub list_id: bool,
+    /// `X-Loop` present: the mail went through a loop-guarded robot.
+    pub x_loop: bool,
+    /// `X-Failed-Recipients` present (Exim, Gmail and other bounces).
+    pub x_failed_recipients: bool,
+    /// Sent by a notification service that never carries a person's mail
+    /// (Amazon SNS: `X-Amz-Sns-Message-Id`).
+    pub notification_service: bool,
+}
+
+/// A machine-readable report (RFC 6522) carried by a mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// `message/delivery-status` (RFC 3464 DSN): a bounce or a delay notice.
+    DeliveryStatus,
+    /// `message/feedback-report` (RFC 5965 ARF): a spam or abuse complaint.
+    Feedback,
+    /// `message/disposition-notification` (RFC 8098 MDN): a read receipt.
+    Disposition,
+    /// Any other `report-type`.
+    Other,
+}
+
+/// What a bounce says about the mail that could not be delivered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bounce {
+    pub kind: BounceKind,
+    /// The recipients whose delivery failed, lower-cased; empty unless
+    /// `kind` is `Failed`, and then also when the report does not say.
+    pub recipients: Vec<String>,
+    /// The Message-ID of the mail that bounced, without angle brackets.
+    pub original_message_id: Option<String>,
+    /// The enhanced status code (RFC 3463), e.g. `5.1.1`.
+    pub status: Option<String>,
+    /// The receiving server's diagnostic, one line, at most 300 characters.
+    pub diagnostic: Option<String>,
+}
+
+/// Whether a bounce reports a failed delivery.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BounceKind {
+    /// Delivery failed for good.
+    #[default]
+    Failed,
+    /// A DSN that names no failed delivery: a delay notice (the mail is still
+    /// being tried), or a relay or delivery notice.
+    Delayed,
+    /// A feedback report: a spam complaint about a mail that was delivered.
+    Complaint,
 }
 
 /// An attachment's metadata; its bytes stay in the stored raw message.
@@ -73,10 +128,21 @@ pub struct Inbound {
     pub from: Option<Address>,
     pub to: Vec<Address>,
     pub cc: Vec<Address>,
+    /// `Delivered-To` / `X-Original-To`: where the mail was actually
+    /// delivered, which keeps a plus-addressed reply token even when the
+    /// visible `To:` lost it.
+    pub delivered_to: Vec<String>,
+    /// Raw `Authentication-Results` header values, newest first.
+    pub auth_results: Vec<String>,
     pub subject: String,
+    /// The whole text body, as the mail has it.
     pub text: String,
+    /// What the writer added: quoted history and signatures stripped.
+    pub new_text: String,
     pub attachments: Vec<AttachmentMeta>,
     pub robot: RobotSignals,
+    /// What a bounce reports; only read from mail classified as a bounce.
+    pub bounce: Option<Bounce>,
     /// What could not be read, in words an admin understands.
     pub warnings: Vec<String>,
 }

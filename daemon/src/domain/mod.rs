@@ -5,6 +5,12 @@
 
 pub mod ack;
 pub mod classify;
+pub mod commands;
+pub mod conversation;
 pub mod mail;
+pub mod quote;
+pub mod staff;
 pub mod threading;
 pub mod ticket;
+pub mod token;
+pub mod trust;

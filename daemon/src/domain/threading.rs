@@ -1,7 +1,8 @@
 //! Finds the ticket a mail belongs to (design "Threading rules"):
 //!
 //! 1. `In-Reply-To` / `References` name a Message-ID the desk stored or sent;
-//! 2. (signed reply tokens come with the staff work);
+//! 2. a signed reply token (`domain::token`) in the reply address or a
+//!    referenced Message-ID, for clients that drop In-Reply-To;
 //! 3. a subject tag `[TAG INC-000042]`, accepted only from a participant of
 //!    that ticket, otherwise a new ticket linked to the tagged one, so a
 //!    stranger cannot write into somebody else's ticket;
@@ -30,12 +31,19 @@ pub struct Keys<'a> {
     pub subject: &'a str,
     /// The sender's address, lower-cased.
     pub sender: Option<&'a str>,
+    /// Tickets named by verified reply tokens.
+    pub tokens: &'a [TicketNumber],
+    /// The sender is configured staff: their subject tags thread like a
+    /// participant's (whether they may change the ticket is the trust rules' call).
+    pub sender_is_staff: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Rule 1: a referenced Message-ID is known.
     ByReference(TicketRef),
+    /// Rule 2: a verified reply token.
+    ByToken(TicketRef),
     /// Rule 3: the subject tag, from a participant.
     BySubjectTag(TicketRef),
     /// Rule 4; `linked_to` is set when a stranger used another ticket's tag.
@@ -45,7 +53,7 @@ pub enum Decision {
 impl Decision {
     pub fn ticket(&self) -> Option<TicketRef> {
         match self {
-            Decision::ByReference(t) | Decision::BySubjectTag(t) => Some(*t),
+            Decision::ByReference(t) | Decision::ByToken(t) | Decision::BySubjectTag(t) => Some(*t),
             Decision::New { .. } => None,
         }
     }
@@ -53,6 +61,7 @@ impl Decision {
     pub fn rule(&self) -> &'static str {
         match self {
             Decision::ByReference(_) => "reference",
+            Decision::ByToken(_) => "token",
             Decision::BySubjectTag(_) => "subject_tag",
             Decision::New { linked_to: None } => "new",
             Decision::New { linked_to: Some(_) } => "new_linked",
@@ -68,10 +77,16 @@ pub fn thread(keys: &Keys<'_>, desk_tag: &str, known: &impl Known) -> Decision {
             return Decision::ByReference(t);
         }
     }
+    for number in keys.tokens {
+        if let Some(t) = known.ticket_by_number(*number) {
+            return Decision::ByToken(t);
+        }
+    }
     if let Some(number) = subject_tag(keys.subject, desk_tag)
         && let Some(t) = known.ticket_by_number(number)
     {
-        let participant = keys.sender.is_some_and(|s| known.is_participant(t.id, s));
+        let participant =
+            keys.sender_is_staff || keys.sender.is_some_and(|s| known.is_participant(t.id, s));
         return if participant {
             Decision::BySubjectTag(t)
         } else {
@@ -165,7 +180,27 @@ mod tests {
             references: refs,
             subject,
             sender: Some(from),
+            tokens: &[],
+            sender_is_staff: false,
         }
+    }
+
+    #[test]
+    fn a_token_threads_when_references_are_gone() {
+        let tokens = [t(3).number];
+        let mut k = keys(&[], &[], "[ACME INC-000001] other tag", "evil@x.test");
+        k.tokens = &tokens;
+        assert_eq!(thread(&k, "ACME", &desk()), Decision::ByToken(t(3)));
+        let irt = vec!["a@x".to_string()];
+        k.in_reply_to = &irt;
+        assert_eq!(thread(&k, "ACME", &desk()), Decision::ByReference(t(1)));
+    }
+
+    #[test]
+    fn staff_tags_thread_like_a_participants() {
+        let mut k = keys(&[], &[], "[ACME INC-000003] printer", "ada@desk.test");
+        k.sender_is_staff = true;
+        assert_eq!(thread(&k, "ACME", &desk()), Decision::BySubjectTag(t(3)));
     }
 
     #[test]

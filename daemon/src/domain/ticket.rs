@@ -46,13 +46,15 @@ impl FromStr for Kind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Kind::ALL
             .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| format!("unknown kind {s:?} (incident, request, problem, change)"))
     }
 }
 
-/// The ticket lifecycle. Transitions are added with the staff-command work;
-/// the foundation only creates `New` tickets and moves `New` to `Open` on replies.
+/// The ticket lifecycle: `new` until staff answer, `open` while the desk
+/// works on it, `pending` while it waits for the customer, `resolved` (a
+/// customer reply within the reopen window opens it again) and `closed`,
+/// which is final: a later customer reply opens a new, linked ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
     New,
@@ -82,12 +84,23 @@ impl Status {
     }
 }
 
+impl Status {
+    /// Whether staff or a plugin may move a ticket from `self` to `to`.
+    pub fn check_move(self, to: Status) -> Result<(), String> {
+        match (self, to) {
+            (Status::Closed, _) => Err("the ticket is closed; closed is final".into()),
+            (_, Status::New) => Err("a ticket cannot go back to new".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl FromStr for Status {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Status::ALL
             .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| format!("unknown status {s:?} (new, open, pending, resolved, closed)"))
     }
 }
@@ -108,6 +121,21 @@ impl Priority {
             Priority::High => "high",
             Priority::Urgent => "urgent",
         }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Priority::Low,
+            Priority::Normal,
+            Priority::High,
+            Priority::Urgent,
+        ]
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| format!("unknown priority {s:?} (low, normal, high, urgent)"))
     }
 }
 
@@ -173,6 +201,16 @@ mod tests {
         ] {
             assert!(s.parse::<TicketNumber>().is_err(), "{s} parsed");
         }
+    }
+
+    #[test]
+    fn closed_is_final_and_new_is_never_reentered() {
+        assert!(Status::Open.check_move(Status::Resolved).is_ok());
+        assert!(Status::Resolved.check_move(Status::Open).is_ok());
+        assert!(Status::Closed.check_move(Status::Open).is_err());
+        assert!(Status::Open.check_move(Status::New).is_err());
+        assert_eq!(" high".parse::<Priority>(), Ok(Priority::High));
+        assert!("asap".parse::<Priority>().is_err());
     }
 
     #[test]

@@ -15,14 +15,20 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QuerySelect,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use super::events;
 use super::parse::{Parsed, ParsedMail};
-use crate::domain::ack::{Desk, Outgoing, acknowledgement};
-use crate::domain::classify::classify;
-use crate::domain::mail::{Address, Inbound};
+use crate::domain::ack::Outgoing;
+use crate::domain::classify::{Class, classify};
+use crate::domain::commands::{self, Command};
+use crate::domain::conversation::{
+    self, Author, DraftKind, Effects, Lookup, MailIn, Participant, Settings, TicketState,
+};
+use crate::domain::mail::{Address, BounceKind, Inbound};
 use crate::domain::threading::{self, Decision, Known, TicketRef};
 use crate::domain::ticket::{Kind, Priority, Status, TicketNumber};
+use crate::domain::token::Token;
 use crate::error::Result;
 use crate::outbox::render;
 use crate::store::Store;
@@ -60,6 +66,8 @@ pub enum Outcome {
         ticket: String,
         new_ticket: bool,
         acknowledged: bool,
+        /// Mails queued in the outbox because of this one.
+        mails: usize,
         rule: &'static str,
     },
     Duplicate,
@@ -69,24 +77,39 @@ pub enum Outcome {
 /// Stores a batch in one transaction; the outcomes are in the batch's order.
 pub async fn apply_batch(
     store: &Store,
-    desk: &Desk,
+    settings: &Settings,
     batch: Vec<Incoming>,
     watermark: Option<Watermark>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Outcome>> {
     let txn = store.begin().await?;
-    let outcomes = write(&txn, desk, batch, watermark, now).await?;
+    let outcomes = write(&txn, settings, batch, watermark, now).await?;
     txn.commit().await?;
     Ok(outcomes)
 }
 
+/// Rows a batch writes, collected while its mails are decided.
+#[derive(Default)]
+struct Rows {
+    participants: Vec<participant::ActiveModel>,
+    removed: Vec<(i64, String)>,
+    links: Vec<ticket_link::ActiveModel>,
+    messages: Vec<message::ActiveModel>,
+    attachments: Vec<attachment::ActiveModel>,
+    outbox: Vec<outbox::ActiveModel>,
+    quarantine: Vec<quarantine::ActiveModel>,
+    bounced: Vec<(i64, String)>,
+    events: Vec<events::Pending>,
+}
+
 async fn write(
     txn: &DatabaseTransaction,
-    desk: &Desk,
+    settings: &Settings,
     batch: Vec<Incoming>,
     watermark: Option<Watermark>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Outcome>> {
+    let desk = &settings.desk;
     let mut known = BatchKnown::default();
     let mut outcomes = vec![Outcome::Duplicate; batch.len()];
 
@@ -112,37 +135,65 @@ async fn write(
         seen.extend(held);
     }
 
-    // What the mails refer to: Message-IDs, subject tags, senders.
+    // What the mails refer to: Message-IDs, tokens, subject tags, senders,
+    // and the tickets staff commands link to.
+    let tokens: Vec<Vec<Token>> = batch
+        .iter()
+        .map(|m| match &m.parsed.parsed {
+            Parsed::Mail(mail) => mail_tokens(settings, mail),
+            Parsed::Quarantine(_) => Vec::new(),
+        })
+        .collect();
     let mut ref_ids: HashSet<&str> = HashSet::new();
-    let mut tags: HashSet<TicketNumber> = HashSet::new();
+    let mut numbers: HashSet<TicketNumber> = HashSet::new();
     let mut emails: HashSet<&str> = HashSet::new();
-    for m in &batch {
+    for (m, toks) in batch.iter().zip(&tokens) {
         if let Parsed::Mail(mail) = &m.parsed.parsed {
             ref_ids.extend(mail.in_reply_to.iter().map(String::as_str));
             ref_ids.extend(mail.references.iter().map(String::as_str));
-            tags.extend(threading::subject_tag(&mail.subject, &desk.tag));
+            ref_ids.extend(
+                mail.bounce
+                    .as_ref()
+                    .and_then(|b| b.original_message_id.as_deref()),
+            );
+            numbers.extend(threading::subject_tag(&mail.subject, &desk.tag));
+            numbers.extend(toks.iter().map(|t| t.number));
             emails.extend(mail.from.as_ref().map(|a| a.email.as_str()));
+            emails.extend(mail.to.iter().chain(&mail.cc).map(|a| a.email.as_str()));
+            if let Some(from) = &mail.from
+                && settings.staff.by_email(&from.email).is_some()
+            {
+                numbers.extend(
+                    commands::parse(&mail.new_text)
+                        .commands
+                        .iter()
+                        .filter_map(|c| match c {
+                            Command::Link(n) => Some(*n),
+                            _ => None,
+                        }),
+                );
+            }
         }
     }
+    emails.extend(settings.staff.members().iter().map(|m| m.email.as_str()));
     known
         .load_references(txn, ref_ids.into_iter().collect())
         .await?;
-    known.load_tags(txn, tags.into_iter().collect()).await?;
+    known.load_tags(txn, numbers.into_iter().collect()).await?;
     let mut contacts = Contacts::load(txn, emails.into_iter().collect()).await?;
+    let mut states = States::load(txn, &known, &mut contacts).await?;
+    for st in states.by_id.values() {
+        for p in &st.participants {
+            known.participants.insert((st.id, p.address.email.clone()));
+        }
+    }
+    let bounce_targets = load_bounce_targets(txn, &batch).await?;
 
     let mut tickets_seq = Counter::load(txn, "ticket").await?;
     let mut messages_seq = Counter::load(txn, "message").await?;
+    let mut rows = Rows::default();
 
-    let mut new_tickets = Vec::new();
-    let mut new_participants = Vec::new();
-    let mut new_links = Vec::new();
-    let mut new_messages = Vec::new();
-    let mut new_attachments = Vec::new();
-    let mut new_outbox = Vec::new();
-    let mut new_quarantine = Vec::new();
-    let mut touched: HashSet<i64> = HashSet::new();
-
-    for (i, m) in batch.into_iter().enumerate() {
+    for (i, (m, toks)) in batch.into_iter().zip(tokens).enumerate() {
         let Incoming {
             mailbox,
             uid,
@@ -159,7 +210,8 @@ async fn write(
             Parsed::Mail(mail) => mail,
             Parsed::Quarantine(reason) => {
                 outcomes[i] = Outcome::Quarantined(reason.clone());
-                new_quarantine.push(quarantine_row(dedup_key, mailbox, uid, raw, reason, now));
+                rows.quarantine
+                    .push(quarantine_row(dedup_key, mailbox, uid, raw, reason, now));
                 continue;
             }
         };
@@ -168,74 +220,193 @@ async fn write(
         let Some(sender) = mail.from.clone() else {
             let reason = "no sender address".to_string();
             outcomes[i] = Outcome::Quarantined(reason.clone());
-            new_quarantine.push(quarantine_row(dedup_key, mailbox, uid, raw, reason, now));
+            rows.quarantine
+                .push(quarantine_row(dedup_key, mailbox, uid, raw, reason, now));
             continue;
         };
         let class = classify(&mail);
+        let token_numbers: Vec<TicketNumber> = toks.iter().map(|t| t.number).collect();
+        let mut in_reply_to = mail.in_reply_to.clone();
+        if class.is_bounce()
+            && let Some(id) = mail
+                .bounce
+                .as_ref()
+                .and_then(|b| b.original_message_id.clone())
+        {
+            in_reply_to.insert(0, id);
+        }
         let decision = threading::thread(
             &threading::Keys {
-                in_reply_to: &mail.in_reply_to,
+                in_reply_to: &in_reply_to,
                 references: &mail.references,
                 subject: &mail.subject,
                 sender: Some(&sender.email),
+                tokens: &token_numbers,
+                sender_is_staff: settings.staff.by_email(&sender.email).is_some(),
             },
             &desk.tag,
             &known,
         );
         let contact_id = contacts.id_for(&sender, now);
-        let (t, new_ticket) = match decision.ticket() {
-            Some(t) => {
-                touched.insert(t.id);
-                if !known.is_participant(t.id, &sender.email) {
-                    new_participants.push(participant_row(t.id, contact_id, "participant"));
-                    known.participants.insert((t.id, sender.email.clone()));
-                }
-                (t, false)
-            }
+        let mut author = conversation::author(
+            settings,
+            &mail,
+            &sender,
+            &class,
+            decision.ticket().map(|t| t.number),
+            &toks,
+            contact_id,
+        );
+        let mut rule = decision.rule();
+        let mut link: Option<(i64, &str)> = match decision {
+            Decision::New {
+                linked_to: Some(other),
+            } => Some((
+                other.id,
+                "subject tag of another ticket from a non-participant",
+            )),
+            _ => None,
+        };
+        let mut existing = decision.ticket();
+        // A customer writing to a closed ticket, or to a resolved one after
+        // the reopen window, starts a new ticket linked to the old one.
+        if let Some(t) = existing
+            && matches!(author, Author::Customer | Author::ClaimedStaff(_))
+            && states
+                .by_id
+                .get(&t.id)
+                .is_some_and(|st| st.is_finished(now, settings.reopen_window))
+        {
+            link = Some((t.id, "reply to a finished ticket"));
+            existing = None;
+            rule = "new_after_finished";
+            author =
+                conversation::author(settings, &mail, &sender, &class, None, &toks, contact_id);
+        }
+        let new_ticket = existing.is_none();
+        let t = match existing {
+            Some(t) => t,
             None => {
                 let id = tickets_seq.take();
-                let t = TicketRef {
-                    id,
-                    number: TicketNumber {
-                        kind: Kind::Incident,
-                        seq: id,
-                    },
+                let number = TicketNumber {
+                    kind: Kind::Incident,
+                    seq: id,
                 };
-                new_tickets.push(ticket::ActiveModel {
-                    id: Set(id),
-                    number: Set(t.number.to_string()),
-                    kind: Set(Kind::Incident.as_str().into()),
-                    subject: Set(mail.subject.clone()),
-                    status: Set(Status::New.as_str().into()),
-                    priority: Set(Priority::Normal.as_str().into()),
-                    customer_id: Set(contact_id),
-                    mailbox: Set(mailbox.clone()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                });
-                new_participants.push(participant_row(id, contact_id, "customer"));
+                states.create(
+                    TicketState {
+                        id,
+                        number,
+                        subject: mail.subject.clone(),
+                        status: Status::New,
+                        priority: Priority::Normal,
+                        kind: Kind::Incident,
+                        assignee: None,
+                        team: settings.mailbox_groups.get(&mailbox).cloned(),
+                        customer: sender.clone(),
+                        resolved_at: None,
+                        root_message_id: None,
+                        last_public_message_id: None,
+                        participants: vec![Participant {
+                            address: sender.clone(),
+                            role: "customer".into(),
+                        }],
+                    },
+                    contact_id,
+                    &mailbox,
+                );
+                let r = TicketRef { id, number };
                 known.participants.insert((id, sender.email.clone()));
-                known.by_number.insert(t.number, t);
-                if let Decision::New {
-                    linked_to: Some(other),
-                } = decision
-                {
-                    new_links.push(ticket_link::ActiveModel {
+                known.by_number.insert(number.seq, r);
+                if let Some((other, reason)) = link {
+                    rows.links.push(ticket_link::ActiveModel {
                         ticket_id: Set(id),
-                        other_id: Set(other.id),
-                        reason: Set("subject tag of another ticket from a non-participant".into()),
+                        other_id: Set(other),
+                        reason: Set(reason.into()),
                     });
                 }
-                (t, true)
+                r
             }
         };
+        let Some(state) = states.by_id.get_mut(&t.id) else {
+            return Err(crate::Error::Invalid(format!(
+                "ticket {} vanished during the batch",
+                t.number
+            )));
+        };
+        if !new_ticket && !state.is_participant(&sender.email) {
+            let role = if matches!(author, Author::Staff(_)) {
+                "staff"
+            } else {
+                "participant"
+            };
+            state.participants.push(Participant {
+                address: sender.clone(),
+                role: role.into(),
+            });
+            rows.participants
+                .push(participant_row(t.id, contact_id, role));
+            known.participants.insert((t.id, sender.email.clone()));
+        }
         if let Some(mid) = &mail.message_id {
             known.by_mid.insert(mid.clone(), t);
         }
 
+        let bounced = if class.is_bounce() {
+            mail.bounce.as_ref().and_then(|b| {
+                // Delay notices and complaints report mail that was (or may
+                // still be) delivered: only a failure marks the delivery.
+                if b.kind != BounceKind::Failed {
+                    return None;
+                }
+                let id = b.original_message_id.as_ref()?;
+                let (outbox_id, recipients) = bounce_targets.get(id)?;
+                let who = if b.recipients.is_empty() {
+                    recipients.clone()
+                } else {
+                    b.recipients.join(", ")
+                };
+                let why = [b.status.as_deref(), b.diagnostic.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let what = if why.is_empty() {
+                    who
+                } else {
+                    format!("{who} ({why})")
+                };
+                rows.bounced.push((*outbox_id, format!("bounced: {what}")));
+                Some(what)
+            })
+        } else {
+            None
+        };
+        let may_acknowledge = new_ticket
+            && matches!(author, Author::Customer)
+            && contacts.ack_allowed(contact_id, now, settings.ack_limit_per_hour);
+        let fx = conversation::apply(
+            settings,
+            state,
+            &MailIn {
+                mail: &mail,
+                sender: &sender,
+                author: &author,
+                class: &class,
+                new_ticket,
+                may_acknowledge,
+                bounced,
+            },
+            &known,
+            now,
+        );
+        states.touch(t.id);
+        let state = states.by_id.get(&t.id).cloned().ok_or_else(|| {
+            crate::Error::Invalid(format!("ticket {} vanished during the batch", t.number))
+        })?;
+
         let message_row_id = messages_seq.take();
         for a in &mail.attachments {
-            new_attachments.push(attachment::ActiveModel {
+            rows.attachments.push(attachment::ActiveModel {
                 message_id: Set(message_row_id),
                 part: Set(a.part as i32),
                 filename: Set(a.filename.clone()),
@@ -245,56 +416,137 @@ async fn write(
                 ..Default::default()
             });
         }
+        for p in &fx.added {
+            let id = contacts.id_for(&p.address, now);
+            rows.participants.push(participant_row(t.id, id, &p.role));
+            known.participants.insert((t.id, p.address.email.clone()));
+        }
+        for e in &fx.removed {
+            rows.removed.push((t.id, e.clone()));
+            known.participants.remove(&(t.id, e.clone()));
+        }
+        for n in &fx.links {
+            if let Some(other) = known.ticket_by_number(*n) {
+                rows.links.push(ticket_link::ActiveModel {
+                    ticket_id: Set(t.id),
+                    other_id: Set(other.id),
+                    reason: Set("linked by staff".into()),
+                });
+            }
+        }
 
-        let is_desk = sender.email == desk.address.email;
-        let acknowledged = new_ticket && class.may_answer() && !is_desk;
+        let acknowledged = fx
+            .drafts
+            .iter()
+            .any(|d| d.kind == DraftKind::Acknowledgement);
         info!(
             mailbox,
             uid,
             message_id = mail.message_id.as_deref().unwrap_or(""),
             ticket = %t.number,
-            rule = decision.rule(),
+            rule,
             class = class.as_str(),
+            author = author.as_str(),
             acknowledged,
+            mails = fx.drafts.len(),
+            flag = fx.flag.as_deref().unwrap_or(""),
             "stored"
         );
-        let token = dedup_token(&dedup_key);
-        new_messages.push(inbound_row(
+        if let Some(flag) = &fx.flag {
+            warn!(ticket = %t.number, message_id = mail.message_id.as_deref().unwrap_or(""), flag, "flagged");
+        }
+        rows.events
+            .extend(events::for_mail(&state, &mail, &fx, new_ticket));
+        let unique = dedup_token(&dedup_key);
+        let attachments =
+            if fx.drafts.iter().any(|d| d.with_attachments) && !mail.attachments.is_empty() {
+                super::parse::attachments(&raw)
+            } else {
+                Vec::new()
+            };
+        rows.messages.push(inbound_row(
             message_row_id,
             t.id,
             &mail,
             &class,
-            decision.rule(),
+            &fx,
+            author.as_str(),
+            rule,
             dedup_key,
             Some(mailbox),
             uid,
             raw,
             now,
         ));
-        if acknowledged {
-            let ack = acknowledgement(desk, t.number, &mail, &sender, &token);
-            let raw_ack = render(&ack, now)?;
-            new_messages.push(outbound_row(messages_seq.take(), t.id, &ack, &raw_ack, now));
-            known.by_mid.insert(ack.message_id.clone(), t);
-            new_outbox.push(outbox_row(
-                Some(t.id),
-                "acknowledgement",
-                &ack,
-                raw_ack,
-                now,
-            ));
+        let mut sent = 0;
+        for (d, draft) in fx.drafts.iter().enumerate() {
+            for (r, to) in draft.to.iter().enumerate() {
+                let token = Token {
+                    number: t.number,
+                    contact: contacts.id_for(to, now),
+                };
+                let tag = format!("{}{d}{r}.{unique}", &draft.kind.as_str()[..1]);
+                let mut out = draft.address(settings, to, token, &tag);
+                if draft.with_attachments {
+                    out.attachments = attachments.clone();
+                }
+                let raw_out = render(&out, now)?;
+                let visibility = if draft.kind.is_public() {
+                    "public"
+                } else {
+                    "internal"
+                };
+                rows.messages.push(outbound_row(
+                    messages_seq.take(),
+                    t.id,
+                    &out,
+                    draft.kind.as_str(),
+                    visibility,
+                    &raw_out,
+                    now,
+                ));
+                known.by_mid.insert(out.message_id.clone(), t);
+                rows.outbox.push(outbox_row(
+                    Some(t.id),
+                    draft.kind.as_str(),
+                    &out,
+                    raw_out,
+                    now,
+                ));
+                sent += 1;
+            }
+        }
+        if let Some(state) = states.by_id.get_mut(&t.id)
+            && fx.drafts.iter().any(|d| d.kind == DraftKind::Answer)
+            && let Some(last) = rows.messages.last()
+            && let sea_orm::ActiveValue::Set(Some(id)) = &last.message_id
+        {
+            // Later answers reply to the newest mail the customer received.
+            state.last_public_message_id = Some(id.clone());
         }
         outcomes[i] = Outcome::Stored {
             ticket: t.number.to_string(),
             new_ticket,
             acknowledged,
-            rule: decision.rule(),
+            mails: sent,
+            rule,
         };
     }
 
-    contacts.insert_new(txn).await?;
-    insert_chunks(txn, new_tickets, ticket::Entity::insert_many).await?;
-    insert_chunks(txn, new_participants, |c| {
+    contacts.save(txn).await?;
+    states.save(txn, now).await?;
+    let Rows {
+        participants,
+        removed,
+        links,
+        messages,
+        attachments,
+        outbox,
+        quarantine: held,
+        bounced,
+        events: pending_events,
+    } = rows;
+    insert_chunks(txn, participants, |c| {
         participant::Entity::insert_many(c).on_conflict(
             OnConflict::columns([
                 participant::Column::TicketId,
@@ -305,19 +557,36 @@ async fn write(
         )
     })
     .await?;
-    insert_chunks(txn, new_links, ticket_link::Entity::insert_many).await?;
-    insert_chunks(txn, new_messages, message::Entity::insert_many).await?;
-    insert_chunks(txn, new_attachments, attachment::Entity::insert_many).await?;
-    insert_chunks(txn, new_outbox, outbox::Entity::insert_many).await?;
-    insert_chunks(txn, new_quarantine, quarantine::Entity::insert_many).await?;
-    let touched: Vec<i64> = touched.into_iter().collect();
-    for chunk in touched.chunks(IN_CHUNK) {
-        ticket::Entity::update_many()
-            .col_expr(ticket::Column::UpdatedAt, Expr::value(now))
-            .filter(ticket::Column::Id.is_in(chunk.iter().copied()))
+    for (ticket_id, email) in removed {
+        if let Some(contact) = contacts.ids.get(&email) {
+            participant::Entity::delete_many()
+                .filter(participant::Column::TicketId.eq(ticket_id))
+                .filter(participant::Column::ContactId.eq(*contact))
+                .exec(txn)
+                .await?;
+        }
+    }
+    insert_chunks(txn, links, |c| {
+        ticket_link::Entity::insert_many(c).on_conflict(
+            OnConflict::columns([ticket_link::Column::TicketId, ticket_link::Column::OtherId])
+                .do_nothing()
+                .to_owned(),
+        )
+    })
+    .await?;
+    insert_chunks(txn, messages, message::Entity::insert_many).await?;
+    insert_chunks(txn, attachments, attachment::Entity::insert_many).await?;
+    insert_chunks(txn, outbox, outbox::Entity::insert_many).await?;
+    insert_chunks(txn, held, quarantine::Entity::insert_many).await?;
+    for (id, why) in bounced {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value("bounced"))
+            .col_expr(outbox::Column::LastError, Expr::value(why))
+            .filter(outbox::Column::Id.eq(id))
             .exec(txn)
             .await?;
     }
+    events::insert(txn, pending_events, now).await?;
     tickets_seq.save(txn).await?;
     messages_seq.save(txn).await?;
     contacts.seq.save(txn).await?;
@@ -325,6 +594,61 @@ async fn write(
         save_watermark(txn, &w, now).await?;
     }
     Ok(outcomes)
+}
+
+/// The verified tokens of a mail: in the addresses it was delivered to and
+/// in the Message-IDs it references.
+fn mail_tokens(settings: &Settings, mail: &Inbound) -> Vec<Token> {
+    let clean = |s: &str| {
+        s.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string()
+    };
+    let recipients: Vec<String> = mail
+        .to
+        .iter()
+        .chain(&mail.cc)
+        .map(|a| a.email.clone())
+        .chain(mail.delivered_to.iter().map(|d| clean(d)))
+        .collect();
+    settings.key.find(
+        &settings.desk.address,
+        recipients.iter().map(String::as_str),
+        mail.in_reply_to
+            .iter()
+            .chain(&mail.references)
+            .map(String::as_str),
+    )
+}
+
+/// Outbox rows of desk mails that bounce reports in this batch name:
+/// Message-ID → (outbox id, recipients).
+async fn load_bounce_targets(
+    txn: &DatabaseTransaction,
+    batch: &[Incoming],
+) -> Result<HashMap<String, (i64, String)>> {
+    let ids: Vec<String> = batch
+        .iter()
+        .filter_map(|m| match &m.parsed.parsed {
+            Parsed::Mail(mail) => mail.bounce.as_ref()?.original_message_id.clone(),
+            Parsed::Quarantine(_) => None,
+        })
+        .collect();
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let rows: Vec<(i64, String, String)> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Id)
+            .column(outbox::Column::MessageId)
+            .column(outbox::Column::Recipients)
+            .filter(outbox::Column::MessageId.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        out.extend(rows.into_iter().map(|(id, mid, r)| (mid, (id, r))));
+    }
+    Ok(out)
 }
 
 /// A short, stable token for desk Message-IDs derived from a mail's dedup key.
@@ -412,7 +736,9 @@ fn inbound_row(
     id: i64,
     ticket_id: i64,
     mail: &Inbound,
-    class: &crate::domain::classify::Class,
+    class: &Class,
+    fx: &Effects,
+    author: &str,
     rule: &str,
     dedup_key: String,
     mailbox: Option<String>,
@@ -436,8 +762,9 @@ fn inbound_row(
         to_addrs: Set(join_addresses(&mail.to)),
         cc_addrs: Set(join_addresses(&mail.cc)),
         subject: Set(mail.subject.clone()),
-        body_text: Set(mail.text.clone()),
-        visibility: Set("public".into()),
+        // The ticket shows what the writer added; the raw mail keeps all.
+        body_text: Set(fx.shown_text.clone()),
+        visibility: Set(fx.visibility.into()),
         class: Set(class.as_str().into()),
         threaded_by: Set(rule.into()),
         mailbox: Set(mailbox),
@@ -445,6 +772,8 @@ fn inbound_row(
         warnings: Set(warnings.join("\n")),
         created_at: Set(now),
         raw: Set(raw),
+        author: Set(author.into()),
+        flag: Set(fx.flag.clone()),
     }
 }
 
@@ -452,6 +781,8 @@ fn outbound_row(
     id: i64,
     ticket_id: i64,
     out: &Outgoing,
+    kind: &str,
+    visibility: &str,
     raw: &[u8],
     now: DateTime<Utc>,
 ) -> message::ActiveModel {
@@ -468,14 +799,16 @@ fn outbound_row(
         cc_addrs: Set(String::new()),
         subject: Set(out.subject.clone()),
         body_text: Set(out.body.clone()),
-        visibility: Set("public".into()),
-        class: Set("acknowledgement".into()),
+        visibility: Set(visibility.into()),
+        class: Set(kind.into()),
         threaded_by: Set("desk".into()),
         mailbox: Set(None),
         uid: Set(None),
         warnings: Set(String::new()),
         created_at: Set(now),
         raw: Set(raw.to_vec()),
+        author: Set("desk".into()),
+        flag: Set(None),
     }
 }
 
@@ -512,7 +845,8 @@ fn outbox_row(
 #[derive(Default)]
 struct BatchKnown {
     by_mid: HashMap<String, TicketRef>,
-    by_number: HashMap<TicketNumber, TicketRef>,
+    /// By ticket sequence number.
+    by_number: HashMap<i64, TicketRef>,
     participants: HashSet<(i64, String)>,
 }
 
@@ -521,10 +855,16 @@ impl Known for BatchKnown {
         self.by_mid.get(message_id).copied()
     }
     fn ticket_by_number(&self, number: TicketNumber) -> Option<TicketRef> {
-        self.by_number.get(&number).copied()
+        self.by_number.get(&number.seq).copied()
     }
     fn is_participant(&self, ticket_id: i64, email: &str) -> bool {
         self.participants.contains(&(ticket_id, email.to_string()))
+    }
+}
+
+impl Lookup for BatchKnown {
+    fn ticket_id(&self, number: TicketNumber) -> Option<i64> {
+        self.by_number.get(&number.seq).map(|t| t.id)
     }
 }
 
@@ -560,25 +900,15 @@ impl BatchKnown {
         if numbers.is_empty() {
             return Ok(());
         }
-        let refs = load_tickets(
-            txn,
-            ticket::Column::Number.is_in(numbers.iter().map(|n| n.to_string())),
-        )
-        .await?;
-        let ids: Vec<i64> = refs.iter().map(|r| r.id).collect();
-        for r in refs {
-            self.by_number.insert(r.number, r);
+        // Ticket ids are their sequence numbers; the prefix of a number
+        // stays as issued when the kind changes, so look up by sequence.
+        for chunk in numbers.chunks(IN_CHUNK) {
+            let refs =
+                load_tickets(txn, ticket::Column::Id.is_in(chunk.iter().map(|n| n.seq))).await?;
+            for r in refs {
+                self.by_number.insert(r.number.seq, r);
+            }
         }
-        let rows: Vec<(i64, String)> = participant::Entity::find()
-            .select_only()
-            .column(participant::Column::TicketId)
-            .column(contact::Column::Email)
-            .inner_join(contact::Entity)
-            .filter(participant::Column::TicketId.is_in(ids))
-            .into_tuple()
-            .all(txn)
-            .await?;
-        self.participants.extend(rows);
         Ok(())
     }
 }
@@ -601,9 +931,13 @@ async fn load_tickets(
         .collect())
 }
 
-/// Contacts by address: those the database has, and those this batch adds.
+/// Contacts by address: those the database has, and those this batch adds,
+/// with each sender's acknowledgement budget.
 struct Contacts {
     ids: HashMap<String, i64>,
+    /// contact id → (window start, acknowledgements in the window).
+    acks: HashMap<i64, (Option<DateTime<Utc>>, i32)>,
+    acks_changed: HashSet<i64>,
     new: Vec<contact::ActiveModel>,
     seq: Counter,
 }
@@ -611,19 +945,27 @@ struct Contacts {
 impl Contacts {
     async fn load(txn: &DatabaseTransaction, emails: Vec<&str>) -> Result<Contacts> {
         let mut ids = HashMap::new();
+        let mut acks = HashMap::new();
         for chunk in emails.chunks(IN_CHUNK) {
-            let rows: Vec<(i64, String)> = contact::Entity::find()
+            let rows: Vec<(i64, String, Option<DateTime<Utc>>, i32)> = contact::Entity::find()
                 .select_only()
                 .column(contact::Column::Id)
                 .column(contact::Column::Email)
+                .column(contact::Column::AckWindowStart)
+                .column(contact::Column::AckCount)
                 .filter(contact::Column::Email.is_in(chunk.iter().map(|s| s.to_string())))
                 .into_tuple()
                 .all(txn)
                 .await?;
-            ids.extend(rows.into_iter().map(|(id, e)| (e, id)));
+            for (id, email, start, count) in rows {
+                ids.insert(email, id);
+                acks.insert(id, (start, count));
+            }
         }
         Ok(Contacts {
             ids,
+            acks,
+            acks_changed: HashSet::new(),
             new: Vec::new(),
             seq: Counter::load(txn, "contact").await?,
         })
@@ -640,13 +982,220 @@ impl Contacts {
             email: Set(a.email.clone()),
             name: Set(a.name.clone()),
             created_at: Set(now),
+            ack_window_start: Set(None),
+            ack_count: Set(0),
         });
         id
     }
 
-    async fn insert_new(&mut self, txn: &DatabaseTransaction) -> Result<()> {
-        let rows = std::mem::take(&mut self.new);
-        insert_chunks(txn, rows, contact::Entity::insert_many).await
+    /// Takes one acknowledgement from the sender's hourly budget, if any is left.
+    fn ack_allowed(&mut self, id: i64, now: DateTime<Utc>, per_hour: u32) -> bool {
+        let entry = self.acks.entry(id).or_insert((None, 0));
+        if entry
+            .0
+            .is_none_or(|start| now - start >= chrono::Duration::hours(1))
+        {
+            *entry = (Some(now), 0);
+        }
+        if entry.1 >= per_hour as i32 {
+            return false;
+        }
+        entry.1 += 1;
+        self.acks_changed.insert(id);
+        true
+    }
+
+    async fn save(&mut self, txn: &DatabaseTransaction) -> Result<()> {
+        let mut rows = std::mem::take(&mut self.new);
+        let mut inserted = HashSet::new();
+        for row in &mut rows {
+            if let Set(id) = row.id
+                && let Some((start, count)) = self.acks.get(&id)
+            {
+                row.ack_window_start = Set(*start);
+                row.ack_count = Set(*count);
+                inserted.insert(id);
+            }
+        }
+        insert_chunks(txn, rows, contact::Entity::insert_many).await?;
+        for id in &self.acks_changed {
+            if inserted.contains(id) {
+                continue;
+            }
+            if let Some((start, count)) = self.acks.get(id) {
+                contact::Entity::update_many()
+                    .col_expr(contact::Column::AckWindowStart, Expr::value(*start))
+                    .col_expr(contact::Column::AckCount, Expr::value(*count))
+                    .filter(contact::Column::Id.eq(*id))
+                    .exec(txn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tickets a batch touches, as the conversation rules see them.
+#[derive(Default)]
+struct States {
+    by_id: HashMap<i64, TicketState>,
+    /// Tickets created by this batch, with their customer's contact id.
+    created: Vec<(i64, i64, String)>,
+    touched: HashSet<i64>,
+}
+
+impl States {
+    /// Loads every ticket the batch's references, tokens and tags name.
+    async fn load(
+        txn: &DatabaseTransaction,
+        known: &BatchKnown,
+        contacts: &mut Contacts,
+    ) -> Result<States> {
+        let ids: HashSet<i64> = known
+            .by_mid
+            .values()
+            .chain(known.by_number.values())
+            .map(|t| t.id)
+            .collect();
+        let ids: Vec<i64> = ids.into_iter().collect();
+        let mut states = States::default();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let tickets = ticket::Entity::find()
+                .filter(ticket::Column::Id.is_in(chunk.iter().copied()))
+                .all(txn)
+                .await?;
+            let people: Vec<(i64, i64, String, String, String)> = participant::Entity::find()
+                .select_only()
+                .column(participant::Column::TicketId)
+                .column(participant::Column::ContactId)
+                .column(contact::Column::Email)
+                .column(contact::Column::Name)
+                .column(participant::Column::Role)
+                .inner_join(contact::Entity)
+                .filter(participant::Column::TicketId.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            let mut by_ticket: HashMap<i64, Vec<Participant>> = HashMap::new();
+            for (ticket_id, contact_id, email, name, role) in people {
+                contacts.ids.entry(email.clone()).or_insert(contact_id);
+                by_ticket.entry(ticket_id).or_default().push(Participant {
+                    address: Address { name, email },
+                    role,
+                });
+            }
+            for t in tickets {
+                let participants = by_ticket.remove(&t.id).unwrap_or_default();
+                let customer = participants
+                    .iter()
+                    .find(|p| p.role == "customer")
+                    .map(|p| p.address.clone())
+                    .unwrap_or_default();
+                let Ok(number) = t.number.parse::<TicketNumber>() else {
+                    continue;
+                };
+                states.by_id.insert(
+                    t.id,
+                    TicketState {
+                        id: t.id,
+                        number,
+                        subject: t.subject,
+                        status: t.status.parse().unwrap_or(Status::Open),
+                        priority: t.priority.parse().unwrap_or(Priority::Normal),
+                        kind: t.kind.parse().unwrap_or(Kind::Incident),
+                        assignee: t.assignee,
+                        team: t.team,
+                        customer,
+                        resolved_at: t.resolved_at,
+                        root_message_id: t.root_message_id,
+                        last_public_message_id: t.last_public_message_id,
+                        participants,
+                    },
+                );
+            }
+        }
+        Ok(states)
+    }
+
+    fn create(&mut self, state: TicketState, customer: i64, mailbox: &str) {
+        self.created.push((state.id, customer, mailbox.to_string()));
+        self.by_id.insert(state.id, state);
+    }
+
+    fn touch(&mut self, id: i64) {
+        self.touched.insert(id);
+    }
+
+    /// Inserts the tickets the batch created (in their final state) and
+    /// updates the ones it changed.
+    async fn save(&mut self, txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<()> {
+        let created: HashSet<i64> = self.created.iter().map(|(id, ..)| *id).collect();
+        let mut rows = Vec::with_capacity(self.created.len());
+        let mut participants = Vec::with_capacity(self.created.len());
+        for (id, customer, mailbox) in &self.created {
+            let Some(t) = self.by_id.get(id) else {
+                continue;
+            };
+            rows.push(ticket::ActiveModel {
+                id: Set(t.id),
+                number: Set(t.number.to_string()),
+                kind: Set(t.kind.as_str().into()),
+                subject: Set(t.subject.clone()),
+                status: Set(t.status.as_str().into()),
+                priority: Set(t.priority.as_str().into()),
+                customer_id: Set(*customer),
+                mailbox: Set(mailbox.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                assignee: Set(t.assignee.clone()),
+                team: Set(t.team.clone()),
+                fields: Set("{}".into()),
+                resolved_at: Set(t.resolved_at),
+                root_message_id: Set(t.root_message_id.clone()),
+                last_public_message_id: Set(t.last_public_message_id.clone()),
+            });
+            participants.push(participant_row(t.id, *customer, "customer"));
+        }
+        insert_chunks(txn, rows, ticket::Entity::insert_many).await?;
+        insert_chunks(txn, participants, |c| {
+            participant::Entity::insert_many(c).on_conflict(
+                OnConflict::columns([
+                    participant::Column::TicketId,
+                    participant::Column::ContactId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+        })
+        .await?;
+        for id in &self.touched {
+            if created.contains(id) {
+                continue;
+            }
+            let Some(t) = self.by_id.get(id) else {
+                continue;
+            };
+            ticket::Entity::update_many()
+                .col_expr(ticket::Column::Kind, Expr::value(t.kind.as_str()))
+                .col_expr(ticket::Column::Status, Expr::value(t.status.as_str()))
+                .col_expr(ticket::Column::Priority, Expr::value(t.priority.as_str()))
+                .col_expr(ticket::Column::Assignee, Expr::value(t.assignee.clone()))
+                .col_expr(ticket::Column::Team, Expr::value(t.team.clone()))
+                .col_expr(ticket::Column::ResolvedAt, Expr::value(t.resolved_at))
+                .col_expr(
+                    ticket::Column::RootMessageId,
+                    Expr::value(t.root_message_id.clone()),
+                )
+                .col_expr(
+                    ticket::Column::LastPublicMessageId,
+                    Expr::value(t.last_public_message_id.clone()),
+                )
+                .col_expr(ticket::Column::UpdatedAt, Expr::value(now))
+                .filter(ticket::Column::Id.eq(*id))
+                .exec(txn)
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,9 @@
 //! poller parses its next batch while the writer commits the previous one.
 
 pub mod apply;
+mod events;
 pub mod parse;
+mod robot;
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::error;
 
 use crate::clock::Clock;
-use crate::domain::ack::Desk;
+use crate::domain::conversation::Settings;
 use crate::error::{Error, Result};
 use crate::store::Store;
 pub use apply::{Incoming, Outcome, Watermark};
@@ -46,7 +48,7 @@ impl Writer {
     /// that queued outbound mail.
     pub fn spawn(
         store: Store,
-        desk: Desk,
+        settings: Arc<Settings>,
         clock: Arc<dyn Clock>,
         outbox_wake: Arc<Notify>,
     ) -> Writer {
@@ -54,18 +56,14 @@ impl Writer {
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
                 let result =
-                    apply::apply_batch(&store, &desk, job.batch, job.watermark, clock.now()).await;
+                    apply::apply_batch(&store, &settings, job.batch, job.watermark, clock.now())
+                        .await;
                 match &result {
                     Ok(outcomes) => {
-                        if outcomes.iter().any(|o| {
-                            matches!(
-                                o,
-                                Outcome::Stored {
-                                    acknowledged: true,
-                                    ..
-                                }
-                            )
-                        }) {
+                        if outcomes
+                            .iter()
+                            .any(|o| matches!(o, Outcome::Stored { mails, .. } if *mails > 0))
+                        {
                             outbox_wake.notify_one();
                         }
                     }

@@ -6,9 +6,7 @@
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
-use crate::domain::mail::{
-    Address, AttachmentMeta, Inbound, RobotSignals, dedup_key, sanitize_filename,
-};
+use crate::domain::mail::{Address, AttachmentMeta, Inbound, dedup_key, sanitize_filename};
 
 /// Text bodies longer than this are cut on the ticket; the raw mail keeps all.
 const MAX_TEXT_CHARS: usize = 1 << 20;
@@ -70,6 +68,7 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         None => by_hash(),
     };
     let mut warnings = Vec::new();
+    let robot = super::robot::signals(&msg);
 
     let from = first_address(msg.from())
         .or_else(|| first_address(msg.sender()))
@@ -78,6 +77,28 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
                 .filter(|a| a.contains('@'))
                 .map(|a| Address::new("", a))
         });
+    // Many MTAs send bounces from a bare `MAILER-DAEMON` or `<>`: such a
+    // mail is still a bounce the desk must read, so it keeps a placeholder sender.
+    let from = from.or_else(|| {
+        let daemon_name = msg
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.name().or(a.address()))
+            .is_some_and(|n| {
+                let n = n.to_ascii_lowercase();
+                n.contains("mailer-daemon")
+                    || n.contains("mail delivery")
+                    || n.contains("postmaster")
+            });
+        let bounce = robot.null_return_path
+            || robot.x_failed_recipients
+            || robot.report == Some(crate::domain::mail::Report::DeliveryStatus)
+            || daemon_name;
+        bounce.then(|| {
+            warnings.push("no sender address; kept as a bounce from MAILER-DAEMON".into());
+            Address::new("Mail Delivery System", "mailer-daemon")
+        })
+    });
     let Some(from) = from else {
         return ParsedMail {
             dedup_key: key,
@@ -94,6 +115,7 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
     }
 
     let mut text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    let new_text = new_text(&msg, &text);
     if msg.text_body.is_empty() && msg.html_body.is_empty() && msg.attachments.is_empty() {
         warnings.push("no readable body".into());
     }
@@ -128,30 +150,7 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         })
         .collect();
 
-    let text_header = |name: &str| msg.header_raw(name).map(|v| v.trim().to_string());
-    let robot = RobotSignals {
-        auto_submitted: text_header("Auto-Submitted"),
-        precedence: text_header("Precedence"),
-        x_autoreply: msg.header_raw("X-Autoreply").is_some()
-            || msg.header_raw("X-Autorespond").is_some(),
-        x_auto_response_suppress: text_header("X-Auto-Response-Suppress")
-            .is_some_and(|v| !v.eq_ignore_ascii_case("none") && !v.is_empty()),
-        null_return_path: msg.header_raw("Return-Path").is_some_and(|v| {
-            v.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .trim()
-                .is_empty()
-        }),
-        multipart_report: msg.root_part().content_type().is_some_and(|ct| {
-            ct.ctype().eq_ignore_ascii_case("multipart")
-                && ct
-                    .subtype()
-                    .is_some_and(|s| s.eq_ignore_ascii_case("report"))
-        }),
-    };
-
-    let inbound = Inbound {
+    let mut inbound = Inbound {
         message_id,
         in_reply_to: id_list(msg.in_reply_to()),
         references: id_list(msg.references()),
@@ -159,15 +158,74 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         to: addresses(msg.to()),
         cc: addresses(msg.cc()),
         subject: msg.subject().unwrap_or("").trim().to_string(),
+        delivered_to: header_list(&msg, &["Delivered-To", "X-Original-To"]),
+        auth_results: header_list(&msg, &["Authentication-Results"]),
         text,
+        new_text,
         attachments,
         robot,
+        bounce: None,
         warnings,
     };
+    // Bodies are searched for bounce facts only when the mail is a bounce.
+    if crate::domain::classify::classify(&inbound).is_bounce() {
+        inbound.bounce = super::robot::bounce(&msg);
+    }
     ParsedMail {
         dedup_key: key,
         parsed: Parsed::Mail(Box::new(inbound)),
     }
+}
+
+/// What the writer added, without quoted history and signature: from the
+/// plain part when there is one, else from the HTML part.
+fn new_text(msg: &mail_parser::Message<'_>, text: &str) -> String {
+    let part_of = |list: &[u32]| list.first().and_then(|&i| msg.parts.get(i as usize));
+    let plain = part_of(&msg.text_body)
+        .is_some_and(|p| matches!(p.body, mail_parser::PartType::Text(_)))
+        .then_some(text);
+    let html = part_of(&msg.html_body).and_then(|p| match &p.body {
+        mail_parser::PartType::Html(h) => Some(h.as_ref()),
+        _ => None,
+    });
+    let mut out = crate::domain::quote::reply_text(plain, html);
+    if out.chars().count() > MAX_TEXT_CHARS {
+        out = out.chars().take(MAX_TEXT_CHARS).collect();
+    }
+    out
+}
+
+/// The attachments of a raw mail with their bytes, to send along with a
+/// relayed answer.
+pub fn attachments(raw: &[u8]) -> Vec<crate::domain::ack::OutAttachment> {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    msg.attachments
+        .iter()
+        .filter_map(|&id| msg.parts.get(id as usize))
+        .map(|part| crate::domain::ack::OutAttachment {
+            filename: sanitize_filename(part.attachment_name().unwrap_or("")),
+            content_type: part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into())
+                .to_ascii_lowercase(),
+            data: part.contents().to_vec(),
+        })
+        .collect()
+}
+
+/// The raw values of every header named in `names`, in message order.
+fn header_list(msg: &mail_parser::Message<'_>, names: &[&str]) -> Vec<String> {
+    msg.headers_raw()
+        .filter(|(n, _)| names.iter().any(|x| x.eq_ignore_ascii_case(n)))
+        .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
 fn clean_id(id: &str) -> String {

@@ -9,6 +9,10 @@ pub struct Model {
     pub email: String,
     pub name: String,
     pub created_at: DateTimeUtc,
+    /// Start of the current acknowledgement window of this sender.
+    pub ack_window_start: Option<DateTimeUtc>,
+    /// Acknowledgements sent to this sender in the current window.
+    pub ack_count: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,10 @@ pub struct Model {
     pub uid: Option<i64>,
     pub warnings: String,
     pub created_at: DateTimeUtc,
+    /// customer, staff, supplier, robot or desk.
+    pub author: String,
+    /// Why the message needs a human look, e.g. a refused staff claim.
+    pub flag: Option<String>,
     pub raw: Vec<u8>,
 }
 

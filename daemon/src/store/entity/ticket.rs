@@ -15,6 +15,17 @@ pub struct Model {
     pub mailbox: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The staff member's address, lower-cased.
+    pub assignee: Option<String>,
+    /// The staff group the ticket is routed to when nobody is assigned.
+    pub team: Option<String>,
+    /// Custom fields, a JSON object of strings.
+    pub fields: String,
+    pub resolved_at: Option<DateTimeUtc>,
+    /// The Message-ID the conversation started with; relayed answers reference it.
+    pub root_message_id: Option<String>,
+    /// The newest Message-ID the customer has seen or sent; relayed answers reply to it.
+    pub last_public_message_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,795 @@
+//! What one stored mail does to its ticket: who wrote it (customer, staff,
+//! a sender claiming to be staff without proof, the desk itself, a robot),
+//! which commands apply, how the status moves, and which mails the desk
+//! sends because of it (acknowledgement, staff notifications, the relayed
+//! answer, a command error, a bounce notice).
+//!
+//! Pure: the caller loads the ticket, the tokens and the lookups; this module
+//! decides; `ingest::apply` writes the result in the batch's transaction.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::ack::{Desk, Outgoing, reply_subject};
+use super::classify::Class;
+use super::commands::{self, Command, Reply};
+use super::mail::{Address, Inbound};
+use super::staff::{Assignee, Directory, StaffMember};
+use super::threading::tagged_subject;
+use super::ticket::{Kind, Priority, Status, TicketNumber};
+use super::token::{Token, TokenKey};
+use super::trust;
+
+/// The desk's rules for conversations, from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub desk: Desk,
+    pub staff: Directory,
+    pub key: TokenKey,
+    /// authserv-ids whose `Authentication-Results` are believed.
+    pub trusted_authserv: Vec<String>,
+    /// A customer reply this long after resolution opens a new ticket.
+    pub reopen_window: Duration,
+    /// Acknowledgements per sender and hour.
+    pub ack_limit_per_hour: u32,
+    /// Mailbox name → the staff group its new tickets go to.
+    pub mailbox_groups: std::collections::HashMap<String, String>,
+}
+
+impl Settings {
+    /// The desk address or a plus-addressed variant of it.
+    pub fn is_desk_address(&self, email: &str) -> bool {
+        let desk = &self.desk.address;
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        let base = local.split_once('+').map_or(local, |(b, _)| b);
+        domain.eq_ignore_ascii_case(desk.domain()) && base.eq_ignore_ascii_case(desk.local_part())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Participant {
+    pub address: Address,
+    /// customer, cc, participant or staff.
+    pub role: String,
+}
+
+/// A ticket as a mail sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketState {
+    pub id: i64,
+    pub number: TicketNumber,
+    pub subject: String,
+    pub status: Status,
+    pub priority: Priority,
+    pub kind: Kind,
+    pub assignee: Option<String>,
+    pub team: Option<String>,
+    pub customer: Address,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub root_message_id: Option<String>,
+    pub last_public_message_id: Option<String>,
+    pub participants: Vec<Participant>,
+}
+
+impl TicketState {
+    pub fn is_participant(&self, email: &str) -> bool {
+        self.participants.iter().any(|p| p.address.email == email)
+    }
+
+    /// The customer side: who receives public answers.
+    pub fn audience(&self) -> Vec<Address> {
+        self.participants
+            .iter()
+            .filter(|p| p.role == "customer" || p.role == "cc")
+            .map(|p| p.address.clone())
+            .collect()
+    }
+
+    /// Whether a customer mail to this ticket should open a new one instead.
+    pub fn is_finished(&self, now: DateTime<Utc>, reopen_window: Duration) -> bool {
+        match self.status {
+            Status::Closed => true,
+            Status::Resolved => self.resolved_at.is_none_or(|at| now - at > reopen_window),
+            _ => false,
+        }
+    }
+}
+
+/// Who wrote a mail, as far as the desk can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Author {
+    Customer,
+    /// A staff member whose mail proves it (a token of theirs for this
+    /// ticket, or a trusted DKIM/SPF pass).
+    Staff(StaffMember),
+    /// `From:` names a staff member, but nothing proves it.
+    ClaimedStaff(StaffMember),
+    /// The desk's own address: stored, never answered.
+    Desk,
+    /// An auto-reply, a list, a bounce: stored, never answered.
+    Robot,
+}
+
+impl Author {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Author::Customer | Author::ClaimedStaff(_) => "customer",
+            Author::Staff(_) => "staff",
+            Author::Desk => "desk",
+            Author::Robot => "robot",
+        }
+    }
+}
+
+/// Decides who wrote `mail`, threaded to `ticket` (`None`: a new ticket).
+pub fn author(
+    settings: &Settings,
+    mail: &Inbound,
+    sender: &Address,
+    class: &Class,
+    ticket: Option<TicketNumber>,
+    tokens: &[Token],
+    sender_contact: i64,
+) -> Author {
+    if settings.is_desk_address(&sender.email) {
+        return Author::Desk;
+    }
+    if !class.may_answer() {
+        return Author::Robot;
+    }
+    let Some(member) = settings.staff.by_email(&sender.email) else {
+        return Author::Customer;
+    };
+    let Some(number) = ticket else {
+        // A staff member opening a ticket writes as its customer.
+        return Author::Customer;
+    };
+    let by_token = tokens
+        .iter()
+        .any(|t| t.number == number && t.contact == sender_contact);
+    let by_auth = trust::authenticated(
+        &mail.auth_results,
+        &settings.trusted_authserv,
+        sender.domain(),
+    );
+    if by_token || by_auth {
+        Author::Staff(member.clone())
+    } else {
+        Author::ClaimedStaff(member.clone())
+    }
+}
+
+/// Why a claimed staff mail was refused, as shown on the ticket.
+pub fn refusal(member: &StaffMember) -> String {
+    format!(
+        "refused staff claim: From is {} but the mail proves nothing (no reply token sent to \
+         them for this ticket, no trusted DKIM/SPF pass); stored as a customer message, \
+         nothing changed",
+        member.email
+    )
+}
+
+/// What the desk sends, before tokens and Message-IDs are given out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DraftKind {
+    Acknowledgement,
+    Notification,
+    Answer,
+    CommandError,
+    BounceNotice,
+}
+
+impl DraftKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DraftKind::Acknowledgement => "acknowledgement",
+            DraftKind::Notification => "notification",
+            DraftKind::Answer => "answer",
+            DraftKind::CommandError => "command-error",
+            DraftKind::BounceNotice => "bounce-notice",
+        }
+    }
+
+    /// Automatic mail carries `Auto-Submitted` (RFC 3834); a relayed answer
+    /// was written by a person.
+    fn auto_submitted(&self) -> Option<&'static str> {
+        match self {
+            DraftKind::Acknowledgement => Some("auto-replied"),
+            DraftKind::Answer => None,
+            _ => Some("auto-generated"),
+        }
+    }
+
+    /// Whether the mail goes to the customer side (public on the ticket).
+    pub fn is_public(&self) -> bool {
+        matches!(self, DraftKind::Acknowledgement | DraftKind::Answer)
+    }
+}
+
+/// A mail to send, one copy per recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Draft {
+    pub kind: DraftKind,
+    pub to: Vec<Address>,
+    /// Display name of the desk sender, e.g. "Ada via ACME Service Desk".
+    pub from_name: String,
+    pub subject: String,
+    pub body: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    /// Send the inbound mail's attachments along.
+    pub with_attachments: bool,
+}
+
+impl Draft {
+    /// The copy for one recipient, carrying that recipient's token.
+    pub fn address(
+        &self,
+        settings: &Settings,
+        to: &Address,
+        token: Token,
+        unique: &str,
+    ) -> Outgoing {
+        let desk = &settings.desk;
+        let mut from = desk.address.clone();
+        from.name = self.from_name.clone();
+        let mut reply_to = settings.key.reply_to(&desk.address, token);
+        reply_to.name = desk.name.clone();
+        Outgoing {
+            message_id: settings.key.message_id(token, unique, desk.id_domain()),
+            from,
+            reply_to: Some(reply_to),
+            to: vec![to.clone()],
+            subject: self.subject.clone(),
+            in_reply_to: self.in_reply_to.clone(),
+            references: self.references.clone(),
+            auto_submitted: self.kind.auto_submitted(),
+            body: self.body.clone(),
+            attachments: Vec::new(),
+        }
+    }
+}
+
+/// A field change, for the ticket history and the plugin events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub field: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+/// What a mail did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// public or internal.
+    pub visibility: &'static str,
+    pub flag: Option<String>,
+    /// The text shown on the ticket for this message.
+    pub shown_text: String,
+    pub changes: Vec<Change>,
+    pub links: Vec<TicketNumber>,
+    pub added: Vec<Participant>,
+    pub removed: Vec<String>,
+    pub drafts: Vec<Draft>,
+    /// Whether the mail counts as the customer's side of the conversation
+    /// (later answers reply to it).
+    pub public_message: bool,
+}
+
+/// Lookups the decision needs that the caller answers from the database.
+pub trait Lookup {
+    /// The id of the ticket with this number, if it exists.
+    fn ticket_id(&self, number: TicketNumber) -> Option<i64>;
+}
+
+/// The input of [`apply`] besides the ticket.
+pub struct MailIn<'a> {
+    pub mail: &'a Inbound,
+    pub sender: &'a Address,
+    pub author: &'a Author,
+    pub class: &'a Class,
+    pub new_ticket: bool,
+    /// The acknowledgement budget of the sender allows one more.
+    pub may_acknowledge: bool,
+    /// A bounce of a desk mail: the failed recipients and why.
+    pub bounced: Option<String>,
+}
+
+/// Applies one mail to `ticket` (changed in place) and says what follows.
+pub fn apply(
+    settings: &Settings,
+    ticket: &mut TicketState,
+    input: &MailIn<'_>,
+    lookup: &dyn Lookup,
+    now: DateTime<Utc>,
+) -> Effects {
+    let mail = input.mail;
+    // A new ticket that is only a forward strips to nothing: show it whole.
+    let shown_text = if input.new_ticket && mail.new_text.trim().is_empty() {
+        mail.text.clone()
+    } else {
+        mail.new_text.clone()
+    };
+    let mut fx = Effects {
+        visibility: "public",
+        shown_text,
+        ..Effects::default()
+    };
+    if ticket.root_message_id.is_none() {
+        ticket.root_message_id = mail.message_id.clone();
+    }
+    match input.author {
+        Author::Staff(member) if !input.new_ticket => {
+            staff_reply(settings, ticket, member, input, lookup, now, &mut fx);
+        }
+        Author::Desk => fx.visibility = "internal",
+        Author::Robot => {
+            fx.visibility = "internal";
+            if let Some(what) = &input.bounced {
+                fx.flag = Some(format!("delivery failed: {what}"));
+                notify(
+                    settings,
+                    ticket,
+                    None,
+                    &mut fx,
+                    &format!(
+                        "A mail the desk sent on {} could not be delivered: {what}.\n\n\
+                     The customer may not have seen it. The bounce is stored on the ticket.",
+                        ticket.number
+                    ),
+                    DraftKind::BounceNotice,
+                );
+            } else if input.new_ticket && !matches!(input.class, Class::Bounce(_)) {
+                let head = format!(
+                    "New ticket from an automatic sender ({}).",
+                    input.class.reason()
+                );
+                let body = news(ticket, input, &head, &fx.shown_text);
+                notify(
+                    settings,
+                    ticket,
+                    None,
+                    &mut fx,
+                    &body,
+                    DraftKind::Notification,
+                );
+            }
+        }
+        Author::Customer | Author::ClaimedStaff(_) | Author::Staff(_) => {
+            customer_mail(settings, ticket, input, now, &mut fx);
+        }
+    }
+    fx
+}
+
+fn customer_mail(
+    settings: &Settings,
+    ticket: &mut TicketState,
+    input: &MailIn<'_>,
+    _now: DateTime<Utc>,
+    fx: &mut Effects,
+) {
+    let mail = input.mail;
+    fx.public_message = true;
+    if let Some(id) = &mail.message_id {
+        ticket.last_public_message_id = Some(id.clone());
+    }
+    // Everybody the customer wrote to, except the desk and staff, hears the answers.
+    for a in mail.to.iter().chain(&mail.cc) {
+        if settings.is_desk_address(&a.email)
+            || settings.staff.by_email(&a.email).is_some()
+            || ticket.is_participant(&a.email)
+            || a.email == input.sender.email
+        {
+            continue;
+        }
+        let p = Participant {
+            address: a.clone(),
+            role: "cc".into(),
+        };
+        ticket.participants.push(p.clone());
+        fx.added.push(p);
+    }
+    let claimed = match input.author {
+        Author::ClaimedStaff(m) => Some(m),
+        _ => None,
+    };
+    if let Some(m) = claimed {
+        fx.flag = Some(refusal(m));
+    } else if !input.new_ticket {
+        let to = match ticket.status {
+            Status::Pending | Status::Resolved => Some(Status::Open),
+            _ => None,
+        };
+        if let Some(to) = to {
+            set_status(ticket, to, fx);
+        }
+    }
+    if input.new_ticket && input.may_acknowledge && claimed.is_none() {
+        fx.drafts
+            .push(acknowledgement(settings, ticket, mail, input.sender));
+    }
+    let head = match (input.new_ticket, claimed) {
+        (_, Some(m)) => format!(
+            "WARNING: this mail claims to come from {} but proves nothing; it was stored as a \
+             customer message and changed nothing. If it was you, reply to a notification \
+             of this ticket instead.",
+            m.email
+        ),
+        (true, None) => "New ticket.".to_string(),
+        (false, None) => "The customer replied.".to_string(),
+    };
+    let body = news(ticket, input, &head, &fx.shown_text);
+    notify(settings, ticket, None, fx, &body, DraftKind::Notification);
+}
+
+fn acknowledgement(
+    settings: &Settings,
+    ticket: &TicketState,
+    mail: &Inbound,
+    to: &Address,
+) -> Draft {
+    let desk = &settings.desk;
+    let number = ticket.number;
+    let mut references = mail.references.clone();
+    if let Some(id) = &mail.message_id
+        && !references.contains(id)
+    {
+        references.push(id.clone());
+    }
+    let body = format!(
+        "Hello {name},\n\n\
+         Thank you for contacting {desk}. We have received your message and \
+         opened ticket {number} for it.\n\n\
+         Please keep \"[{tag} {number}]\" in the subject when you write about \
+         this request; replying to this mail does that for you.\n\n\
+         Your message:\n\
+         > {subject}\n\n\
+         -- \n{desk}\n",
+        name = if to.name.is_empty() {
+            &to.email
+        } else {
+            &to.name
+        },
+        desk = desk.name,
+        tag = desk.tag,
+        subject = if mail.subject.trim().is_empty() {
+            "(no subject)"
+        } else {
+            mail.subject.trim()
+        },
+    );
+    Draft {
+        kind: DraftKind::Acknowledgement,
+        to: vec![to.clone()],
+        from_name: desk.name.clone(),
+        subject: tagged_subject(&reply_subject(&mail.subject), &desk.tag, number),
+        body,
+        in_reply_to: mail.message_id.clone(),
+        references,
+        with_attachments: false,
+    }
+}
+
+/// The notification body: the ticket's facts, then `head` and the new text.
+fn news(ticket: &TicketState, input: &MailIn<'_>, head: &str, text: &str) -> String {
+    format!(
+        "{head}\n\n\
+         Ticket:   {number} ({kind})\n\
+         Subject:  {subject}\n\
+         Status:   {status}\n\
+         Priority: {priority}\n\
+         Assignee: {assignee}\n\
+         Customer: {customer}\n\
+         From:     {from}\n\n\
+         {text}\n\n\
+         -- \n\
+         Reply to this mail to answer the customer. Commands in the first lines of \
+         your reply: /status, /assign, /priority, /kind, /link, /note, /resolve, \
+         /close, /cc add|remove.\n",
+        number = ticket.number,
+        kind = ticket.kind.as_str(),
+        subject = ticket.subject,
+        status = ticket.status.as_str(),
+        priority = ticket.priority.as_str(),
+        assignee = ticket
+            .assignee
+            .clone()
+            .or_else(|| ticket.team.as_ref().map(|t| format!("group {t}")))
+            .unwrap_or_else(|| "nobody".into()),
+        customer = ticket.customer.display(),
+        from = input.sender.display(),
+        text = if text.trim().is_empty() {
+            "(no text)"
+        } else {
+            text.trim()
+        },
+    )
+}
+
+/// A notification to the ticket's watchers, except `except`.
+fn notify(
+    settings: &Settings,
+    ticket: &TicketState,
+    except: Option<&str>,
+    fx: &mut Effects,
+    body: &str,
+    kind: DraftKind,
+) {
+    let to: Vec<Address> = settings
+        .staff
+        .watchers(ticket.assignee.as_deref(), ticket.team.as_deref())
+        .into_iter()
+        .filter(|m| Some(m.email.as_str()) != except)
+        .map(StaffMember::address)
+        .collect();
+    if to.is_empty() {
+        return;
+    }
+    fx.drafts.push(Draft {
+        kind,
+        to,
+        from_name: settings.desk.name.clone(),
+        subject: staff_subject(settings, ticket),
+        body: body.to_string(),
+        in_reply_to: None,
+        references: vec![staff_thread_id(settings, ticket)],
+        with_attachments: false,
+    });
+}
+
+/// Staff mails of one ticket share a thread of their own, apart from the
+/// customer's.
+fn staff_thread_id(settings: &Settings, ticket: &TicketState) -> String {
+    format!("{}.staff@{}", ticket.number, settings.desk.id_domain())
+}
+
+fn staff_subject(settings: &Settings, ticket: &TicketState) -> String {
+    tagged_subject(&ticket.subject, &settings.desk.tag, ticket.number)
+}
+
+fn set_status(ticket: &mut TicketState, to: Status, fx: &mut Effects) {
+    if ticket.status == to {
+        return;
+    }
+    fx.changes.push(Change {
+        field: "status",
+        from: ticket.status.as_str().into(),
+        to: to.as_str().into(),
+    });
+    ticket.status = to;
+}
+
+fn staff_reply(
+    settings: &Settings,
+    ticket: &mut TicketState,
+    member: &StaffMember,
+    input: &MailIn<'_>,
+    lookup: &dyn Lookup,
+    now: DateTime<Utc>,
+    fx: &mut Effects,
+) {
+    let reply = commands::parse(&input.mail.new_text);
+    let mut errors: Vec<String> = reply
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.line, e.message))
+        .collect();
+    // Commands are checked against a copy; only a reply without errors changes the ticket.
+    let mut next = ticket.clone();
+    let mut trial = Effects::default();
+    for c in &reply.commands {
+        if let Err(e) = command(settings, &mut next, member, c, lookup, now, &mut trial) {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() {
+        fx.visibility = "internal";
+        fx.shown_text = input.mail.new_text.clone();
+        fx.flag = Some(format!("commands refused: {}", errors.join("; ")));
+        fx.drafts
+            .push(command_error(settings, ticket, member, input, &errors));
+        return;
+    }
+    *ticket = next;
+    fx.changes = trial.changes;
+    fx.links = trial.links;
+    fx.added = trial.added;
+    fx.removed = trial.removed;
+    let Reply { text, .. } = &reply;
+    fx.shown_text = text.clone();
+    if reply.is_note() {
+        fx.visibility = "internal";
+        let body = format!(
+            "Internal note by {} on {}:\n\n{}\n",
+            member.name, ticket.number, text
+        );
+        notify(
+            settings,
+            ticket,
+            Some(&member.email),
+            fx,
+            &body,
+            DraftKind::Notification,
+        );
+        return;
+    }
+    if text.trim().is_empty() {
+        fx.visibility = "internal";
+        return;
+    }
+    // A public answer: relayed from the desk address, never the staff's own.
+    if ticket.status == Status::New {
+        set_status(ticket, Status::Open, fx);
+    }
+    let audience = ticket.audience();
+    if audience.is_empty() {
+        return;
+    }
+    let mut references: Vec<String> = Vec::new();
+    for id in [&ticket.root_message_id, &ticket.last_public_message_id]
+        .into_iter()
+        .flatten()
+    {
+        if !references.contains(id) {
+            references.push(id.clone());
+        }
+    }
+    fx.drafts.push(Draft {
+        kind: DraftKind::Answer,
+        to: audience,
+        from_name: format!("{} via {}", member.name, settings.desk.name),
+        subject: tagged_subject(
+            &reply_subject(&ticket.subject),
+            &settings.desk.tag,
+            ticket.number,
+        ),
+        body: format!(
+            "{}\n\n-- \n{}\n{}\n",
+            text.trim_end(),
+            member.name,
+            settings.desk.name
+        ),
+        in_reply_to: ticket.last_public_message_id.clone(),
+        references,
+        with_attachments: true,
+    });
+}
+
+fn command(
+    settings: &Settings,
+    t: &mut TicketState,
+    member: &StaffMember,
+    c: &Command,
+    lookup: &dyn Lookup,
+    now: DateTime<Utc>,
+    fx: &mut Effects,
+) -> Result<(), String> {
+    let change = |fx: &mut Effects, field: &'static str, from: String, to: String| {
+        if from != to {
+            fx.changes.push(Change { field, from, to });
+        }
+    };
+    match c {
+        Command::Status(s) => {
+            t.status
+                .check_move(*s)
+                .map_err(|e| format!("/status {}: {e}", s.as_str()))?;
+            if *s == Status::Resolved && t.status != Status::Resolved {
+                t.resolved_at = Some(now);
+            }
+            set_status(t, *s, fx);
+        }
+        Command::Assign(who) => match settings.staff.resolve(who, &member.email) {
+            Ok(Assignee::Person(email)) => {
+                let from = t.assignee.clone().unwrap_or_default();
+                change(fx, "assignee", from, email.clone());
+                t.assignee = Some(email);
+            }
+            Ok(Assignee::Group(g)) => {
+                change(fx, "group", t.team.clone().unwrap_or_default(), g.clone());
+                change(
+                    fx,
+                    "assignee",
+                    t.assignee.clone().unwrap_or_default(),
+                    String::new(),
+                );
+                t.team = Some(g);
+                t.assignee = None;
+            }
+            Ok(Assignee::Nobody) => {
+                change(
+                    fx,
+                    "assignee",
+                    t.assignee.clone().unwrap_or_default(),
+                    String::new(),
+                );
+                t.assignee = None;
+            }
+            Err(e) => return Err(format!("/assign {who}: {e}")),
+        },
+        Command::Priority(p) => {
+            change(
+                fx,
+                "priority",
+                t.priority.as_str().into(),
+                p.as_str().into(),
+            );
+            t.priority = *p;
+        }
+        Command::Kind(k) => {
+            change(fx, "kind", t.kind.as_str().into(), k.as_str().into());
+            t.kind = *k;
+        }
+        Command::Link(n) => {
+            if *n == t.number {
+                return Err(format!("/link {n}: a ticket cannot link to itself"));
+            }
+            if lookup.ticket_id(*n).is_none() {
+                return Err(format!("/link {n}: no such ticket"));
+            }
+            fx.links.push(*n);
+        }
+        Command::Note => {}
+        Command::CcAdd(a) => {
+            if settings.is_desk_address(&a.email) || settings.staff.by_email(&a.email).is_some() {
+                return Err(format!(
+                    "/cc add {}: desk and staff addresses cannot be Cc'd",
+                    a.email
+                ));
+            }
+            if !t.is_participant(&a.email) {
+                let p = Participant {
+                    address: a.clone(),
+                    role: "cc".into(),
+                };
+                t.participants.push(p.clone());
+                fx.added.push(p);
+            }
+        }
+        Command::CcRemove(email) => {
+            let before = t.participants.len();
+            t.participants
+                .retain(|p| !(p.address.email == *email && p.role == "cc"));
+            if t.participants.len() == before {
+                return Err(format!(
+                    "/cc remove {email}: not a Cc participant of this ticket"
+                ));
+            }
+            fx.removed.push(email.clone());
+        }
+    }
+    Ok(())
+}
+
+fn command_error(
+    settings: &Settings,
+    ticket: &TicketState,
+    member: &StaffMember,
+    input: &MailIn<'_>,
+    errors: &[String],
+) -> Draft {
+    let list: String = errors.iter().map(|e| format!("  - {e}\n")).collect();
+    Draft {
+        kind: DraftKind::CommandError,
+        to: vec![member.address()],
+        from_name: settings.desk.name.clone(),
+        subject: format!("Not applied: {}", staff_subject(settings, ticket)),
+        body: format!(
+            "Your reply to {number} was not applied:\n\n{list}\n\
+             Nothing was changed and nothing was sent to the customer; your text is \
+             kept on the ticket as an internal note. Correct the commands and reply again.\n\n\
+             Commands: /status open|pending|resolved|closed, /assign NAME|GROUP|me|nobody, \
+             /priority low|normal|high|urgent, /kind incident|request|problem|change, \
+             /link NUMBER, /note, /resolve, /close, /cc add|remove ADDRESS.\n",
+            number = ticket.number
+        ),
+        in_reply_to: input.mail.message_id.clone(),
+        references: input.mail.message_id.iter().cloned().collect(),
+        with_attachments: false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,424 @@
+use super::*;
+use crate::domain::ticket::Kind;
+
+/// A fixed instant: the domain never reads the clock.
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default()
+}
+
+fn settings() -> Settings {
+    Settings {
+        desk: Desk {
+            name: "ACME Desk".into(),
+            address: Address::new("ACME Desk", "support@example.test"),
+            tag: "ACME".into(),
+        },
+        staff: Directory::new(vec![
+            StaffMember {
+                name: "Ada".into(),
+                email: "ada@example.test".into(),
+                groups: vec!["network".into()],
+            },
+            StaffMember {
+                name: "Bob".into(),
+                email: "bob@example.test".into(),
+                groups: vec!["desktop".into()],
+            },
+        ]),
+        key: TokenKey::new(b"a-test-secret-of-enough-bytes").expect("key"),
+        trusted_authserv: vec!["mx.example.test".into()],
+        reopen_window: Duration::days(7),
+        ack_limit_per_hour: 5,
+        mailbox_groups: Default::default(),
+    }
+}
+
+fn number(seq: i64) -> TicketNumber {
+    TicketNumber {
+        kind: Kind::Incident,
+        seq,
+    }
+}
+
+fn ticket() -> TicketState {
+    let customer = Address::new("Jo", "jo@cust.test");
+    TicketState {
+        id: 1,
+        number: number(1),
+        subject: "Printer on fire".into(),
+        status: Status::Open,
+        priority: Priority::Normal,
+        kind: Kind::Incident,
+        assignee: None,
+        team: None,
+        customer: customer.clone(),
+        resolved_at: None,
+        root_message_id: Some("m1@cust.test".into()),
+        last_public_message_id: Some("m2@cust.test".into()),
+        participants: vec![Participant {
+            address: customer,
+            role: "customer".into(),
+        }],
+    }
+}
+
+fn mail(from: &str, text: &str) -> Inbound {
+    Inbound {
+        message_id: Some(format!("{}@mail.test", text.len())),
+        from: Some(Address::new("", from)),
+        subject: "Re: [ACME INC-000001] Printer on fire".into(),
+        text: text.into(),
+        new_text: text.into(),
+        ..Default::default()
+    }
+}
+
+struct NoTickets;
+impl Lookup for NoTickets {
+    fn ticket_id(&self, n: TicketNumber) -> Option<i64> {
+        (n.seq == 9).then_some(9)
+    }
+}
+
+fn run(t: &mut TicketState, m: &Inbound, author: &Author, new_ticket: bool) -> Effects {
+    let s = settings();
+    let sender = m.from.clone().unwrap_or_default();
+    apply(
+        &s,
+        t,
+        &MailIn {
+            mail: m,
+            sender: &sender,
+            author,
+            class: &Class::Normal,
+            new_ticket,
+            may_acknowledge: true,
+            bounced: None,
+        },
+        &NoTickets,
+        now(),
+    )
+}
+
+fn staff(email: &str) -> StaffMember {
+    settings().staff.by_email(email).cloned().expect("staff")
+}
+
+fn kinds(fx: &Effects) -> Vec<&'static str> {
+    fx.drafts.iter().map(|d| d.kind.as_str()).collect()
+}
+
+#[test]
+fn a_new_ticket_is_acknowledged_and_staff_notified() {
+    let mut t = ticket();
+    t.status = Status::New;
+    let m = mail("jo@cust.test", "It burns");
+    let fx = run(&mut t, &m, &Author::Customer, true);
+    assert_eq!(kinds(&fx), ["acknowledgement", "notification"]);
+    assert_eq!(fx.drafts[0].to, vec![Address::new("", "jo@cust.test")]);
+    let note = &fx.drafts[1];
+    assert_eq!(note.to.len(), 2, "nobody assigned: all staff");
+    assert!(note.body.contains("INC-000001") && note.body.contains("It burns"));
+    assert!(note.body.contains("Status:   new"));
+}
+
+#[test]
+fn the_author_is_decided_by_proof_not_by_from() {
+    let s = settings();
+    let ada = Address::new("Ada", "ada@example.test");
+    let n = number(1);
+    let m = mail("ada@example.test", "x");
+    let good = Token {
+        number: n,
+        contact: 5,
+    };
+    let a = |tokens: &[Token], contact: i64| {
+        author(&s, &m, &ada, &Class::Normal, Some(n), tokens, contact)
+    };
+    assert_eq!(a(&[good], 5), Author::Staff(staff("ada@example.test")));
+    // No token, a customer's token, a token for another ticket: refused.
+    assert_eq!(a(&[], 5), Author::ClaimedStaff(staff("ada@example.test")));
+    assert_eq!(
+        a(
+            &[Token {
+                number: n,
+                contact: 6
+            }],
+            5
+        ),
+        Author::ClaimedStaff(staff("ada@example.test"))
+    );
+    assert_eq!(
+        a(
+            &[Token {
+                number: number(2),
+                contact: 5
+            }],
+            5
+        ),
+        Author::ClaimedStaff(staff("ada@example.test"))
+    );
+    // A trusted DKIM pass proves it without a token.
+    let mut signed = m.clone();
+    signed.auth_results = vec!["mx.example.test; dkim=pass header.d=example.test".into()];
+    assert_eq!(
+        author(&s, &signed, &ada, &Class::Normal, Some(n), &[], 5),
+        Author::Staff(staff("ada@example.test"))
+    );
+    let cust = Address::new("", "jo@cust.test");
+    assert_eq!(
+        author(&s, &m, &cust, &Class::Normal, Some(n), &[], 1),
+        Author::Customer
+    );
+    let desk = Address::new("", "support+INC-000001.1.abc@example.test");
+    assert_eq!(
+        author(&s, &m, &desk, &Class::Normal, Some(n), &[], 1),
+        Author::Desk
+    );
+    assert_eq!(
+        author(&s, &m, &cust, &Class::AutoReply("x"), Some(n), &[], 1),
+        Author::Robot
+    );
+}
+
+#[test]
+fn a_staff_answer_is_relayed_to_the_customer_side_from_the_desk() {
+    let mut t = ticket();
+    t.status = Status::New;
+    t.participants.push(Participant {
+        address: Address::new("", "kim@cust.test"),
+        role: "cc".into(),
+    });
+    let m = mail(
+        "ada@example.test",
+        "/priority high\n/assign me\n\nPlease restart it.",
+    );
+    let fx = run(&mut t, &m, &Author::Staff(staff("ada@example.test")), false);
+    assert_eq!(kinds(&fx), ["answer"]);
+    let answer = &fx.drafts[0];
+    assert_eq!(answer.to.len(), 2);
+    assert_eq!(answer.from_name, "Ada via ACME Desk");
+    assert!(answer.body.starts_with("Please restart it."));
+    assert!(!answer.body.contains("/priority"));
+    assert_eq!(answer.in_reply_to.as_deref(), Some("m2@cust.test"));
+    assert_eq!(answer.references, ["m1@cust.test", "m2@cust.test"]);
+    assert_eq!(t.priority, Priority::High);
+    assert_eq!(t.assignee.as_deref(), Some("ada@example.test"));
+    assert_eq!(t.status, Status::Open);
+    assert_eq!(fx.visibility, "public");
+    let fields: Vec<&str> = fx.changes.iter().map(|c| c.field).collect();
+    assert_eq!(fields, ["priority", "assignee", "status"]);
+
+    // Its copy for one recipient comes from the desk with that recipient's token.
+    let s = settings();
+    let tok = Token {
+        number: t.number,
+        contact: 3,
+    };
+    let out = answer.address(&s, &answer.to[0], tok, "u1");
+    assert_eq!(out.from.email, "support@example.test");
+    assert_eq!(out.auto_submitted, None);
+    let reply_to = out.reply_to.expect("reply-to");
+    assert_eq!(
+        s.key.find(&s.desk.address, [reply_to.email.as_str()], []),
+        vec![tok]
+    );
+    assert_eq!(
+        s.key.find(&s.desk.address, [], [out.message_id.as_str()]),
+        vec![tok]
+    );
+}
+
+#[test]
+fn a_reply_of_only_commands_changes_the_ticket_and_sends_nothing() {
+    let mut t = ticket();
+    let m = mail("ada@example.test", "/resolve\n/link INC-9");
+    let fx = run(&mut t, &m, &Author::Staff(staff("ada@example.test")), false);
+    assert!(fx.drafts.is_empty());
+    assert_eq!(t.status, Status::Resolved);
+    assert!(t.resolved_at.is_some());
+    assert_eq!(fx.links, vec![number(9)]);
+    assert_eq!(fx.visibility, "internal");
+}
+
+#[test]
+fn bad_commands_change_nothing_and_answer_the_staff_member() {
+    let mut t = ticket();
+    let before = t.clone();
+    let m = mail(
+        "ada@example.test",
+        "/priority high\n/stauts open\n/link INC-5\nHello",
+    );
+    let fx = run(&mut t, &m, &Author::Staff(staff("ada@example.test")), false);
+    assert_eq!(t, before);
+    assert_eq!(kinds(&fx), ["command-error"]);
+    let err = &fx.drafts[0];
+    assert_eq!(err.to, vec![staff("ada@example.test").address()]);
+    assert!(err.body.contains("unknown command /stauts"), "{}", err.body);
+    assert!(
+        err.body.contains("/link INC-000005: no such ticket"),
+        "{}",
+        err.body
+    );
+    assert_eq!(fx.visibility, "internal");
+    assert!(
+        fx.flag
+            .as_deref()
+            .is_some_and(|f| f.starts_with("commands refused"))
+    );
+}
+
+#[test]
+fn a_note_stays_internal_and_goes_to_the_other_staff() {
+    let mut t = ticket();
+    let m = mail("ada@example.test", "/note the switch in room 4 is dead");
+    let fx = run(&mut t, &m, &Author::Staff(staff("ada@example.test")), false);
+    assert_eq!(fx.visibility, "internal");
+    assert_eq!(fx.shown_text, "the switch in room 4 is dead");
+    assert_eq!(kinds(&fx), ["notification"]);
+    assert_eq!(fx.drafts[0].to, vec![staff("bob@example.test").address()]);
+}
+
+#[test]
+fn a_forged_staff_mail_changes_nothing_and_is_flagged() {
+    let mut t = ticket();
+    t.assignee = Some("bob@example.test".into());
+    let before = t.clone();
+    let m = mail("ada@example.test", "/close\nDone.");
+    let fx = run(
+        &mut t,
+        &m,
+        &Author::ClaimedStaff(staff("ada@example.test")),
+        false,
+    );
+    assert_eq!(
+        (t.status, t.assignee.clone()),
+        (before.status, before.assignee)
+    );
+    assert!(fx.changes.is_empty());
+    assert!(
+        fx.flag
+            .as_deref()
+            .is_some_and(|f| f.contains("refused staff claim"))
+    );
+    assert_eq!(kinds(&fx), ["notification"]);
+    assert_eq!(fx.drafts[0].to, vec![staff("bob@example.test").address()]);
+    assert!(fx.drafts[0].body.contains("WARNING"));
+}
+
+#[test]
+fn customer_replies_reopen_and_bring_their_cc() {
+    let mut t = ticket();
+    t.status = Status::Pending;
+    t.assignee = Some("ada@example.test".into());
+    let mut m = mail("jo@cust.test", "Still broken");
+    m.cc = vec![
+        Address::new("Kim", "kim@cust.test"),
+        Address::new("", "bob@example.test"),
+        Address::new("", "support@example.test"),
+    ];
+    let fx = run(&mut t, &m, &Author::Customer, false);
+    assert_eq!(t.status, Status::Open);
+    assert_eq!(fx.added.len(), 1);
+    assert_eq!(fx.added[0].address.email, "kim@cust.test");
+    assert_eq!(kinds(&fx), ["notification"]);
+    assert_eq!(fx.drafts[0].to, vec![staff("ada@example.test").address()]);
+    assert_eq!(t.last_public_message_id, m.message_id);
+}
+
+#[test]
+fn finished_tickets_send_customers_to_a_new_ticket() {
+    let now = self::now();
+    let w = Duration::days(7);
+    let mut t = ticket();
+    t.status = Status::Resolved;
+    t.resolved_at = Some(now - Duration::days(2));
+    assert!(!t.is_finished(now, w));
+    t.resolved_at = Some(now - Duration::days(8));
+    assert!(t.is_finished(now, w));
+    t.status = Status::Closed;
+    t.resolved_at = None;
+    assert!(t.is_finished(now, w));
+    t.status = Status::Pending;
+    assert!(!t.is_finished(now, w));
+}
+
+#[test]
+fn cc_commands_add_and_remove_participants() {
+    let mut t = ticket();
+    let ada = Author::Staff(staff("ada@example.test"));
+    let fx = run(
+        &mut t,
+        &mail("ada@example.test", "/cc add kim@cust.test"),
+        &ada,
+        false,
+    );
+    assert_eq!(fx.added.len(), 1);
+    assert_eq!(t.audience().len(), 2);
+    let fx = run(
+        &mut t,
+        &mail("ada@example.test", "/cc remove kim@cust.test"),
+        &ada,
+        false,
+    );
+    assert_eq!(fx.removed, ["kim@cust.test"]);
+    assert_eq!(t.audience().len(), 1);
+    let fx = run(
+        &mut t,
+        &mail("ada@example.test", "/cc remove jo@cust.test"),
+        &ada,
+        false,
+    );
+    assert_eq!(kinds(&fx), ["command-error"], "the customer is not a Cc");
+}
+
+#[test]
+fn robots_are_stored_and_never_answered() {
+    let s = settings();
+    let mut t = ticket();
+    let m = mail("noreply@cust.test", "I am out of office");
+    let sender = Address::new("", "noreply@cust.test");
+    let fx = apply(
+        &s,
+        &mut t,
+        &MailIn {
+            mail: &m,
+            sender: &sender,
+            author: &Author::Robot,
+            class: &Class::AutoReply("Auto-Submitted"),
+            new_ticket: false,
+            may_acknowledge: true,
+            bounced: None,
+        },
+        &NoTickets,
+        now(),
+    );
+    assert!(fx.drafts.is_empty());
+    assert_eq!(t.status, Status::Open);
+    let fx = apply(
+        &s,
+        &mut t,
+        &MailIn {
+            mail: &m,
+            sender: &sender,
+            author: &Author::Robot,
+            class: &Class::Bounce("multipart/report"),
+            new_ticket: false,
+            may_acknowledge: true,
+            bounced: Some("jo@cust.test (5.1.1 user unknown)".into()),
+        },
+        &NoTickets,
+        now(),
+    );
+    assert_eq!(kinds(&fx), ["bounce-notice"]);
+    assert!(
+        fx.flag
+            .as_deref()
+            .is_some_and(|f| f.contains("jo@cust.test"))
+    );
+    assert!(
+        fx.drafts
+            .iter()
+            .all(|d| d.to.iter().all(|a| a.email.ends_with("@example.test")))
+    );
+}

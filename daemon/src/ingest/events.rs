@@ -1,0 +1,100 @@
+//! Hook events caused by ingest (`ticket.created`, `ticket.updated`,
+//! `ticket.resolved`, `message.received`), written to the event outbox in
+//! the batch's own transaction so that a plugin sees every change at least
+//! once and in order per ticket.
+
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseTransaction;
+use serde_json::{Value, json};
+
+use crate::domain::conversation::{Effects, TicketState};
+use crate::domain::mail::Inbound;
+use crate::error::Result;
+
+/// An event waiting for its row.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub ticket_id: i64,
+    pub hook: &'static str,
+    pub payload: Value,
+}
+
+/// The ticket as plugins see it (plugin-api's `Ticket`).
+pub fn ticket_json(t: &TicketState) -> Value {
+    json!({
+        "number": t.number.to_string(),
+        "kind": t.kind.as_str(),
+        "status": t.status.as_str(),
+        "priority": t.priority.as_str(),
+        "subject": t.subject,
+        "assignee": t.assignee,
+        "group": t.team,
+        "customer": t.customer.email,
+        "mailbox": Value::Null,
+        "fields": {},
+    })
+}
+
+/// The events one stored mail causes, in the order plugins receive them.
+pub fn for_mail(t: &TicketState, mail: &Inbound, fx: &Effects, new_ticket: bool) -> Vec<Pending> {
+    let ticket = ticket_json(t);
+    let changes: Vec<Value> = fx
+        .changes
+        .iter()
+        .map(|c| json!({"field": c.field, "from": c.from, "to": c.to}))
+        .collect();
+    let message = json!({
+        "message_id": mail.message_id,
+        "from": mail.from.as_ref().map(|a| a.email.clone()),
+        "subject": mail.subject,
+        "text": fx.shown_text,
+        "visibility": fx.visibility,
+    });
+    let event = |hook: &'static str, message: &Value, changes: &[Value]| Pending {
+        ticket_id: t.id,
+        hook,
+        payload: json!({
+            "hook": hook,
+            "ticket": ticket,
+            "message": message,
+            "changes": changes,
+        }),
+    };
+    let mut out = Vec::new();
+    if new_ticket {
+        out.push(event("ticket.created", &message, &[]));
+    }
+    out.push(event("message.received", &message, &[]));
+    if !changes.is_empty() {
+        out.push(event("ticket.updated", &Value::Null, &changes));
+        if fx
+            .changes
+            .iter()
+            .any(|c| c.field == "status" && c.to == "resolved")
+        {
+            out.push(event("ticket.resolved", &Value::Null, &changes));
+        }
+    }
+    out
+}
+
+pub async fn insert(
+    txn: &DatabaseTransaction,
+    events: Vec<Pending>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    use sea_orm::EntityTrait;
+    let mut rows: Vec<_> = events
+        .into_iter()
+        .map(|e| crate::plugins::event_row(Some(e.ticket_id), e.hook, e.payload.to_string(), now))
+        .collect();
+    // Chunks stay under the databases' bind-parameter limits.
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(200));
+        crate::store::entity::event::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
+        rows = rest;
+    }
+    Ok(())
+}

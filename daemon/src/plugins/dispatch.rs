@@ -1,0 +1,1103 @@
+//! The event dispatcher: drains the event outbox into the plugins and
+//! applies what they answer.
+//!
+//! Each round takes pending events in id order, at most one per ticket (an
+//! event waits while an earlier event of its ticket is pending), sends each
+//! to the plugins subscribed to its hook that have not handled it yet, and
+//! writes the whole round in ONE transaction: every valid action, the
+//! refused ones as plugin errors, the new events the changes cause, and each
+//! event's new state. A plugin that fails (error, panic, crash, timeout) is
+//! called again for that event in the next round, up to `retries` times
+//! more; after that the event is marked failed with the reason, while the
+//! plugins that succeeded keep their result. Delivery is therefore at least
+//! once per plugin, in order per ticket.
+//!
+//! Loop rule: changes made by a plugin's actions raise `ticket.updated` (and
+//! `ticket.resolved`) events with the plugin as their origin; such an event
+//! is not sent to its origin plugin, and the actions it causes raise no
+//! further events. Plugins can react to each other once, never in a loop.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use plugin_api::{Action, hooks};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::protocol::{Call, Outcome};
+use super::runner::{HostDown, Runner};
+use crate::clock::Clock;
+use crate::domain::ack::{Desk, Outgoing};
+use crate::domain::mail::Address;
+use crate::domain::staff::{Assignee, Directory};
+use crate::domain::threading::tagged_subject;
+use crate::domain::ticket::{Kind, Priority, Status, TicketNumber};
+use crate::error::Result;
+use crate::outbox::render;
+use crate::store::Store;
+use crate::store::entity::{counter, event, message, outbox, plugin_error, ticket};
+
+/// Pending rows looked at per round.
+const SCAN: u64 = 2000;
+/// Events sent per round (one frame to the host).
+const BATCH: usize = 500;
+/// Rows per multi-row INSERT.
+const INSERT_CHUNK: usize = 200;
+
+/// What the dispatcher did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchStats {
+    /// Events finished (every subscribed plugin handled them).
+    pub done: u64,
+    /// Events marked failed.
+    pub failed: u64,
+    /// Plugin calls made.
+    pub calls: u64,
+    /// Calls that failed (error, panic, crash, timeout).
+    pub call_errors: u64,
+    /// Actions applied.
+    pub applied: u64,
+    /// Actions refused.
+    pub refused: u64,
+    /// Mails queued in the outbox.
+    pub mails: u64,
+}
+
+impl DispatchStats {
+    fn merge(&mut self, o: DispatchStats) {
+        self.done += o.done;
+        self.failed += o.failed;
+        self.calls += o.calls;
+        self.call_errors += o.call_errors;
+        self.applied += o.applied;
+        self.refused += o.refused;
+        self.mails += o.mails;
+    }
+}
+
+/// Which plugins are done with an event and how often each failed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    #[serde(default)]
+    pub done: Vec<String>,
+    #[serde(default)]
+    pub failures: BTreeMap<String, u32>,
+}
+
+/// One veto of a gate event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Veto {
+    pub plugin: String,
+    pub reason: String,
+}
+
+pub struct Dispatcher {
+    store: Store,
+    runner: Runner,
+    /// hook → plugin names, sorted.
+    subscriptions: BTreeMap<String, Vec<String>>,
+    desk: Desk,
+    staff: Directory,
+    retries: u32,
+    clock: Arc<dyn Clock>,
+}
+
+enum Round {
+    Idle,
+    Ran(DispatchStats),
+    HostDown(String),
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        runner: Runner,
+        subscriptions: BTreeMap<String, Vec<String>>,
+        desk: Desk,
+        staff: Directory,
+        retries: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Dispatcher {
+        Dispatcher {
+            store,
+            runner,
+            subscriptions,
+            desk,
+            staff,
+            retries,
+            clock,
+        }
+    }
+
+    /// Dispatches until no event is due (or the plugin host cannot start).
+    pub async fn drain(&mut self) -> Result<DispatchStats> {
+        let mut total = DispatchStats::default();
+        loop {
+            match self.round().await? {
+                Round::Idle => return Ok(total),
+                Round::Ran(s) => total.merge(s),
+                Round::HostDown(e) => {
+                    warn!(error = e, "plugin host unavailable; events stay pending");
+                    return Ok(total);
+                }
+            }
+        }
+    }
+
+    /// The dispatcher task of the daemon: drains every second until shutdown;
+    /// wakes the outbox sender when plugins queued mail.
+    pub async fn run(
+        mut self,
+        outbox_wake: Arc<tokio::sync::Notify>,
+        mut shutdown: crate::shutdown::Shutdown,
+    ) {
+        loop {
+            match self.drain().await {
+                Ok(s) if s.mails > 0 => outbox_wake.notify_one(),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "plugin dispatch failed; retrying"),
+            }
+            if shutdown.sleep(std::time::Duration::from_secs(1)).await {
+                break;
+            }
+        }
+        self.runner.shutdown().await;
+    }
+
+    /// Stops the plugin host.
+    pub async fn shutdown(&mut self) {
+        self.runner.shutdown().await;
+    }
+
+    /// The plugins still owed this event: subscribed, not its origin, not
+    /// done with it.
+    fn owed(&self, row: &event::Model, delivery: &Delivery) -> Vec<String> {
+        self.subscriptions
+            .get(&row.hook)
+            .into_iter()
+            .flatten()
+            .filter(|p| Some(p.as_str()) != row.origin.as_deref())
+            .filter(|p| !delivery.done.contains(p))
+            .cloned()
+            .collect()
+    }
+
+    /// The plugins to call now: those owed the event that have retries left;
+    /// plugins that failed it before go last, so they cannot keep the
+    /// others from it.
+    fn targets(&self, owed: &[String], delivery: &Delivery) -> Vec<String> {
+        let failures = |p: &String| delivery.failures.get(p).copied().unwrap_or(0);
+        let mut t: Vec<String> = owed
+            .iter()
+            .filter(|p| failures(p) <= self.retries)
+            .cloned()
+            .collect();
+        t.sort_by_key(|p| (failures(p), p.clone()));
+        t
+    }
+
+    async fn round(&mut self) -> Result<Round> {
+        let now = self.clock.now();
+        let rows = event::Entity::find()
+            .filter(event::Column::Status.eq("pending"))
+            .order_by_asc(event::Column::Id)
+            .limit(SCAN)
+            .all(self.store.conn())
+            .await?;
+        let mut busy: HashSet<i64> = HashSet::new();
+        let mut picked = Vec::new();
+        for row in rows {
+            if let Some(t) = row.ticket_id
+                && !busy.insert(t)
+            {
+                continue;
+            }
+            if row.next_attempt_at > now {
+                continue;
+            }
+            picked.push(row);
+            if picked.len() >= BATCH {
+                break;
+            }
+        }
+        if picked.is_empty() {
+            return Ok(Round::Idle);
+        }
+
+        let mut work = Vec::with_capacity(picked.len());
+        let mut calls = Vec::new();
+        for row in picked {
+            let delivery: Delivery = row
+                .delivery
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok())
+                .unwrap_or_default();
+            let parsed = match serde_json::from_str::<Value>(&row.payload) {
+                Ok(Value::Object(mut map)) => {
+                    map.insert("id".into(), json!(row.id));
+                    map.entry("hook").or_insert_with(|| json!(row.hook));
+                    Ok(Value::Object(map))
+                }
+                Ok(_) => Err("the payload is not a JSON object".to_string()),
+                Err(e) => Err(format!("the payload is not JSON: {e}")),
+            };
+            let owed = self.owed(&row, &delivery);
+            let targets = self.targets(&owed, &delivery);
+            if let Ok(event) = &parsed
+                && !targets.is_empty()
+            {
+                calls.push(Call {
+                    event: event.clone(),
+                    plugins: targets.clone(),
+                });
+            }
+            work.push(Work {
+                row,
+                event: parsed,
+                delivery,
+                owed,
+                targets,
+            });
+        }
+
+        let results = if calls.is_empty() {
+            Vec::new()
+        } else {
+            match self.runner.dispatch(calls).await {
+                Ok(r) => r,
+                Err(HostDown(e)) => return Ok(Round::HostDown(e)),
+            }
+        };
+        let mut outcomes: HashMap<(i64, String), Outcome> = HashMap::new();
+        let mut stats = DispatchStats {
+            calls: results.len() as u64,
+            ..Default::default()
+        };
+        for r in results {
+            outcomes.insert((r.event, r.plugin), r.outcome);
+        }
+
+        let txn = self.store.begin().await?;
+        let mut ctx = Apply::load(&txn, &work, now).await?;
+        let mut finished: Vec<i64> = Vec::new();
+        for w in work {
+            let Work {
+                row,
+                event,
+                mut delivery,
+                owed,
+                targets,
+            } = w;
+            let event = match event {
+                Ok(e) => e,
+                Err(reason) => {
+                    stats.failed += 1;
+                    set_state(
+                        &txn,
+                        row.id,
+                        "failed",
+                        row.attempts,
+                        Some(&reason),
+                        None,
+                        None,
+                        now,
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            let mut ran = false;
+            let mut last_error = row.last_error.clone();
+            let mut vetoes: Vec<Veto> = row
+                .vetoes
+                .as_deref()
+                .and_then(|v| serde_json::from_str(v).ok())
+                .unwrap_or_default();
+            for plugin in &targets {
+                match outcomes.remove(&(row.id, plugin.clone())) {
+                    None => {}
+                    Some(Outcome::Actions(actions)) => {
+                        ran = true;
+                        let s = ctx.apply(self, &row, &event, plugin, actions, &mut vetoes)?;
+                        stats.applied += s.0;
+                        stats.refused += s.1;
+                        delivery.done.push(plugin.clone());
+                    }
+                    Some(Outcome::Error(e)) => {
+                        ran = true;
+                        stats.call_errors += 1;
+                        let n = delivery.failures.entry(plugin.clone()).or_insert(0);
+                        *n += 1;
+                        let text = format!("{plugin}: {e}");
+                        warn!(
+                            event = row.id,
+                            ticket = row.ticket_id,
+                            plugin,
+                            error = e,
+                            attempt = *n,
+                            "plugin call failed"
+                        );
+                        ctx.error(plugin, &row, format!("{} event {}: {e}", row.hook, row.id));
+                        last_error = Some(text);
+                    }
+                }
+            }
+            ctx.notify_assignments(self, &row, &event)?;
+            let remaining: Vec<&String> =
+                owed.iter().filter(|p| !delivery.done.contains(p)).collect();
+            let attempts = row.attempts + i32::from(ran);
+            let status = if remaining.is_empty() {
+                "done"
+            } else if remaining
+                .iter()
+                .all(|p| delivery.failures.get(*p).copied().unwrap_or(0) > self.retries)
+            {
+                "failed"
+            } else {
+                "pending"
+            };
+            match status {
+                "done" => stats.done += 1,
+                "failed" => {
+                    stats.failed += 1;
+                    warn!(
+                        event = row.id,
+                        ticket = row.ticket_id,
+                        hook = row.hook,
+                        error = last_error.as_deref().unwrap_or(""),
+                        "event failed for good"
+                    );
+                }
+                _ => {}
+            }
+            let simple = status == "done"
+                && delivery.failures.is_empty()
+                && vetoes.is_empty()
+                && row.delivery.is_none()
+                && attempts == row.attempts + 1;
+            if simple {
+                finished.push(row.id);
+                continue;
+            }
+            let delivery_json = serde_json::to_string(&delivery).ok();
+            let vetoes_json = (!vetoes.is_empty())
+                .then(|| serde_json::to_string(&vetoes).ok())
+                .flatten();
+            set_state(
+                &txn,
+                row.id,
+                status,
+                attempts,
+                last_error.as_deref(),
+                delivery_json,
+                vetoes_json,
+                now,
+            )
+            .await?;
+        }
+        stats.mails = ctx.mails.len() as u64;
+        ctx.write(&txn, now).await?;
+        for chunk in finished.chunks(1000) {
+            event::Entity::update_many()
+                .col_expr(event::Column::Status, Expr::value("done"))
+                .col_expr(
+                    event::Column::Attempts,
+                    Expr::col(event::Column::Attempts).add(1),
+                )
+                .col_expr(event::Column::DoneAt, Expr::value(now))
+                .filter(event::Column::Id.is_in(chunk.iter().copied()))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        if stats.applied + stats.refused + stats.failed > 0 {
+            info!(
+                done = stats.done,
+                failed = stats.failed,
+                applied = stats.applied,
+                refused = stats.refused,
+                "plugin events dispatched"
+            );
+        }
+        Ok(Round::Ran(stats))
+    }
+}
+
+struct Work {
+    row: event::Model,
+    event: std::result::Result<Value, String>,
+    delivery: Delivery,
+    owed: Vec<String>,
+    targets: Vec<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn set_state(
+    txn: &DatabaseTransaction,
+    id: i64,
+    status: &str,
+    attempts: i32,
+    last_error: Option<&str>,
+    delivery: Option<String>,
+    vetoes: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut q = event::Entity::update_many()
+        .col_expr(event::Column::Status, Expr::value(status))
+        .col_expr(event::Column::Attempts, Expr::value(attempts))
+        .col_expr(
+            event::Column::LastError,
+            Expr::value(last_error.map(str::to_string)),
+        )
+        .col_expr(event::Column::Delivery, Expr::value(delivery))
+        .col_expr(event::Column::NextAttemptAt, Expr::value(now));
+    if vetoes.is_some() {
+        q = q.col_expr(event::Column::Vetoes, Expr::value(vetoes));
+    }
+    if status != "pending" {
+        q = q.col_expr(event::Column::DoneAt, Expr::value(now));
+    }
+    q.filter(event::Column::Id.eq(id)).exec(txn).await?;
+    Ok(())
+}
+
+/// The writes of one round, collected in memory and written at its end.
+struct Apply {
+    tickets: HashMap<i64, ticket::Model>,
+    dirty: HashSet<i64>,
+    notes: Vec<message::ActiveModel>,
+    mails: Vec<(Option<i64>, &'static str, Outgoing, String)>,
+    events: Vec<event::ActiveModel>,
+    errors: Vec<plugin_error::ActiveModel>,
+    /// (ticket, staff address, plugin) assigned during the current event.
+    assigned: Vec<(i64, String, String)>,
+    now: DateTime<Utc>,
+}
+
+/// A change of one attribute, as in plugin-api's `Change`.
+fn change(field: &str, from: Option<String>, to: Option<String>) -> Value {
+    json!({"field": field, "from": from, "to": to})
+}
+
+impl Apply {
+    async fn load(txn: &DatabaseTransaction, work: &[Work], now: DateTime<Utc>) -> Result<Apply> {
+        let ids: HashSet<i64> = work.iter().filter_map(|w| w.row.ticket_id).collect();
+        let mut tickets = HashMap::new();
+        let ids: Vec<i64> = ids.into_iter().collect();
+        for chunk in ids.chunks(1000) {
+            for t in ticket::Entity::find()
+                .filter(ticket::Column::Id.is_in(chunk.iter().copied()))
+                .all(txn)
+                .await?
+            {
+                tickets.insert(t.id, t);
+            }
+        }
+        Ok(Apply {
+            tickets,
+            dirty: HashSet::new(),
+            notes: Vec::new(),
+            mails: Vec::new(),
+            events: Vec::new(),
+            errors: Vec::new(),
+            assigned: Vec::new(),
+            now,
+        })
+    }
+
+    fn error(&mut self, plugin: &str, row: &event::Model, text: String) {
+        self.errors.push(plugin_error::ActiveModel {
+            plugin: Set(plugin.to_string()),
+            event_id: Set(Some(row.id)),
+            ticket_id: Set(row.ticket_id),
+            error: Set(text),
+            created_at: Set(self.now),
+            ..Default::default()
+        });
+    }
+
+    /// Validates and applies one plugin's answer to one event; returns
+    /// (applied, refused).
+    fn apply(
+        &mut self,
+        d: &Dispatcher,
+        row: &event::Model,
+        event: &Value,
+        plugin: &str,
+        actions: Vec<Value>,
+        vetoes: &mut Vec<Veto>,
+    ) -> Result<(u64, u64)> {
+        let (mut applied, mut refused) = (0, 0);
+        let mut changes: Vec<Value> = Vec::new();
+        for (i, raw) in actions.into_iter().enumerate() {
+            let kind = raw
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("(no type)")
+                .to_string();
+            let result = match serde_json::from_value::<Action>(raw) {
+                Ok(a) => self.one(d, row, plugin, i, a, vetoes, &mut changes),
+                Err(e) => Err(format!("not an action this helpdeskd knows: {e}")),
+            };
+            match result {
+                Ok(()) => applied += 1,
+                Err(reason) => {
+                    refused += 1;
+                    warn!(
+                        event = row.id,
+                        ticket = row.ticket_id,
+                        plugin,
+                        action = kind,
+                        reason,
+                        "plugin action refused"
+                    );
+                    self.error(
+                        plugin,
+                        row,
+                        format!("{} event {}: {kind} refused: {reason}", row.hook, row.id),
+                    );
+                }
+            }
+        }
+        // Changes raise events, unless this event itself came from a plugin.
+        if let (false, None, Some(tid)) = (changes.is_empty(), &row.origin, row.ticket_id)
+            && let Some(t) = self.tickets.get(&tid)
+        {
+            let snapshot = snapshot(event.get("ticket"), t);
+            let resolved = changes.iter().any(|c| {
+                c.get("field").and_then(Value::as_str) == Some("status")
+                    && c.get("to").and_then(Value::as_str) == Some("resolved")
+            });
+            let mut hooks_raised = vec![hooks::TICKET_UPDATED];
+            if resolved {
+                hooks_raised.push(hooks::TICKET_RESOLVED);
+            }
+            for hook in hooks_raised {
+                let payload = json!({
+                    "hook": hook, "ticket": snapshot, "message": null, "changes": changes,
+                });
+                let mut e = super::event_row(Some(tid), hook, payload.to_string(), self.now);
+                e.origin = Set(Some(plugin.to_string()));
+                self.events.push(e);
+            }
+        }
+        Ok((applied, refused))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn one(
+        &mut self,
+        d: &Dispatcher,
+        row: &event::Model,
+        plugin: &str,
+        index: usize,
+        action: Action,
+        vetoes: &mut Vec<Veto>,
+        changes: &mut Vec<Value>,
+    ) -> std::result::Result<(), String> {
+        if let Action::Veto { reason } = &action {
+            if !hooks::is_gate(&row.hook) {
+                return Err(format!(
+                    "{} is not a gate hook; only gates can be vetoed",
+                    row.hook
+                ));
+            }
+            vetoes.push(Veto {
+                plugin: plugin.to_string(),
+                reason: reason.clone(),
+            });
+            return Ok(());
+        }
+        if let Action::SendMail { to, subject, body } = action {
+            return self.send_mail(d, row, plugin, index, to, subject, body);
+        }
+        let tid = row.ticket_id.ok_or("the event has no ticket")?;
+        let t = self
+            .tickets
+            .get_mut(&tid)
+            .ok_or_else(|| format!("ticket {tid} no longer exists"))?;
+        let now = self.now;
+        match action {
+            Action::AddNote { text } => {
+                if text.trim().is_empty() {
+                    return Err("the note is empty".into());
+                }
+                if text.len() > 64 * 1024 {
+                    return Err("the note is longer than 64 KiB".into());
+                }
+                let note = message::ActiveModel {
+                    ticket_id: Set(tid),
+                    direction: Set("note".into()),
+                    message_id: Set(None),
+                    dedup_key: Set(format!("plugin:{}:{plugin}:{index}", row.id)),
+                    in_reply_to: Set(String::new()),
+                    references: Set(String::new()),
+                    from_addr: Set(format!("{plugin} (plugin)")),
+                    to_addrs: Set(String::new()),
+                    cc_addrs: Set(String::new()),
+                    subject: Set(format!("Note by plugin {plugin}")),
+                    body_text: Set(text),
+                    visibility: Set("internal".into()),
+                    class: Set("note".into()),
+                    threaded_by: Set(format!("plugin:{plugin}")),
+                    mailbox: Set(None),
+                    uid: Set(None),
+                    warnings: Set(String::new()),
+                    created_at: Set(now),
+                    author: Set("plugin".into()),
+                    flag: Set(None),
+                    raw: Set(Vec::new()),
+                    ..Default::default()
+                };
+                self.notes.push(note);
+            }
+            Action::SetStatus { status } => {
+                let to: Status = status.parse()?;
+                let from: Status = t.status.parse()?;
+                if from != to {
+                    from.check_move(to)?;
+                    changes.push(change(
+                        "status",
+                        Some(t.status.clone()),
+                        Some(to.as_str().into()),
+                    ));
+                    t.status = to.as_str().into();
+                    if to == Status::Resolved {
+                        t.resolved_at = Some(now);
+                    }
+                }
+            }
+            Action::SetPriority { priority } => {
+                let to: Priority = priority.parse()?;
+                if t.priority != to.as_str() {
+                    changes.push(change(
+                        "priority",
+                        Some(t.priority.clone()),
+                        Some(to.as_str().into()),
+                    ));
+                    t.priority = to.as_str().into();
+                }
+            }
+            Action::SetKind { kind } => {
+                let to: Kind = kind.parse()?;
+                if t.kind != to.as_str() {
+                    changes.push(change(
+                        "kind",
+                        Some(t.kind.clone()),
+                        Some(to.as_str().into()),
+                    ));
+                    t.kind = to.as_str().into();
+                }
+            }
+            Action::SetAssignee { assignee } => {
+                let target = match assignee.as_deref().map(str::trim) {
+                    None | Some("") => Assignee::Nobody,
+                    Some(w) if w.eq_ignore_ascii_case("me") => {
+                        return Err("a plugin has no \"me\"; name a staff member".into());
+                    }
+                    Some(w) => d
+                        .staff
+                        .resolve(w, "")
+                        .map_err(|e| format!("unknown assignee {w:?}: {e}"))?,
+                };
+                match target {
+                    Assignee::Person(email) => {
+                        if d.staff.by_email(&email).is_none() {
+                            return Err(format!(
+                                "unknown assignee {email:?}: not a configured [[staff]] member"
+                            ));
+                        }
+                        if t.assignee.as_deref() != Some(email.as_str()) {
+                            changes.push(change(
+                                "assignee",
+                                t.assignee.clone(),
+                                Some(email.clone()),
+                            ));
+                            t.assignee = Some(email.clone());
+                            self.assigned.push((tid, email, plugin.to_string()));
+                        }
+                    }
+                    Assignee::Group(g) => {
+                        if t.team.as_deref() != Some(g.as_str()) {
+                            changes.push(change("group", t.team.clone(), Some(g.clone())));
+                            t.team = Some(g);
+                        }
+                    }
+                    Assignee::Nobody => {
+                        if t.assignee.is_some() {
+                            changes.push(change("assignee", t.assignee.clone(), None));
+                            t.assignee = None;
+                        }
+                    }
+                }
+            }
+            Action::SetField { name, value } => {
+                let name = name.trim().to_string();
+                if name.is_empty()
+                    || name.chars().count() > 64
+                    || name.chars().any(char::is_control)
+                {
+                    return Err(format!(
+                        "field name {name:?} must be 1-64 printable characters"
+                    ));
+                }
+                if value.len() > 4096 {
+                    return Err("the value is longer than 4096 bytes".into());
+                }
+                let mut fields: serde_json::Map<String, Value> =
+                    serde_json::from_str(&t.fields).unwrap_or_default();
+                let old = fields
+                    .get(&name)
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if old.as_deref() != Some(value.as_str()) {
+                    changes.push(change(&format!("field:{name}"), old, Some(value.clone())));
+                    fields.insert(name, Value::String(value));
+                    t.fields = Value::Object(fields).to_string();
+                }
+            }
+            Action::Veto { .. } | Action::SendMail { .. } => {}
+        }
+        self.dirty.insert(tid);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_mail(
+        &mut self,
+        d: &Dispatcher,
+        row: &event::Model,
+        plugin: &str,
+        index: usize,
+        to: Vec<String>,
+        subject: String,
+        body: String,
+    ) -> std::result::Result<(), String> {
+        if to.is_empty() || to.len() > 50 {
+            return Err("give 1-50 recipients".into());
+        }
+        let mut recipients = Vec::new();
+        for a in &to {
+            let a = a.trim();
+            let ok = a.split_once('@').is_some_and(|(l, dom)| {
+                !l.is_empty() && dom.contains('.') && !a.contains(char::is_whitespace)
+            });
+            if !ok {
+                return Err(format!("{a:?} is not a mail address"));
+            }
+            recipients.push(Address::new("", a));
+        }
+        if subject.contains(['\r', '\n']) {
+            return Err("the subject has a line break".into());
+        }
+        let number = row
+            .ticket_id
+            .and_then(|id| self.tickets.get(&id))
+            .and_then(|t| t.number.parse::<TicketNumber>().ok());
+        let subject = match number {
+            Some(n) => tagged_subject(&subject, &d.desk.tag, n),
+            None => subject,
+        };
+        let out = Outgoing {
+            message_id: format!("plugin.{}.{plugin}.{index}@{}", row.id, d.desk.id_domain()),
+            from: d.desk.address.clone(),
+            reply_to: None,
+            to: recipients,
+            subject,
+            in_reply_to: None,
+            references: Vec::new(),
+            auto_submitted: Some("auto-generated"),
+            body,
+            attachments: Vec::new(),
+        };
+        self.mails
+            .push((row.ticket_id, "plugin-mail", out, plugin.to_string()));
+        Ok(())
+    }
+
+    /// Tells each staff member a plugin assigned a ticket to during this
+    /// event, with the ticket as it stands after all the event's actions.
+    fn notify_assignments(
+        &mut self,
+        d: &Dispatcher,
+        row: &event::Model,
+        event: &Value,
+    ) -> Result<()> {
+        for (tid, email, plugin) in std::mem::take(&mut self.assigned) {
+            let Some(t) = self.tickets.get(&tid) else {
+                continue;
+            };
+            if t.assignee.as_deref() != Some(email.as_str()) {
+                continue;
+            }
+            let Some(member) = d.staff.by_email(&email) else {
+                continue;
+            };
+            let Ok(number) = t.number.parse::<TicketNumber>() else {
+                continue;
+            };
+            let customer = event
+                .pointer("/ticket/customer")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let text = event
+                .pointer("/message/text")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim();
+            let body = format!(
+                "{number} was assigned to you by the plugin {plugin}.\n\n\
+                 Ticket:   {number} ({kind})\n\
+                 Subject:  {subject}\n\
+                 Status:   {status}\n\
+                 Priority: {priority}\n\
+                 Assignee: {email}\n\
+                 Customer: {customer}\n\n\
+                 {text}\n",
+                kind = t.kind,
+                subject = t.subject,
+                status = t.status,
+                priority = t.priority,
+                text = if text.is_empty() { "(no text)" } else { text },
+            );
+            let domain = d.desk.id_domain();
+            let out = Outgoing {
+                message_id: format!("{number}.assigned.{}.{plugin}@{domain}", row.id),
+                from: d.desk.address.clone(),
+                reply_to: None,
+                to: vec![member.address()],
+                subject: tagged_subject(&t.subject, &d.desk.tag, number),
+                in_reply_to: None,
+                references: vec![format!("{number}.staff@{domain}")],
+                auto_submitted: Some("auto-generated"),
+                body,
+                attachments: Vec::new(),
+            };
+            self.mails.push((Some(tid), "notification", out, plugin));
+        }
+        Ok(())
+    }
+
+    async fn write(mut self, txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<()> {
+        for id in &self.dirty {
+            let Some(t) = self.tickets.get(id) else {
+                continue;
+            };
+            ticket::Entity::update_many()
+                .col_expr(ticket::Column::Status, Expr::value(t.status.clone()))
+                .col_expr(ticket::Column::Priority, Expr::value(t.priority.clone()))
+                .col_expr(ticket::Column::Kind, Expr::value(t.kind.clone()))
+                .col_expr(ticket::Column::Assignee, Expr::value(t.assignee.clone()))
+                .col_expr(ticket::Column::Team, Expr::value(t.team.clone()))
+                .col_expr(ticket::Column::Fields, Expr::value(t.fields.clone()))
+                .col_expr(ticket::Column::ResolvedAt, Expr::value(t.resolved_at))
+                .col_expr(ticket::Column::UpdatedAt, Expr::value(now))
+                .filter(ticket::Column::Id.eq(*id))
+                .exec(txn)
+                .await?;
+        }
+        let needed = self.notes.len() + self.mails.len();
+        let mut messages = Vec::with_capacity(needed);
+        let mut outbox_rows = Vec::with_capacity(self.mails.len());
+        if needed > 0 {
+            let first = Store::counter_next(txn, "message").await?;
+            let mut next = first;
+            for mut note in std::mem::take(&mut self.notes) {
+                note.id = Set(next);
+                next += 1;
+                messages.push(note);
+            }
+            for (ticket_id, kind, out, plugin) in std::mem::take(&mut self.mails) {
+                let raw = render(&out, now)?;
+                if let Some(tid) = ticket_id {
+                    messages.push(outbound_row(next, tid, &out, &raw, kind, &plugin, now));
+                    next += 1;
+                }
+                outbox_rows.push(outbox_row(ticket_id, kind, &out, raw, now));
+            }
+            counter::Entity::update_many()
+                .col_expr(counter::Column::Value, Expr::value(next - 1))
+                .filter(counter::Column::Name.eq("message"))
+                .exec(txn)
+                .await?;
+        }
+        insert_chunks(txn, messages, message::Entity::insert_many).await?;
+        insert_chunks(txn, outbox_rows, outbox::Entity::insert_many).await?;
+        insert_chunks(
+            txn,
+            std::mem::take(&mut self.events),
+            event::Entity::insert_many,
+        )
+        .await?;
+        insert_chunks(
+            txn,
+            std::mem::take(&mut self.errors),
+            plugin_error::Entity::insert_many,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The ticket of an event's payload with the current values of what plugins
+/// can change.
+fn snapshot(original: Option<&Value>, t: &ticket::Model) -> Value {
+    let mut s = match original {
+        Some(Value::Object(m)) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let fields: Value = serde_json::from_str(&t.fields).unwrap_or_else(|_| json!({}));
+    for (k, v) in [
+        ("number", json!(t.number)),
+        ("kind", json!(t.kind)),
+        ("status", json!(t.status)),
+        ("priority", json!(t.priority)),
+        ("subject", json!(t.subject)),
+        ("assignee", json!(t.assignee)),
+        ("group", json!(t.team)),
+        ("mailbox", json!(t.mailbox)),
+        ("fields", fields),
+    ] {
+        s.insert(k.into(), v);
+    }
+    s.entry("customer").or_insert(Value::Null);
+    Value::Object(s)
+}
+
+fn join(list: &[Address]) -> String {
+    list.iter()
+        .map(Address::display)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn outbound_row(
+    id: i64,
+    ticket_id: i64,
+    out: &Outgoing,
+    raw: &[u8],
+    class: &str,
+    plugin: &str,
+    now: DateTime<Utc>,
+) -> message::ActiveModel {
+    message::ActiveModel {
+        id: Set(id),
+        ticket_id: Set(ticket_id),
+        direction: Set("out".into()),
+        message_id: Set(Some(out.message_id.clone())),
+        dedup_key: Set(format!("mid:{}", out.message_id)),
+        in_reply_to: Set(out.in_reply_to.clone().unwrap_or_default()),
+        references: Set(out.references.join(" ")),
+        from_addr: Set(out.from.display()),
+        to_addrs: Set(join(&out.to)),
+        cc_addrs: Set(String::new()),
+        subject: Set(out.subject.clone()),
+        body_text: Set(out.body.clone()),
+        visibility: Set("internal".into()),
+        class: Set(class.into()),
+        threaded_by: Set(format!("plugin:{plugin}")),
+        mailbox: Set(None),
+        uid: Set(None),
+        warnings: Set(String::new()),
+        created_at: Set(now),
+        author: Set("desk".into()),
+        flag: Set(None),
+        raw: Set(raw.to_vec()),
+        ..Default::default()
+    }
+}
+
+fn outbox_row(
+    ticket_id: Option<i64>,
+    kind: &str,
+    out: &Outgoing,
+    raw: Vec<u8>,
+    now: DateTime<Utc>,
+) -> outbox::ActiveModel {
+    outbox::ActiveModel {
+        ticket_id: Set(ticket_id),
+        message_id: Set(out.message_id.clone()),
+        kind: Set(kind.into()),
+        envelope_from: Set(out.from.email.clone()),
+        recipients: Set(out
+            .to
+            .iter()
+            .map(|a| a.email.as_str())
+            .collect::<Vec<_>>()
+            .join(",")),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+        raw: Set(raw),
+        ..Default::default()
+    }
+}
+
+async fn insert_chunks<A, F>(txn: &DatabaseTransaction, mut rows: Vec<A>, insert: F) -> Result<()>
+where
+    A: sea_orm::ActiveModelTrait,
+    F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
+{
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(INSERT_CHUNK));
+        insert(rows).exec_without_returning(txn).await?;
+        rows = rest;
+    }
+    Ok(())
+}
+
+/// Makes failed events (one, or all) pending again; plugins that already
+/// handled them are not called again. Returns how many.
+pub async fn retry<C: ConnectionTrait>(
+    conn: &C,
+    id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let mut q = event::Entity::find().filter(event::Column::Status.eq("failed"));
+    if let Some(id) = id {
+        q = q.filter(event::Column::Id.eq(id));
+    }
+    let rows = q.all(conn).await?;
+    for row in &rows {
+        let mut delivery: Delivery = row
+            .delivery
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        delivery.failures.clear();
+        event::Entity::update_many()
+            .col_expr(event::Column::Status, Expr::value("pending"))
+            .col_expr(
+                event::Column::Delivery,
+                Expr::value(serde_json::to_string(&delivery).ok()),
+            )
+            .col_expr(event::Column::NextAttemptAt, Expr::value(now))
+            .col_expr(
+                event::Column::DoneAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(event::Column::Id.eq(row.id))
+            .exec(conn)
+            .await?;
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Events waiting for dispatch.
+pub async fn pending_count<C: ConnectionTrait>(conn: &C) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(event::Entity::find()
+        .filter(event::Column::Status.eq("pending"))
+        .count(conn)
+        .await?)
+}
