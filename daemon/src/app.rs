@@ -9,7 +9,12 @@ use tracing::{error, info};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::domain::conversation::Settings;
+use std::collections::HashMap;
+
+use crate::config::ServiceLevels;
+use crate::domain::conversation::{Settings, Supplier};
+use crate::domain::sla::ServicePolicy;
+use crate::domain::sla::clock::Percent;
 use crate::domain::token::TokenKey;
 use crate::error::{Error, Result};
 use crate::import::{self, Source};
@@ -36,6 +41,8 @@ pub struct OnceReport {
     pub outbox: Option<FlushStats>,
     /// What the plugin dispatcher did after the ingest.
     pub plugins: DispatchStats,
+    /// The scheduled jobs whose slot had come.
+    pub jobs: Vec<crate::jobs::RunRecord>,
 }
 
 impl App {
@@ -108,6 +115,12 @@ impl App {
                 }
             }
         }
+        // Due jobs run after the ingest (so the SLA job sees this cycle's
+        // answers) and before the plugins and the outbox flush (so their
+        // events and mails go out in the same cycle).
+        report.jobs =
+            crate::jobs::run_due(&self.store, &self.config, &self.settings, self.clock.now())
+                .await?;
         // Plugins see this cycle's events before the outbox flush, so the
         // mails they send go out in the same cycle.
         report.plugins = self.dispatch_plugins().await?;
@@ -134,6 +147,14 @@ impl App {
         )
         .await;
         tasks.push(tokio::spawn(dispatcher.run(wake.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(scheduler(
+            self.store.clone(),
+            self.config.clone(),
+            self.settings.clone(),
+            self.clock.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(sender.run(wake, shutdown.clone())));
         info!(mailboxes = self.config.mailboxes.len(), "helpdeskd running");
         for t in tasks {
@@ -163,6 +184,41 @@ impl App {
     }
 }
 
+/// The scheduler task of the daemon: runs due jobs, then sleeps until the
+/// next slot (at most 30 s, so a clock or config change is noticed).
+async fn scheduler(
+    store: Store,
+    config: Config,
+    settings: Arc<Settings>,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    mut shutdown: Shutdown,
+) {
+    let jobs = crate::jobs::jobs(&config);
+    if jobs.is_empty() {
+        return;
+    }
+    loop {
+        let now = clock.now();
+        match crate::jobs::run_due(&store, &config, &settings, now).await {
+            Ok(runs) if !runs.is_empty() => wake.notify_one(),
+            Ok(_) => {}
+            Err(e) => error!(error = %e, "scheduler: jobs not run; trying again"),
+        }
+        let now = clock.now();
+        let next = jobs
+            .iter()
+            .filter_map(|j| j.schedule.next_after(now))
+            .min()
+            .map(|t| (t - now).to_std().unwrap_or_default())
+            .unwrap_or(Duration::from_secs(30))
+            .min(Duration::from_secs(30));
+        if shutdown.sleep(next).await {
+            return;
+        }
+    }
+}
+
 /// The conversation rules from the configuration and the token secret.
 pub fn settings(config: &Config) -> Result<Settings> {
     Ok(Settings {
@@ -177,6 +233,60 @@ pub fn settings(config: &Config) -> Result<Settings> {
             .iter()
             .filter_map(|m| Some((m.name.clone(), m.group.clone()?)))
             .collect(),
+        mailbox_services: config
+            .mailboxes
+            .iter()
+            .filter_map(|m| Some((m.name.clone(), m.service.clone()?)))
+            .collect(),
+        services: sla_policies(&config.levels),
+        service_escalation: config
+            .levels
+            .services
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.escalation.clone()?)))
+            .collect(),
+        suppliers: config
+            .levels
+            .suppliers
+            .iter()
+            .map(|s| Supplier {
+                name: s.name.clone(),
+                contacts: s.contacts.clone(),
+            })
+            .collect(),
+        emit_events: config.plugins.enabled && plugins_installed(&config.plugins.dir),
+    })
+}
+
+/// Service name → its SLA, for services whose policy exists.
+fn sla_policies(levels: &ServiceLevels) -> HashMap<String, ServicePolicy> {
+    levels
+        .services
+        .iter()
+        .filter_map(|s| {
+            let p = levels.policy(&s.policy)?;
+            let policy = ServicePolicy {
+                calendar: levels
+                    .calendar(p.calendar.as_deref())
+                    .unwrap_or_else(crate::domain::sla::always),
+                response: p.response,
+                resolution: p.resolution,
+                warn: Percent::new(p.warn_percent)?,
+            };
+            Some((s.name.clone(), policy))
+        })
+        .collect()
+}
+
+/// Whether the plugin folder holds a shared library: hook events are only
+/// recorded while some plugin could receive them.
+fn plugins_installed(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.path()
+                .extension()
+                .is_some_and(|x| x == "so" || x == "dylib" || x == "dll")
+        })
     })
 }
 

@@ -15,6 +15,8 @@ use toml::Spanned;
 
 use crate::domain::ack::Desk;
 use crate::domain::mail::Address;
+use crate::domain::schedule::CronSchedule;
+use crate::domain::sla::calendar::{Calendar, CalendarSpec};
 use crate::domain::staff::{Directory, StaffMember};
 
 /// A secret read from a file or the environment; never printed.
@@ -122,6 +124,18 @@ struct RawConfig {
     trust: RawTrust,
     #[serde(default)]
     tickets: RawTickets,
+    #[serde(default)]
+    calendar: Vec<RawCalendar>,
+    #[serde(default)]
+    sla_policy: Vec<RawSlaPolicy>,
+    #[serde(default)]
+    service: Vec<RawService>,
+    #[serde(default)]
+    supplier: Vec<RawSupplier>,
+    #[serde(default)]
+    jobs: RawJobs,
+    #[serde(default)]
+    report: RawReport,
     #[serde(default)]
     plugins: RawPlugins,
 }
@@ -252,6 +266,7 @@ struct RawMailbox {
     #[serde(default = "default_true")]
     idle: bool,
     group: Option<Spanned<String>>,
+    service: Option<Spanned<String>>,
     imap: RawServer,
 }
 
@@ -375,6 +390,7 @@ pub struct Config {
     /// The secret reply tokens are signed with; created on first start.
     pub token_secret_file: PathBuf,
     pub plugins: PluginsConfig,
+    pub levels: ServiceLevels,
 }
 
 #[derive(Debug, Clone)]
@@ -423,6 +439,8 @@ pub struct MailboxConfig {
     pub idle: bool,
     /// The staff group new tickets of this mailbox are routed to.
     pub group: Option<String>,
+    /// The service new tickets of this mailbox are about (their SLA).
+    pub service: Option<String>,
     pub imap: ServerConfig,
 }
 
@@ -796,8 +814,20 @@ impl Validator<'_> {
                 }
                 name
             });
+            let service = m.service.as_ref().map(|s| {
+                let name = s.get_ref().trim().to_string();
+                if !raw.service.iter().any(|x| x.name.get_ref().trim() == name) {
+                    self.problem(
+                        Some(s.span()),
+                        &format!("{key}.service"),
+                        format!("no [[service]] is named {name:?}"),
+                    );
+                }
+                name
+            });
             mailboxes.push(MailboxConfig {
                 group,
+                service,
                 name,
                 folder: m.folder.clone(),
                 processed: m.processed,
@@ -874,8 +904,10 @@ impl Validator<'_> {
 
         let plugins = self.plugins(&raw.plugins);
 
+        let levels = self.levels(&raw, &staff);
         Config {
             file: self.file.clone(),
+            levels,
             plugins,
             staff,
             trust: TrustConfig {
@@ -902,6 +934,444 @@ impl Validator<'_> {
                 format: raw.log.format,
                 level: raw.log.level,
             },
+        }
+    }
+}
+
+// ---- services, SLA policies, calendars, suppliers, jobs, report -----------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalendar {
+    name: Spanned<String>,
+    #[serde(default = "default_zone")]
+    zone: String,
+    hours: Vec<String>,
+    #[serde(default)]
+    holidays: Vec<String>,
+}
+
+fn default_zone() -> String {
+    "UTC".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlaPolicy {
+    name: Spanned<String>,
+    calendar: Option<Spanned<String>>,
+    #[serde(default = "default_warn_percent")]
+    warn_percent: Spanned<i64>,
+    #[serde(default)]
+    response: std::collections::BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    resolution: std::collections::BTreeMap<String, Spanned<String>>,
+}
+
+fn default_warn_percent() -> Spanned<i64> {
+    Spanned::new(0..0, 80)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: Spanned<String>,
+    sla_policy: Spanned<String>,
+    escalation: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSupplier {
+    name: Spanned<String>,
+    contacts: Vec<Spanned<String>>,
+    #[serde(default)]
+    services: Vec<String>,
+    response_target: Spanned<String>,
+    resolution_target: Spanned<String>,
+    calendar: Option<Spanned<String>>,
+    contract_end: Option<Spanned<String>>,
+    review: Option<Spanned<String>>,
+    manager: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobs {
+    #[serde(default = "default_sla_schedule")]
+    sla: Spanned<String>,
+    #[serde(default = "default_lease")]
+    lease_secs: Spanned<i64>,
+}
+
+impl Default for RawJobs {
+    fn default() -> Self {
+        RawJobs {
+            sla: default_sla_schedule(),
+            lease_secs: default_lease(),
+        }
+    }
+}
+
+fn default_sla_schedule() -> Spanned<String> {
+    Spanned::new(0..0, "* * * * *".into())
+}
+fn default_lease() -> Spanned<i64> {
+    Spanned::new(0..0, 600)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    schedule: Option<Spanned<String>>,
+    #[serde(default)]
+    recipients: Vec<Spanned<String>>,
+    #[serde(default = "default_period_days")]
+    period_days: Spanned<i64>,
+}
+
+impl Default for RawReport {
+    fn default() -> Self {
+        RawReport {
+            schedule: None,
+            recipients: Vec::new(),
+            period_days: default_period_days(),
+        }
+    }
+}
+
+fn default_period_days() -> Spanned<i64> {
+    Spanned::new(0..0, 7)
+}
+
+/// Service level management, supplier management and reporting, validated.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceLevels {
+    pub calendars: std::collections::BTreeMap<String, std::sync::Arc<Calendar>>,
+    pub policies: Vec<SlaPolicy>,
+    pub services: Vec<ServiceConfig>,
+    pub suppliers: Vec<SupplierConfig>,
+    pub jobs: JobsConfig,
+    pub report: ReportConfig,
+}
+
+impl ServiceLevels {
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
+    }
+    pub fn policy(&self, name: &str) -> Option<&SlaPolicy> {
+        self.policies.iter().find(|p| p.name == name)
+    }
+    pub fn supplier(&self, name: &str) -> Option<&SupplierConfig> {
+        self.suppliers
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+    /// The calendar a policy or supplier names; `None` means around the clock.
+    pub fn calendar(&self, name: Option<&str>) -> Option<std::sync::Arc<Calendar>> {
+        name.and_then(|n| self.calendars.get(n).cloned())
+    }
+}
+
+/// Targets per priority, in business time of the policy's calendar.
+#[derive(Debug, Clone)]
+pub struct SlaPolicy {
+    pub name: String,
+    /// `None`: around the clock.
+    pub calendar: Option<String>,
+    pub warn_percent: u8,
+    /// Indexed low, normal, high, urgent.
+    pub response: [Option<chrono::Duration>; 4],
+    pub resolution: [Option<chrono::Duration>; 4],
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub policy: String,
+    /// Told on every breach, besides the assignee.
+    pub escalation: Option<Address>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SupplierConfig {
+    pub name: String,
+    pub contacts: Vec<Address>,
+    pub services: Vec<String>,
+    pub response_target: chrono::Duration,
+    pub resolution_target: chrono::Duration,
+    pub calendar: Option<String>,
+    pub contract_end: Option<chrono::NaiveDate>,
+    /// Cron expression of the supplier review; `None`: no review job.
+    pub review: Option<String>,
+    /// The staff member who owns the supplier relationship.
+    pub manager: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// Cron expression of the SLA check.
+    pub sla: String,
+    /// How long a job run holds its slot before another daemon may take over.
+    pub lease: chrono::Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            sla: "* * * * *".into(),
+            lease: chrono::Duration::minutes(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReportConfig {
+    /// Cron expression of the service report; `None`: no scheduled report.
+    pub schedule: Option<String>,
+    pub recipients: Vec<Address>,
+    pub period_days: u32,
+}
+
+/// `"90m"`, `"4h"`, `"1h30m"`, `"2d"` (days of 24 hours of the calendar's time).
+pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
+    let bad = || format!("expected a duration such as 30m, 4h, 1h30m or 2d, got {s:?}");
+    let mut total = chrono::Duration::zero();
+    let mut digits = String::new();
+    let mut any = false;
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        let unit = match c {
+            'm' => chrono::Duration::try_minutes(n),
+            'h' => chrono::Duration::try_hours(n),
+            'd' => chrono::Duration::try_days(n),
+            _ => None,
+        }
+        .ok_or_else(bad)?;
+        total += unit;
+        any = true;
+    }
+    if !digits.is_empty() || !any || total <= chrono::Duration::zero() {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+impl Validator<'_> {
+    fn levels(&mut self, raw: &RawConfig, staff: &Directory) -> ServiceLevels {
+        let mut out = ServiceLevels::default();
+        for (i, c) in raw.calendar.iter().enumerate() {
+            let name = c.name.get_ref().trim().to_string();
+            let spec = CalendarSpec {
+                zone: c.zone.clone(),
+                hours: c.hours.clone(),
+                holidays: c.holidays.clone(),
+            };
+            match spec.build() {
+                Ok(cal) => {
+                    out.calendars.insert(name, std::sync::Arc::new(cal));
+                }
+                Err(errors) => {
+                    for e in errors {
+                        self.problem(
+                            Some(c.name.span()),
+                            &format!("calendar[{i}].{}", e.path),
+                            e.message.clone(),
+                        );
+                    }
+                }
+            }
+        }
+        for (i, p) in raw.sla_policy.iter().enumerate() {
+            let key = format!("sla_policy[{i}]");
+            if let Some(c) = &p.calendar
+                && !raw.calendar.iter().any(|x| x.name.get_ref() == c.get_ref())
+            {
+                self.problem(
+                    Some(c.span()),
+                    &format!("{key}.calendar"),
+                    format!("no [[calendar]] is named {:?}", c.get_ref()),
+                );
+            }
+            let warn = self.int_in(&p.warn_percent, &format!("{key}.warn_percent"), 1, 100) as u8;
+            let response = self.targets(&p.response, &format!("{key}.response"));
+            let resolution = self.targets(&p.resolution, &format!("{key}.resolution"));
+            out.policies.push(SlaPolicy {
+                name: p.name.get_ref().trim().to_string(),
+                calendar: p.calendar.as_ref().map(|c| c.get_ref().clone()),
+                warn_percent: warn,
+                response,
+                resolution,
+            });
+        }
+        for (i, sv) in raw.service.iter().enumerate() {
+            let key = format!("service[{i}]");
+            if !raw
+                .sla_policy
+                .iter()
+                .any(|p| p.name.get_ref() == sv.sla_policy.get_ref())
+            {
+                self.problem(
+                    Some(sv.sla_policy.span()),
+                    &format!("{key}.sla_policy"),
+                    format!("no [[sla_policy]] is named {:?}", sv.sla_policy.get_ref()),
+                );
+            }
+            let escalation = sv
+                .escalation
+                .as_ref()
+                .map(|e| self.address(e, &format!("{key}.escalation")));
+            out.services.push(ServiceConfig {
+                name: sv.name.get_ref().trim().to_string(),
+                policy: sv.sla_policy.get_ref().clone(),
+                escalation,
+            });
+        }
+        for (i, su) in raw.supplier.iter().enumerate() {
+            out.suppliers.push(self.supplier(raw, staff, su, i));
+        }
+        if let Err(e) = CronSchedule::parse(raw.jobs.sla.get_ref()) {
+            self.problem(Some(raw.jobs.sla.span()), "jobs.sla", e.to_string());
+        }
+        out.jobs = JobsConfig {
+            sla: raw.jobs.sla.get_ref().clone(),
+            lease: chrono::Duration::seconds(self.int_in(
+                &raw.jobs.lease_secs,
+                "jobs.lease_secs",
+                10,
+                86_400,
+            )),
+        };
+        if let Some(s) = &raw.report.schedule
+            && let Err(e) = CronSchedule::parse(s.get_ref())
+        {
+            self.problem(Some(s.span()), "report.schedule", e.to_string());
+        }
+        out.report = ReportConfig {
+            schedule: raw.report.schedule.as_ref().map(|s| s.get_ref().clone()),
+            recipients: raw
+                .report
+                .recipients
+                .iter()
+                .enumerate()
+                .map(|(i, r)| self.address(r, &format!("report.recipients[{i}]")))
+                .collect(),
+            period_days: self.int_in(&raw.report.period_days, "report.period_days", 1, 366) as u32,
+        };
+        if out.report.schedule.is_some() && out.report.recipients.is_empty() {
+            self.problem(
+                None,
+                "report.recipients",
+                "report.schedule is set but nobody receives the report".into(),
+            );
+        }
+        out
+    }
+
+    fn targets(
+        &mut self,
+        map: &std::collections::BTreeMap<String, Spanned<String>>,
+        key: &str,
+    ) -> [Option<chrono::Duration>; 4] {
+        let mut t: [Option<chrono::Duration>; 4] = [None; 4];
+        for (prio, value) in map {
+            let k = format!("{key}.{prio}");
+            let Some(idx) = ["low", "normal", "high", "urgent"]
+                .iter()
+                .position(|x| x == prio)
+            else {
+                self.problem(
+                    Some(value.span()),
+                    &k,
+                    "expected one of low, normal, high, urgent".into(),
+                );
+                continue;
+            };
+            match parse_duration(value.get_ref()) {
+                Ok(d) => t[idx] = Some(d),
+                Err(e) => self.problem(Some(value.span()), &k, e),
+            }
+        }
+        t
+    }
+
+    fn supplier(
+        &mut self,
+        raw: &RawConfig,
+        staff: &Directory,
+        su: &RawSupplier,
+        i: usize,
+    ) -> SupplierConfig {
+        let key = format!("supplier[{i}]");
+        let contacts: Vec<Address> = su
+            .contacts
+            .iter()
+            .enumerate()
+            .map(|(j, c)| self.address(c, &format!("{key}.contacts[{j}]")))
+            .collect();
+        if contacts.is_empty() {
+            self.problem(
+                Some(su.name.span()),
+                &format!("{key}.contacts"),
+                "a supplier needs at least one contact address".into(),
+            );
+        }
+        let mut duration = |v: &Spanned<String>, what: &str| {
+            parse_duration(v.get_ref()).unwrap_or_else(|e| {
+                self.problem(Some(v.span()), &format!("{key}.{what}"), e);
+                chrono::Duration::hours(1)
+            })
+        };
+        let response_target = duration(&su.response_target, "response_target");
+        let resolution_target = duration(&su.resolution_target, "resolution_target");
+        let contract_end = su.contract_end.as_ref().and_then(|d| {
+            let parsed = chrono::NaiveDate::parse_from_str(d.get_ref().trim(), "%Y-%m-%d");
+            if parsed.is_err() {
+                self.problem(
+                    Some(d.span()),
+                    &format!("{key}.contract_end"),
+                    format!("expected a date like 2027-06-30, got {:?}", d.get_ref()),
+                );
+            }
+            parsed.ok()
+        });
+        if let Some(c) = &su.calendar
+            && !raw.calendar.iter().any(|x| x.name.get_ref() == c.get_ref())
+        {
+            self.problem(
+                Some(c.span()),
+                &format!("{key}.calendar"),
+                format!("no [[calendar]] is named {:?}", c.get_ref()),
+            );
+        }
+        if let Some(r) = &su.review
+            && let Err(e) = CronSchedule::parse(r.get_ref())
+        {
+            self.problem(Some(r.span()), &format!("{key}.review"), e.to_string());
+        }
+        let manager = su.manager.get_ref().trim().to_ascii_lowercase();
+        if staff.by_email(&manager).is_none() {
+            self.problem(
+                Some(su.manager.span()),
+                &format!("{key}.manager"),
+                format!("{manager} is not a [[staff]] address"),
+            );
+        }
+        SupplierConfig {
+            name: su.name.get_ref().trim().to_string(),
+            contacts,
+            services: su.services.clone(),
+            response_target,
+            resolution_target,
+            calendar: su.calendar.as_ref().map(|c| c.get_ref().clone()),
+            contract_end,
+            review: su.review.as_ref().map(|r| r.get_ref().clone()),
+            manager,
         }
     }
 }
@@ -1232,5 +1702,42 @@ ack_limit_per_hour = -1
             "{}",
             p[1]
         );
+    }
+
+    #[test]
+    fn plugins_get_defaults_and_their_problems_are_reported() {
+        let ok = GOOD
+            .replace("70000", "11993")
+            .replace("port = 0", "port = 12525");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &ok, &env).expect("valid");
+        assert!(c.plugins.enabled);
+        assert_eq!(c.plugins.dir, Path::new("/etc/plugins"));
+        assert_eq!(c.plugins.isolation, Isolation::Process);
+        assert_eq!(c.plugins.timeout, Duration::from_secs(5));
+        assert_eq!(c.plugins.retries, 3);
+
+        let text = format!(
+            "{ok}\n[plugins]\nisolation = \"in-process\"\ntimeout_secs = 0\n\n[plugins.config.router]\nrule = [{{keywords = [\"vpn\"], priority = \"high\"}}]\n"
+        );
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("plugins.timeout_secs: expected an integer 1-3600, got 0"),
+            "{}",
+            p[0]
+        );
+        let c = Config::parse(
+            Path::new("/etc/helpdesk.toml"),
+            &text.replace("timeout_secs = 0", "timeout_secs = 2"),
+            &env,
+        )
+        .expect("valid");
+        assert_eq!(c.plugins.isolation, Isolation::InProcess);
+        assert_eq!(
+            c.plugins.config["router"],
+            serde_json::json!({"rule": [{"keywords": ["vpn"], "priority": "high"}]})
+        );
+        let p = problems(&format!("{ok}\n[plugins]\nisolation = \"thread\"\n"));
+        assert!(p.len() == 1 && p[0].contains("plugins.isolation"), "{p:?}");
     }
 }

@@ -11,11 +11,15 @@ pub mod domain;
 pub mod error;
 pub mod import;
 pub mod ingest;
+pub mod jobs;
 pub mod outbox;
 pub mod plugins;
 pub mod poller;
+pub mod report;
+pub mod service_level;
 pub mod shutdown;
 pub mod store;
+pub mod supplier;
 pub mod tls;
 
 pub use error::{Error, Result};

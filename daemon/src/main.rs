@@ -1,5 +1,8 @@
 //! The `helpdeskd` command line.
 
+// `ticket show --json` builds one deep json! value.
+#![recursion_limit = "256"]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,6 +35,10 @@ struct Cli {
     /// Log format; overrides `[log] format`.
     #[arg(long, value_enum, global = true)]
     log_format: Option<LogFormatArg>,
+    /// Run as if the time were TIME (RFC 3339, e.g. 2026-11-25T10:00:00Z); the
+    /// clock runs on from there. For tests and dry runs of scheduled jobs.
+    #[arg(long, global = true, value_name = "TIME", hide = true)]
+    now: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,9 +89,53 @@ enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Scheduled jobs: the SLA check, the service report, supplier reviews.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Service report figures: SLA compliance, volumes, backlog, suppliers.
+    Report {
+        /// Which figures.
+        #[arg(value_enum)]
+        kind: ReportKind,
+        /// First day (YYYY-MM-DD, UTC); default: 30 days before --to.
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        from: Option<chrono::NaiveDate>,
+        /// End day, exclusive (YYYY-MM-DD, UTC); default: tomorrow.
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        to: Option<chrono::NaiveDate>,
+        /// Output format (html: the report mail's section, with its chart).
+        #[arg(long, value_enum)]
+        format: Option<ReportFormat>,
+    },
     /// The plugin host the daemon starts (internal: speaks frames on stdin/stdout).
     #[command(hide = true)]
     PluginHost,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportKind {
+    Sla,
+    Volume,
+    Backlog,
+    Suppliers,
+    /// Queue the scheduled report mail to `[report] recipients` now.
+    #[value(hide = true)]
+    Send,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+    Html,
+}
+
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|e| format!("expected a date such as 2026-11-25 (YYYY-MM-DD): {e}"))
 }
 
 #[derive(Subcommand)]
@@ -102,6 +153,17 @@ enum TicketCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Every job: schedule, last run and outcome, next slot.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one job now, whatever its schedule.
+    Run { name: String },
 }
 
 #[derive(Subcommand)]
@@ -143,6 +205,19 @@ fn main() -> ExitCode {
         // Before any configuration or runtime: the host only speaks frames.
         return ExitCode::from(helpdeskd::plugins::host::run().clamp(0, 255) as u8);
     }
+    if let Some(now) = &cli.now {
+        match chrono::DateTime::parse_from_rfc3339(now) {
+            Ok(t) => {
+                helpdeskd::clock::start_at(t.with_timezone(&chrono::Utc));
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: --now {now:?}: expected RFC 3339 such as 2026-11-25T10:00:00Z ({e})"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(ConfigError::Invalid { problems }) => {
@@ -173,6 +248,48 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn jobs_command(command: JobsCommand, config: Config) -> anyhow::Result<ExitCode> {
+    let app = App::open(config).await?;
+    let now = app.clock.now();
+    match command {
+        JobsCommand::List { json } => {
+            let jobs = helpdeskd::jobs::list(&app.store, &app.config, now).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&jobs)?);
+            } else if jobs.is_empty() {
+                println!("no jobs configured");
+            }
+            if !json {
+                for j in jobs {
+                    let last = j.last.map_or("never run".to_string(), |r| {
+                        format!(
+                            "last {} {}{}",
+                            r.slot.format("%Y-%m-%d %H:%M:%S"),
+                            r.status,
+                            r.outcome.map(|o| format!(" ({o})")).unwrap_or_default()
+                        )
+                    });
+                    let next = j
+                        .next
+                        .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+                    println!("{:<28} {:<18} next {next}  {last}", j.job, j.schedule);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Run { name } => {
+            let r = helpdeskd::jobs::run_now(&app.store, &app.config, &app.settings, &name, now)
+                .await?;
+            println!("{} {}: {}", r.job, r.status, r.outcome.unwrap_or_default());
+            Ok(if r.status == "ok" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -222,6 +339,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                         "call_errors": r.plugins.call_errors, "applied": r.plugins.applied, "refused": r.plugins.refused,
                         "mails": r.plugins.mails}),
                     "outbox": r.outbox.map(|o| json!({"sent": o.sent, "deferred": o.deferred, "failed": o.failed})),
+                    "jobs": r.jobs,
                 });
                 println!("{out}");
             } else {
@@ -317,6 +435,13 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Plugins { command } => plugins_command(command, config).await,
         Command::PluginHost => Ok(ExitCode::SUCCESS),
+        Command::Report {
+            kind,
+            from,
+            to,
+            format,
+        } => report_command(kind, from, to, format, config).await,
+        Command::Jobs { command } => jobs_command(command, config).await,
         Command::Quarantine { command } => {
             let app = App::open(config).await?;
             match command {
@@ -395,7 +520,11 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                 let v = json!({
                     "number": t.number, "kind": t.kind, "subject": t.subject, "status": t.status,
                     "priority": t.priority, "customer": d.customer, "mailbox": t.mailbox,
-                    "assignee": t.assignee, "group": t.team,
+                    "assignee": t.assignee, "group": t.team, "service": t.service,
+                    "response_due_at": t.response_due_at.map(|r| r.to_rfc3339()),
+                    "resolution_due_at": t.resolution_due_at.map(|r| r.to_rfc3339()),
+                    "responded_at": t.responded_at.map(|r| r.to_rfc3339()),
+                    "sla_next_at": t.sla_next_at.map(|r| r.to_rfc3339()),
                     "resolved_at": t.resolved_at.map(|r| r.to_rfc3339()),
                     "created_at": t.created_at.to_rfc3339(), "updated_at": t.updated_at.to_rfc3339(),
                     "participants": d.participants.iter().map(|(a, r)| json!({"address": a, "role": r})).collect::<Vec<_>>(),
@@ -582,5 +711,56 @@ async fn plugins_command(command: PluginsCommand, config: Config) -> anyhow::Res
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn report_command(
+    kind: ReportKind,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    format: Option<ReportFormat>,
+    config: Config,
+) -> anyhow::Result<ExitCode> {
+    use helpdeskd::report::{self, Kind, render};
+    let kind = match kind {
+        ReportKind::Sla => Kind::Sla,
+        ReportKind::Volume => Kind::Volume,
+        ReportKind::Backlog => Kind::Backlog,
+        ReportKind::Suppliers => Kind::Suppliers,
+        ReportKind::Send => {
+            if from.is_some() || to.is_some() || format.is_some() {
+                anyhow::bail!(
+                    "report send takes no --from, --to or --format: it covers the last \
+                     [report] period_days days"
+                );
+            }
+            let app = App::open(config).await?;
+            if app.config.levels.report.recipients.is_empty() {
+                anyhow::bail!("no [report] recipients are configured");
+            }
+            let n = report::queue_scheduled(&app.store, &app.config, app.clock.now()).await?;
+            println!("queued {n} report mail(s); the daemon (or the next `run --once`) sends them");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let app = App::open(config).await?;
+    let now = app.clock.now();
+    let to = to.unwrap_or_else(|| now.date_naive() + chrono::Days::new(1));
+    let from = from.unwrap_or(to - chrono::Days::new(30));
+    if from >= to {
+        anyhow::bail!("--from {from} must be before --to {to} (the end day is exclusive)");
+    }
+    let midnight = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    let (from, to) = (midnight(from), midnight(to));
+    let figures = report::figures(&app.store, &app.config.levels, from, to, now).await?;
+    let out = match format.unwrap_or(ReportFormat::Table) {
+        ReportFormat::Table => render::table(&figures, kind),
+        ReportFormat::Csv => render::csv(&figures, kind),
+        ReportFormat::Json => render::json(&figures, kind),
+        ReportFormat::Html => {
+            render::html_sections(&figures, &app.config.desk.name, from, to, &[kind])
+        }
+    };
+    print!("{out}");
     Ok(ExitCode::SUCCESS)
 }

@@ -71,10 +71,25 @@ pub fn render(out: &Outgoing, date: DateTime<Utc>) -> Result<Vec<u8>> {
                 "All".to_string(),
             ));
     }
+    // The text, or text and HTML as alternatives; attachments around it.
+    let text = || SinglePart::plain(out.body.clone());
     let built = if out.attachments.is_empty() {
-        b.header(ContentType::TEXT_PLAIN).body(out.body.clone())
+        match &out.html {
+            None => b.header(ContentType::TEXT_PLAIN).body(out.body.clone()),
+            Some(html) => b.multipart(MultiPart::alternative_plain_html(
+                out.body.clone(),
+                html.clone(),
+            )),
+        }
     } else {
-        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(out.body.clone()));
+        let mut parts = match &out.html {
+            None => MultiPart::mixed().singlepart(text()),
+            Some(html) => MultiPart::mixed().multipart(
+                MultiPart::alternative()
+                    .singlepart(text())
+                    .singlepart(SinglePart::html(html.clone())),
+            ),
+        };
         for a in &out.attachments {
             let ct = ContentType::parse(&a.content_type)
                 .or_else(|_| ContentType::parse("application/octet-stream"))
@@ -320,6 +335,7 @@ mod tests {
             references: vec!["m0@cust".into(), "m1@cust".into()],
             auto_submitted: Some("auto-replied"),
             body: "hello".into(),
+            html: None,
             reply_to: Some(Address {
                 name: "Desk".into(),
                 email: "support+INC-000001.2.abc@example.test".into(),
@@ -347,5 +363,45 @@ mod tests {
         }
         assert!(envelope("a@b.test", "c@d.test,e@f.test").is_ok());
         assert!(envelope("a@b.test", "not an address").is_err());
+    }
+
+    #[test]
+    fn html_makes_an_alternative_inside_mixed_with_attachments() {
+        let mut out = Outgoing {
+            message_id: "report.1.0@example.test".into(),
+            from: Address::new("Desk", "support@example.test"),
+            reply_to: None,
+            to: vec![Address::new("", "boss@example.test")],
+            subject: "[ACME] Service report".into(),
+            in_reply_to: None,
+            references: Vec::new(),
+            auto_submitted: Some("auto-generated"),
+            body: "plain figures".into(),
+            html: Some("<p>chart</p>".into()),
+            attachments: Vec::new(),
+        };
+        let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
+        let parse = |raw: Vec<u8>| String::from_utf8(raw).expect("utf8");
+        let raw = parse(render(&out, now).expect("renders"));
+        assert!(raw.contains("Content-Type: multipart/alternative"), "{raw}");
+        assert!(!raw.contains("multipart/mixed"), "{raw}");
+        let (plain, html) = (
+            raw.find("Content-Type: text/plain").expect("plain part"),
+            raw.find("Content-Type: text/html").expect("html part"),
+        );
+        assert!(plain < html, "the preferred HTML part comes last");
+
+        out.attachments.push(crate::domain::ack::OutAttachment {
+            filename: "figures.csv".into(),
+            content_type: "text/csv".into(),
+            data: b"a,b".to_vec(),
+        });
+        let raw = parse(render(&out, now).expect("renders"));
+        let (mixed, alternative) = (
+            raw.find("Content-Type: multipart/mixed").expect("mixed"),
+            raw.find("Content-Type: multipart/alternative").expect("alternative"),
+        );
+        assert!(mixed < alternative, "{raw}");
+        assert!(raw.contains("filename=\"figures.csv\""), "{raw}");
     }
 }

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_initial;
 mod m20261125_000002_staff;
 mod m20261125_000003_plugin_events;
+mod m20261125_000004_service_levels;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_initial::Migration),
             Box::new(m20261125_000002_staff::Migration),
             Box::new(m20261125_000003_plugin_events::Migration),
+            Box::new(m20261125_000004_service_levels::Migration),
         ]
     }
 }

@@ -161,6 +161,8 @@ pub struct DeskOptions {
     pub folder: &'static str,
     /// Appended to the configuration file: `[[staff]]`, `[trust]`, `[tickets]`…
     pub extra_config: String,
+    /// Extra keys of the `[[mailbox]]` table, e.g. `service = "email"`.
+    pub mailbox_extra: String,
 }
 
 impl Default for DeskOptions {
@@ -175,6 +177,7 @@ impl Default for DeskOptions {
             poll_interval_secs: 2,
             folder: "INBOX",
             extra_config: String::new(),
+            mailbox_extra: String::new(),
         }
     }
 }
@@ -232,6 +235,7 @@ name = "support"
 folder = "{folder}"
 processed = "{processed}"
 poll_interval_secs = {poll}
+{mailbox_extra}
 
 [mailbox.imap]
 host = "127.0.0.1"
@@ -259,6 +263,7 @@ level = "info"
 {extra}
 "#,
             extra = o.extra_config,
+            mailbox_extra = o.mailbox_extra,
             url = db.url,
             batch = o.batch_size,
             poll = o.poll_interval_secs,
@@ -434,6 +439,7 @@ Date: Wed, 25 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text
 pub fn imap_config(user: &str, port: u16, tls: TlsMode) -> MailboxConfig {
     MailboxConfig {
         group: None,
+        service: None,
         name: user.into(),
         folder: "INBOX".into(),
         processed: Processed::Flag,

@@ -8,5 +8,7 @@ mod cli;
 mod conversation;
 mod corpus;
 mod plugins;
+mod report;
 mod resilience;
+mod service_levels;
 mod staff;

@@ -102,12 +102,12 @@ fn install(dir: &Path, packages: &[&str]) {
 
 fn host(dir: &Path, config: BTreeMap<String, Value>, timeout: Duration) -> Runner {
     let scan = loader::scan(dir).expect("scan");
-    Runner::Process(HostProcess::new(
+    Runner::Process(Box::new(HostProcess::new(
         PathBuf::from(env!("CARGO_BIN_EXE_helpdeskd")),
         scan.files,
         config,
         timeout,
-    ))
+    )))
 }
 
 fn event(id: i64, subject: &str) -> Value {
@@ -324,6 +324,48 @@ async fn plugins_that_panic_abort_segfault_or_hang_cost_only_the_host() {
         assert_eq!(h.starts, 4, "one start, three restarts");
     }
     runner.shutdown().await;
+}
+
+#[tokio::test]
+async fn in_process_a_panic_is_an_error_and_a_hang_disables_the_plugin() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = plugin_dir(tmp.path());
+    install(&dir, &["plugin-noop", "plugin-panic", "plugin-hang"]);
+    let scan = loader::scan(&dir).expect("scan");
+    let mut runner = Runner::InProcess(InProcess::new(
+        scan.files,
+        BTreeMap::new(),
+        Duration::from_secs(1),
+    ));
+    let reports = runner.load().await.expect("loads");
+    assert!(reports.iter().all(|r| r.result.is_ok()), "{reports:?}");
+    let r = runner
+        .dispatch(vec![call(1, &["panic", "noop"])])
+        .await
+        .expect("dispatch");
+    assert!(
+        matches!(outcome(&r, 1, "panic"), Some(Outcome::Error(e)) if e.starts_with("panicked:")),
+        "{r:?}"
+    );
+    assert_eq!(outcome(&r, 1, "noop"), Some(&Outcome::Actions(vec![])));
+    let r = runner
+        .dispatch(vec![call(2, &["hang", "noop"]), call(3, &["noop"])])
+        .await
+        .expect("dispatch");
+    assert!(
+        matches!(outcome(&r, 2, "hang"), Some(Outcome::Error(e)) if e.contains("did not answer within 1s")),
+        "{r:?}"
+    );
+    assert_eq!(outcome(&r, 2, "noop"), None, "not called after the hang");
+    let r = runner
+        .dispatch(vec![call(4, &["hang", "noop"])])
+        .await
+        .expect("dispatch");
+    assert!(
+        matches!(outcome(&r, 4, "hang"), Some(Outcome::Error(e)) if e.contains("disabled until helpdeskd restarts")),
+        "{r:?}"
+    );
+    assert_eq!(outcome(&r, 4, "noop"), Some(&Outcome::Actions(vec![])));
 }
 
 // ---- end to end on the mail stack -------------------------------------------

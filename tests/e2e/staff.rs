@@ -17,7 +17,6 @@ struct Team {
     ada: String,
     ada_addr: String,
     bob: String,
-    bob_addr: String,
 }
 
 async fn team(backend: Backend) -> Team {
@@ -56,7 +55,6 @@ ack_limit_per_hour = 3
         ada,
         ada_addr,
         bob,
-        bob_addr,
     }
 }
 

@@ -36,6 +36,9 @@ pub struct Outgoing {
     /// `Auto-Submitted` value for automatic mail (RFC 3834).
     pub auto_submitted: Option<&'static str>,
     pub body: String,
+    /// An HTML alternative to `body` (e.g. the service report); the mail
+    /// is then `multipart/alternative`.
+    pub html: Option<String>,
     pub attachments: Vec<OutAttachment>,
 }
 

@@ -19,6 +19,13 @@ pub enum Command {
     Note,
     CcAdd(Address),
     CcRemove(String),
+    /// `/service NAME`: the service (and so the SLA) the ticket is about.
+    Service(String),
+    /// `/supplier NAME [note]`: escalate the ticket to a supplier.
+    Supplier {
+        name: String,
+        note: String,
+    },
 }
 
 /// A command line that could not be read, with its line and why.
@@ -124,6 +131,18 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
             .parse()
             .map(Command::Link),
         "note" => Ok(Command::Note),
+        "service" => need("a service name").map(|s| Command::Service(s.to_string())),
+        "supplier" => {
+            let arg = need("a supplier name")?;
+            let (name, note) = match arg.split_once(char::is_whitespace) {
+                Some((n, rest)) => (n, rest.trim()),
+                None => (arg, ""),
+            };
+            Ok(Command::Supplier {
+                name: name.to_string(),
+                note: note.to_string(),
+            })
+        }
         "resolve" => no_arg(Command::Status(Status::Resolved)),
         "close" => no_arg(Command::Status(Status::Closed)),
         "cc" => {
@@ -145,7 +164,7 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
         }
         other => Err(format!(
             "unknown command /{other} (known: /status, /assign, /priority, /kind, /link, \
-             /note, /resolve, /close, /cc)"
+             /note, /resolve, /close, /cc, /service, /supplier)"
         )),
     }
 }
@@ -210,6 +229,22 @@ mod tests {
         let r = parse("/var/log is full\n/status open");
         assert!(r.commands.is_empty() && r.errors.is_empty());
         assert_eq!(r.text, "/var/log is full\n/status open");
+    }
+
+    #[test]
+    fn service_and_supplier_take_their_arguments() {
+        let r = parse("/service email\n/supplier netco the router in room 4 is dead\n/supplier\n");
+        assert_eq!(
+            r.commands,
+            vec![
+                Command::Service("email".into()),
+                Command::Supplier {
+                    name: "netco".into(),
+                    note: "the router in room 4 is dead".into()
+                },
+            ]
+        );
+        assert_eq!(r.errors.len(), 1);
     }
 
     #[test]

@@ -33,9 +33,31 @@ pub struct Settings {
     pub ack_limit_per_hour: u32,
     /// Mailbox name → the staff group its new tickets go to.
     pub mailbox_groups: std::collections::HashMap<String, String>,
+    /// Mailbox name → the service its new tickets are about.
+    pub mailbox_services: std::collections::HashMap<String, String>,
+    /// Service name → its SLA (services without a policy target are absent).
+    pub services: std::collections::HashMap<String, crate::domain::sla::ServicePolicy>,
+    /// Service name → who is told of every breach besides the assignee.
+    pub service_escalation: std::collections::HashMap<String, Address>,
+    pub suppliers: Vec<Supplier>,
+    /// Write hook events for plugins (some plugin is installed).
+    pub emit_events: bool,
+}
+
+/// A supplier as the conversation sees it: who may answer for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Supplier {
+    pub name: String,
+    pub contacts: Vec<Address>,
 }
 
 impl Settings {
+    pub fn supplier_of(&self, email: &str) -> Option<&Supplier> {
+        self.suppliers
+            .iter()
+            .find(|s| s.contacts.iter().any(|c| c.email == email))
+    }
+
     /// The desk address or a plus-addressed variant of it.
     pub fn is_desk_address(&self, email: &str) -> bool {
         let desk = &self.desk.address;
@@ -70,6 +92,11 @@ pub struct TicketState {
     pub root_message_id: Option<String>,
     pub last_public_message_id: Option<String>,
     pub participants: Vec<Participant>,
+    pub created_at: DateTime<Utc>,
+    /// The service the ticket is about; its policy sets the SLA.
+    pub service: Option<String>,
+    /// The first public answer from staff.
+    pub responded_at: Option<DateTime<Utc>>,
 }
 
 impl TicketState {
@@ -109,6 +136,8 @@ pub enum Author {
     Desk,
     /// An auto-reply, a list, a bounce: stored, never answered.
     Robot,
+    /// A contact of a supplier the ticket may be escalated to.
+    Supplier(String),
 }
 
 impl Author {
@@ -118,6 +147,7 @@ impl Author {
             Author::Staff(_) => "staff",
             Author::Desk => "desk",
             Author::Robot => "robot",
+            Author::Supplier(_) => "supplier",
         }
     }
 }
@@ -137,6 +167,11 @@ pub fn author(
     }
     if !class.may_answer() {
         return Author::Robot;
+    }
+    if ticket.is_some()
+        && let Some(s) = settings.supplier_of(&sender.email)
+    {
+        return Author::Supplier(s.name.clone());
     }
     let Some(member) = settings.staff.by_email(&sender.email) else {
         return Author::Customer;
@@ -178,6 +213,7 @@ pub enum DraftKind {
     Answer,
     CommandError,
     BounceNotice,
+    SupplierEscalation,
 }
 
 impl DraftKind {
@@ -188,6 +224,7 @@ impl DraftKind {
             DraftKind::Answer => "answer",
             DraftKind::CommandError => "command-error",
             DraftKind::BounceNotice => "bounce-notice",
+            DraftKind::SupplierEscalation => "supplier-escalation",
         }
     }
 
@@ -196,7 +233,7 @@ impl DraftKind {
     fn auto_submitted(&self) -> Option<&'static str> {
         match self {
             DraftKind::Acknowledgement => Some("auto-replied"),
-            DraftKind::Answer => None,
+            DraftKind::Answer | DraftKind::SupplierEscalation => None,
             _ => Some("auto-generated"),
         }
     }
@@ -246,6 +283,7 @@ impl Draft {
             references: self.references.clone(),
             auto_submitted: self.kind.auto_submitted(),
             body: self.body.clone(),
+            html: None,
             attachments: Vec::new(),
         }
     }
@@ -272,6 +310,10 @@ pub struct Effects {
     pub added: Vec<Participant>,
     pub removed: Vec<String>,
     pub drafts: Vec<Draft>,
+    /// Escalations to suppliers: (supplier, note).
+    pub escalations: Vec<(String, String)>,
+    /// A supplier answered: its name.
+    pub supplier_reply: Option<String>,
     /// Whether the mail counts as the customer's side of the conversation
     /// (later answers reply to it).
     pub public_message: bool,
@@ -324,6 +366,20 @@ pub fn apply(
             staff_reply(settings, ticket, member, input, lookup, now, &mut fx);
         }
         Author::Desk => fx.visibility = "internal",
+        Author::Supplier(name) => {
+            fx.visibility = "internal";
+            fx.supplier_reply = Some(name.clone());
+            let head = format!("Supplier {name} replied (internal; not sent to the customer).");
+            let body = news(ticket, input, &head, &fx.shown_text);
+            notify(
+                settings,
+                ticket,
+                None,
+                &mut fx,
+                &body,
+                DraftKind::Notification,
+            );
+        }
         Author::Robot => {
             fx.visibility = "internal";
             if let Some(what) = &input.bounced {
@@ -593,6 +649,11 @@ fn staff_reply(
         return;
     }
     *ticket = next;
+    for (name, note) in &trial.escalations {
+        fx.drafts
+            .push(supplier_escalation(settings, ticket, member, name, note));
+    }
+    fx.escalations = trial.escalations;
     fx.changes = trial.changes;
     fx.links = trial.links;
     fx.added = trial.added;
@@ -622,6 +683,9 @@ fn staff_reply(
     // A public answer: relayed from the desk address, never the staff's own.
     if ticket.status == Status::New {
         set_status(ticket, Status::Open, fx);
+    }
+    if ticket.responded_at.is_none() {
+        ticket.responded_at = Some(now);
     }
     let audience = ticket.audience();
     if audience.is_empty() {
@@ -748,6 +812,36 @@ fn command(
                 fx.added.push(p);
             }
         }
+        Command::Service(name) => {
+            if !settings.services.contains_key(name) {
+                let known: Vec<&str> = settings.services.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "/service {name}: no such service with an SLA policy (known: {})",
+                    known.join(", ")
+                ));
+            }
+            change(
+                fx,
+                "service",
+                t.service.clone().unwrap_or_default(),
+                name.clone(),
+            );
+            t.service = Some(name.clone());
+        }
+        Command::Supplier { name, note } => {
+            let Some(s) = settings
+                .suppliers
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(name))
+            else {
+                let known: Vec<&str> = settings.suppliers.iter().map(|s| s.name.as_str()).collect();
+                return Err(format!(
+                    "/supplier {name}: no such supplier (known: {})",
+                    known.join(", ")
+                ));
+            };
+            fx.escalations.push((s.name.clone(), note.clone()));
+        }
         Command::CcRemove(email) => {
             let before = t.participants.len();
             t.participants
@@ -761,6 +855,51 @@ fn command(
         }
     }
     Ok(())
+}
+
+fn supplier_escalation(
+    settings: &Settings,
+    ticket: &TicketState,
+    member: &StaffMember,
+    name: &str,
+    note: &str,
+) -> Draft {
+    let to = settings
+        .suppliers
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.contacts.clone())
+        .unwrap_or_default();
+    Draft {
+        kind: DraftKind::SupplierEscalation,
+        to,
+        from_name: format!("{} via {}", member.name, settings.desk.name),
+        subject: staff_subject(settings, ticket),
+        body: format!(
+            "{desk} escalates ticket {number} to {name}.\n\n\
+             Subject:  {subject}\n\
+             Priority: {priority}\n\
+             Service:  {service}\n\n\
+             {note}\n\n\
+             Please reply to this mail (keep [{tag} {number}] in the subject); your \
+             answer goes to the desk's staff, not to the customer.\n\n-- \n{staff}\n{desk}\n",
+            desk = settings.desk.name,
+            number = ticket.number,
+            subject = ticket.subject,
+            priority = ticket.priority.as_str(),
+            service = ticket.service.as_deref().unwrap_or("-"),
+            note = if note.is_empty() { "(no note)" } else { note },
+            tag = settings.desk.tag,
+            staff = member.name,
+        ),
+        in_reply_to: None,
+        references: vec![format!(
+            "{}.supplier@{}",
+            ticket.number,
+            settings.desk.id_domain()
+        )],
+        with_attachments: false,
+    }
 }
 
 fn command_error(

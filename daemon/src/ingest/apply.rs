@@ -33,8 +33,8 @@ use crate::error::Result;
 use crate::outbox::render;
 use crate::store::Store;
 use crate::store::entity::{
-    attachment, contact, counter, mailbox_state, message, outbox, participant, quarantine, ticket,
-    ticket_link,
+    attachment, contact, counter, mailbox_state, message, outbox, participant, quarantine,
+    supplier_escalation, ticket, ticket_link,
 };
 
 /// Rows per multi-row INSERT: under SQLite's and PostgreSQL's parameter limits.
@@ -99,6 +99,8 @@ struct Rows {
     outbox: Vec<outbox::ActiveModel>,
     quarantine: Vec<quarantine::ActiveModel>,
     bounced: Vec<(i64, String)>,
+    escalations: Vec<supplier_escalation::ActiveModel>,
+    supplier_replies: Vec<(i64, String)>,
     events: Vec<events::Pending>,
 }
 
@@ -310,6 +312,9 @@ async fn write(
                             address: sender.clone(),
                             role: "customer".into(),
                         }],
+                        created_at: now,
+                        service: settings.mailbox_services.get(&mailbox).cloned(),
+                        responded_at: None,
                     },
                     contact_id,
                     &mailbox,
@@ -455,8 +460,24 @@ async fn write(
         if let Some(flag) = &fx.flag {
             warn!(ticket = %t.number, message_id = mail.message_id.as_deref().unwrap_or(""), flag, "flagged");
         }
-        rows.events
-            .extend(events::for_mail(&state, &mail, &fx, new_ticket));
+        for (supplier, note) in &fx.escalations {
+            rows.escalations.push(supplier_escalation::ActiveModel {
+                ticket_id: Set(t.id),
+                supplier: Set(supplier.clone()),
+                note: Set(note.clone()),
+                escalated_at: Set(now),
+                responded_at: Set(None),
+                resolved_at: Set(None),
+                ..Default::default()
+            });
+        }
+        if let Some(supplier) = &fx.supplier_reply {
+            rows.supplier_replies.push((t.id, supplier.clone()));
+        }
+        if settings.emit_events {
+            rows.events
+                .extend(events::for_mail(&state, &mail, &fx, new_ticket));
+        }
         let unique = dedup_token(&dedup_key);
         let attachments =
             if fx.drafts.iter().any(|d| d.with_attachments) && !mail.attachments.is_empty() {
@@ -478,48 +499,28 @@ async fn write(
             raw,
             now,
         ));
-        let mut sent = 0;
-        for (d, draft) in fx.drafts.iter().enumerate() {
-            for (r, to) in draft.to.iter().enumerate() {
-                let token = Token {
-                    number: t.number,
-                    contact: contacts.id_for(to, now),
-                };
-                let tag = format!("{}{d}{r}.{unique}", &draft.kind.as_str()[..1]);
-                let mut out = draft.address(settings, to, token, &tag);
-                if draft.with_attachments {
-                    out.attachments = attachments.clone();
-                }
-                let raw_out = render(&out, now)?;
-                let visibility = if draft.kind.is_public() {
-                    "public"
-                } else {
-                    "internal"
-                };
-                rows.messages.push(outbound_row(
-                    messages_seq.take(),
-                    t.id,
-                    &out,
-                    draft.kind.as_str(),
-                    visibility,
-                    &raw_out,
-                    now,
-                ));
-                known.by_mid.insert(out.message_id.clone(), t);
-                rows.outbox.push(outbox_row(
-                    Some(t.id),
-                    draft.kind.as_str(),
-                    &out,
-                    raw_out,
-                    now,
-                ));
-                sent += 1;
-            }
+        let queued = queue_drafts(
+            settings,
+            t,
+            &fx.drafts,
+            &attachments,
+            &unique,
+            &mut contacts,
+            &mut messages_seq,
+            &mut rows.messages,
+            &mut rows.outbox,
+            now,
+        )?;
+        for (known_id, _) in &queued {
+            known.by_mid.insert(known_id.clone(), t);
         }
+        let sent = queued.len();
         if let Some(state) = states.by_id.get_mut(&t.id)
             && fx.drafts.iter().any(|d| d.kind == DraftKind::Answer)
-            && let Some(last) = rows.messages.last()
-            && let sea_orm::ActiveValue::Set(Some(id)) = &last.message_id
+            && let Some((id, _)) = queued
+                .iter()
+                .rev()
+                .find(|(_, kind)| *kind == DraftKind::Answer)
         {
             // Later answers reply to the newest mail the customer received.
             state.last_public_message_id = Some(id.clone());
@@ -534,7 +535,7 @@ async fn write(
     }
 
     contacts.save(txn).await?;
-    states.save(txn, now).await?;
+    states.save(txn, settings, now).await?;
     let Rows {
         participants,
         removed,
@@ -544,8 +545,20 @@ async fn write(
         outbox,
         quarantine: held,
         bounced,
+        escalations,
+        supplier_replies,
         events: pending_events,
     } = rows;
+    insert_chunks(txn, escalations, supplier_escalation::Entity::insert_many).await?;
+    for (ticket_id, supplier) in supplier_replies {
+        supplier_escalation::Entity::update_many()
+            .col_expr(supplier_escalation::Column::RespondedAt, Expr::value(now))
+            .filter(supplier_escalation::Column::TicketId.eq(ticket_id))
+            .filter(supplier_escalation::Column::Supplier.eq(supplier))
+            .filter(supplier_escalation::Column::RespondedAt.is_null())
+            .exec(txn)
+            .await?;
+    }
     insert_chunks(txn, participants, |c| {
         participant::Entity::insert_many(c).on_conflict(
             OnConflict::columns([
@@ -589,11 +602,66 @@ async fn write(
     events::insert(txn, pending_events, now).await?;
     tickets_seq.save(txn).await?;
     messages_seq.save(txn).await?;
-    contacts.seq.save(txn).await?;
     if let Some(w) = watermark {
         save_watermark(txn, &w, now).await?;
     }
     Ok(outcomes)
+}
+
+/// Gives every recipient of `drafts` a copy of its own, with its own reply
+/// token, renders it, and queues it: a message row on the ticket and an
+/// outbox row. Returns each copy's Message-ID and kind.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn queue_drafts(
+    settings: &Settings,
+    t: TicketRef,
+    drafts: &[conversation::Draft],
+    attachments: &[crate::domain::ack::OutAttachment],
+    unique: &str,
+    contacts: &mut Contacts,
+    messages_seq: &mut Counter,
+    messages: &mut Vec<message::ActiveModel>,
+    outbox_rows: &mut Vec<outbox::ActiveModel>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, DraftKind)>> {
+    let mut queued = Vec::new();
+    for (d, draft) in drafts.iter().enumerate() {
+        for (r, to) in draft.to.iter().enumerate() {
+            let token = Token {
+                number: t.number,
+                contact: contacts.id_for(to, now),
+            };
+            let tag = format!("{}{d}{r}.{unique}", &draft.kind.as_str()[..1]);
+            let mut out = draft.address(settings, to, token, &tag);
+            if draft.with_attachments {
+                out.attachments = attachments.to_vec();
+            }
+            let raw_out = render(&out, now)?;
+            let visibility = if draft.kind.is_public() {
+                "public"
+            } else {
+                "internal"
+            };
+            messages.push(outbound_row(
+                messages_seq.take(),
+                t.id,
+                &out,
+                draft.kind.as_str(),
+                visibility,
+                &raw_out,
+                now,
+            ));
+            outbox_rows.push(outbox_row(
+                Some(t.id),
+                draft.kind.as_str(),
+                &out,
+                raw_out,
+                now,
+            ));
+            queued.push((out.message_id.clone(), draft.kind.clone()));
+        }
+    }
+    Ok(queued)
 }
 
 /// The verified tokens of a mail: in the addresses it was delivered to and
@@ -656,7 +724,11 @@ fn dedup_token(key: &str) -> String {
     super::parse::sha256_hex(key.as_bytes())[..16].to_string()
 }
 
-async fn insert_chunks<A, F>(txn: &DatabaseTransaction, mut rows: Vec<A>, insert: F) -> Result<()>
+pub(crate) async fn insert_chunks<A, F>(
+    txn: &DatabaseTransaction,
+    mut rows: Vec<A>,
+    insert: F,
+) -> Result<()>
 where
     A: sea_orm::ActiveModelTrait,
     F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
@@ -933,7 +1005,7 @@ async fn load_tickets(
 
 /// Contacts by address: those the database has, and those this batch adds,
 /// with each sender's acknowledgement budget.
-struct Contacts {
+pub(crate) struct Contacts {
     ids: HashMap<String, i64>,
     /// contact id → (window start, acknowledgements in the window).
     acks: HashMap<i64, (Option<DateTime<Utc>>, i32)>,
@@ -943,7 +1015,7 @@ struct Contacts {
 }
 
 impl Contacts {
-    async fn load(txn: &DatabaseTransaction, emails: Vec<&str>) -> Result<Contacts> {
+    pub(crate) async fn load(txn: &DatabaseTransaction, emails: Vec<&str>) -> Result<Contacts> {
         let mut ids = HashMap::new();
         let mut acks = HashMap::new();
         for chunk in emails.chunks(IN_CHUNK) {
@@ -971,7 +1043,7 @@ impl Contacts {
         })
     }
 
-    fn id_for(&mut self, a: &Address, now: DateTime<Utc>) -> i64 {
+    pub(crate) fn id_for(&mut self, a: &Address, now: DateTime<Utc>) -> i64 {
         if let Some(id) = self.ids.get(&a.email) {
             return *id;
         }
@@ -1005,7 +1077,7 @@ impl Contacts {
         true
     }
 
-    async fn save(&mut self, txn: &DatabaseTransaction) -> Result<()> {
+    pub(crate) async fn save(&mut self, txn: &DatabaseTransaction) -> Result<()> {
         let mut rows = std::mem::take(&mut self.new);
         let mut inserted = HashSet::new();
         for row in &mut rows {
@@ -1018,6 +1090,7 @@ impl Contacts {
             }
         }
         insert_chunks(txn, rows, contact::Entity::insert_many).await?;
+        self.seq.save(txn).await?;
         for id in &self.acks_changed {
             if inserted.contains(id) {
                 continue;
@@ -1042,6 +1115,8 @@ struct States {
     /// Tickets created by this batch, with their customer's contact id.
     created: Vec<(i64, i64, String)>,
     touched: HashSet<i64>,
+    /// The status each loaded ticket had before the batch.
+    initial: HashMap<i64, Status>,
 }
 
 impl States {
@@ -1094,13 +1169,15 @@ impl States {
                 let Ok(number) = t.number.parse::<TicketNumber>() else {
                     continue;
                 };
+                let status: Status = t.status.parse().unwrap_or(Status::Open);
+                states.initial.insert(t.id, status);
                 states.by_id.insert(
                     t.id,
                     TicketState {
                         id: t.id,
                         number,
                         subject: t.subject,
-                        status: t.status.parse().unwrap_or(Status::Open),
+                        status,
                         priority: t.priority.parse().unwrap_or(Priority::Normal),
                         kind: t.kind.parse().unwrap_or(Kind::Incident),
                         assignee: t.assignee,
@@ -1110,6 +1187,9 @@ impl States {
                         root_message_id: t.root_message_id,
                         last_public_message_id: t.last_public_message_id,
                         participants,
+                        created_at: t.created_at,
+                        service: t.service,
+                        responded_at: t.responded_at,
                     },
                 );
             }
@@ -1128,8 +1208,32 @@ impl States {
 
     /// Inserts the tickets the batch created (in their final state) and
     /// updates the ones it changed.
-    async fn save(&mut self, txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<()> {
+    async fn save(
+        &mut self,
+        txn: &DatabaseTransaction,
+        settings: &Settings,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let created: HashSet<i64> = self.created.iter().map(|(id, ..)| *id).collect();
+        // SLA clocks: pauses, due times and the next check of every ticket
+        // the batch created or changed.
+        let changed: Vec<(&TicketState, Option<Status>)> = self
+            .created
+            .iter()
+            .map(|(id, ..)| *id)
+            .chain(
+                self.touched
+                    .iter()
+                    .copied()
+                    .filter(|id| !created.contains(id)),
+            )
+            .filter_map(|id| {
+                let t = self.by_id.get(&id)?;
+                Some((t, self.initial.get(&id).copied()))
+            })
+            .collect();
+        let dues = crate::service_level::after_change(txn, settings, &changed, now).await?;
+        let due = |id: i64| dues.get(&id).copied().unwrap_or_default();
         let mut rows = Vec::with_capacity(self.created.len());
         let mut participants = Vec::with_capacity(self.created.len());
         for (id, customer, mailbox) in &self.created {
@@ -1153,6 +1257,11 @@ impl States {
                 resolved_at: Set(t.resolved_at),
                 root_message_id: Set(t.root_message_id.clone()),
                 last_public_message_id: Set(t.last_public_message_id.clone()),
+                service: Set(t.service.clone()),
+                response_due_at: Set(due(t.id).response),
+                resolution_due_at: Set(due(t.id).resolution),
+                responded_at: Set(t.responded_at),
+                sla_next_at: Set(due(t.id).next_check),
             });
             participants.push(participant_row(t.id, *customer, "customer"));
         }
@@ -1190,6 +1299,17 @@ impl States {
                     ticket::Column::LastPublicMessageId,
                     Expr::value(t.last_public_message_id.clone()),
                 )
+                .col_expr(ticket::Column::Service, Expr::value(t.service.clone()))
+                .col_expr(ticket::Column::RespondedAt, Expr::value(t.responded_at))
+                .col_expr(
+                    ticket::Column::ResponseDueAt,
+                    Expr::value(due(*id).response),
+                )
+                .col_expr(
+                    ticket::Column::ResolutionDueAt,
+                    Expr::value(due(*id).resolution),
+                )
+                .col_expr(ticket::Column::SlaNextAt, Expr::value(due(*id).next_check))
                 .col_expr(ticket::Column::UpdatedAt, Expr::value(now))
                 .filter(ticket::Column::Id.eq(*id))
                 .exec(txn)
@@ -1201,14 +1321,14 @@ impl States {
 
 /// A named id sequence, read (and on PostgreSQL locked) once per batch and
 /// written back once.
-struct Counter {
+pub(crate) struct Counter {
     name: &'static str,
     start: i64,
     next: i64,
 }
 
 impl Counter {
-    async fn load(txn: &DatabaseTransaction, name: &'static str) -> Result<Counter> {
+    pub(crate) async fn load(txn: &DatabaseTransaction, name: &'static str) -> Result<Counter> {
         let first = Store::counter_next(txn, name).await?;
         Ok(Counter {
             name,
@@ -1217,13 +1337,13 @@ impl Counter {
         })
     }
 
-    fn take(&mut self) -> i64 {
+    pub(crate) fn take(&mut self) -> i64 {
         let id = self.next;
         self.next += 1;
         id
     }
 
-    async fn save(&self, txn: &DatabaseTransaction) -> Result<()> {
+    pub(crate) async fn save(&self, txn: &DatabaseTransaction) -> Result<()> {
         if self.next != self.start {
             counter::Entity::update_many()
                 .col_expr(counter::Column::Value, Expr::value(self.next - 1))

@@ -65,6 +65,19 @@ pub fn for_mail(t: &TicketState, mail: &Inbound, fx: &Effects, new_ticket: bool)
         out.push(event("ticket.created", &message, &[]));
     }
     out.push(event("message.received", &message, &[]));
+    for (supplier, note) in &fx.escalations {
+        out.push(Pending {
+            ticket_id: t.id,
+            hook: "supplier.escalated",
+            payload: json!({
+                "hook": "supplier.escalated",
+                "ticket": ticket,
+                "message": Value::Null,
+                "changes": [],
+                "supplier": {"name": supplier, "note": note},
+            }),
+        });
+    }
     if !changes.is_empty() {
         out.push(event("ticket.updated", &Value::Null, &changes));
         if fx

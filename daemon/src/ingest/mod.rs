@@ -7,7 +7,7 @@
 //! poller parses its next batch while the writer commits the previous one.
 
 pub mod apply;
-mod events;
+pub(crate) mod events;
 pub mod parse;
 mod robot;
 

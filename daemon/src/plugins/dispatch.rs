@@ -284,8 +284,25 @@ impl Dispatcher {
             outcomes.insert((r.event, r.plugin), r.outcome);
         }
 
+        // Lock order as in ingest: the message counter (when this round may
+        // write messages), then the tickets; so the two writers never deadlock
+        // on PostgreSQL, and a ticket cannot change under the round.
+        let writes_messages = outcomes.values().any(|o| match o {
+            Outcome::Actions(a) => a.iter().any(|a| {
+                matches!(
+                    a.get("type").and_then(Value::as_str),
+                    Some("add_note" | "send_mail" | "set_assignee")
+                )
+            }),
+            Outcome::Error(_) => false,
+        });
         let txn = self.store.begin().await?;
-        let mut ctx = Apply::load(&txn, &work, now).await?;
+        let first_message = if writes_messages {
+            Some(Store::counter_next(&txn, "message").await?)
+        } else {
+            None
+        };
+        let mut ctx = Apply::load(&txn, &work, now, first_message).await?;
         let mut finished: Vec<i64> = Vec::new();
         for w in work {
             let Work {
@@ -478,6 +495,8 @@ struct Apply {
     errors: Vec<plugin_error::ActiveModel>,
     /// (ticket, staff address, plugin) assigned during the current event.
     assigned: Vec<(i64, String, String)>,
+    /// The next message id, when the round took the counter.
+    first_message: Option<i64>,
     now: DateTime<Utc>,
 }
 
@@ -487,13 +506,19 @@ fn change(field: &str, from: Option<String>, to: Option<String>) -> Value {
 }
 
 impl Apply {
-    async fn load(txn: &DatabaseTransaction, work: &[Work], now: DateTime<Utc>) -> Result<Apply> {
+    async fn load(
+        txn: &DatabaseTransaction,
+        work: &[Work],
+        now: DateTime<Utc>,
+        first_message: Option<i64>,
+    ) -> Result<Apply> {
         let ids: HashSet<i64> = work.iter().filter_map(|w| w.row.ticket_id).collect();
         let mut tickets = HashMap::new();
         let ids: Vec<i64> = ids.into_iter().collect();
         for chunk in ids.chunks(1000) {
             for t in ticket::Entity::find()
                 .filter(ticket::Column::Id.is_in(chunk.iter().copied()))
+                .lock_exclusive()
                 .all(txn)
                 .await?
             {
@@ -508,6 +533,7 @@ impl Apply {
             events: Vec::new(),
             errors: Vec::new(),
             assigned: Vec::new(),
+            first_message,
             now,
         })
     }
@@ -815,6 +841,7 @@ impl Apply {
             references: Vec::new(),
             auto_submitted: Some("auto-generated"),
             body,
+            html: None,
             attachments: Vec::new(),
         };
         self.mails
@@ -878,6 +905,7 @@ impl Apply {
                 references: vec![format!("{number}.staff@{domain}")],
                 auto_submitted: Some("auto-generated"),
                 body,
+                html: None,
                 attachments: Vec::new(),
             };
             self.mails.push((Some(tid), "notification", out, plugin));
@@ -907,8 +935,10 @@ impl Apply {
         let mut messages = Vec::with_capacity(needed);
         let mut outbox_rows = Vec::with_capacity(self.mails.len());
         if needed > 0 {
-            let first = Store::counter_next(txn, "message").await?;
-            let mut next = first;
+            let mut next = match self.first_message {
+                Some(n) => n,
+                None => Store::counter_next(txn, "message").await?,
+            };
             for mut note in std::mem::take(&mut self.notes) {
                 note.id = Set(next);
                 next += 1;
@@ -1010,7 +1040,6 @@ fn outbound_row(
         author: Set("desk".into()),
         flag: Set(None),
         raw: Set(raw.to_vec()),
-        ..Default::default()
     }
 }
 

@@ -202,12 +202,12 @@ pub async fn load(cfg: &PluginsConfig, exe: &Path) -> Loaded {
         }
     };
     let mut runner = match cfg.isolation {
-        Isolation::Process => Runner::Process(HostProcess::new(
+        Isolation::Process => Runner::Process(Box::new(HostProcess::new(
             exe.to_path_buf(),
             files.clone(),
             cfg.config.clone(),
             cfg.timeout,
-        )),
+        ))),
         Isolation::InProcess => Runner::InProcess(InProcess::new(
             files.clone(),
             cfg.config.clone(),

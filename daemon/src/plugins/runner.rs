@@ -35,7 +35,8 @@ pub struct CallResult {
 pub struct HostDown(pub String);
 
 pub enum Runner {
-    Process(HostProcess),
+    /// Boxed: the supervisor is much larger than the in-process runner.
+    Process(Box<HostProcess>),
     InProcess(InProcess),
 }
 
@@ -284,7 +285,7 @@ pub struct InProcess {
     timeout: Duration,
     /// By name; a call holds the lock, so names are kept outside it.
     plugins: Vec<(String, Arc<Mutex<Library>>)>,
-    stuck: HashSet<String>,
+    stuck: Arc<HashSet<String>>,
 }
 
 impl InProcess {
@@ -298,7 +299,7 @@ impl InProcess {
             config,
             timeout,
             plugins: Vec::new(),
-            stuck: HashSet::new(),
+            stuck: Arc::new(HashSet::new()),
         }
     }
 
@@ -324,60 +325,91 @@ impl InProcess {
         }
     }
 
+    /// Makes the calls on one blocking thread, in order, each result sent
+    /// back as it comes; waits for each with the timeout. After a timeout the
+    /// thread is told to make no further call of the batch.
     async fn dispatch(&mut self, calls: Vec<Call>) -> Vec<CallResult> {
-        let mut results = Vec::new();
-        for call in calls {
-            let id = call.event_id();
-            let bytes: Arc<[u8]> = serde_json::to_vec(&call.event).unwrap_or_default().into();
-            for name in call.plugins {
-                if self.stuck.contains(&name) {
-                    results.push(CallResult {
-                        event: id,
-                        plugin: name.clone(),
-                        outcome: Outcome::Error(format!(
-                            "plugin {name} hung earlier and is disabled until helpdeskd restarts"
-                        )),
-                    });
-                    continue;
-                }
-                let lib = self
-                    .plugins
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, l)| l.clone());
-                let Some(lib) = lib else {
-                    results.push(CallResult {
-                        event: id,
-                        plugin: name.clone(),
-                        outcome: Outcome::Error(format!("plugin {name} is not loaded")),
-                    });
-                    continue;
-                };
-                let input = bytes.clone();
-                let task = tokio::task::spawn_blocking(move || match lib.lock() {
-                    Ok(l) => match l.handle(&input) {
-                        Ok(a) => Outcome::Actions(a),
-                        Err(e) => Outcome::Error(e),
-                    },
-                    Err(_) => Outcome::Error("plugin state poisoned".into()),
-                });
-                let outcome = match tokio::time::timeout(self.timeout, task).await {
-                    Ok(Ok(o)) => o,
-                    Ok(Err(e)) => Outcome::Error(format!("plugin call failed: {e}")),
-                    Err(_) => {
-                        self.stuck.insert(name.clone());
+        let plugins = self.plugins.clone();
+        let stuck = self.stuck.clone();
+        let expected: Vec<(i64, String)> = calls
+            .iter()
+            .flat_map(|c| {
+                let id = c.event_id();
+                c.plugins.iter().map(move |p| (id, p.clone()))
+            })
+            .collect();
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<CallResult>();
+        let stop = cancel.clone();
+        // A plain thread, not the runtime's blocking pool: a plugin that never
+        // returns must not hold up the daemon's shutdown.
+        let worker = std::thread::Builder::new()
+            .name("plugin-call".into())
+            .spawn(move || {
+            for call in calls {
+                let id = call.event_id();
+                let bytes = serde_json::to_vec(&call.event).unwrap_or_default();
+                for name in call.plugins {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    let outcome = if stuck.contains(&name) {
                         Outcome::Error(format!(
+                            "plugin {name} hung earlier and is disabled until helpdeskd restarts"
+                        ))
+                    } else {
+                        match plugins.iter().find(|(n, _)| *n == name) {
+                            None => Outcome::Error(format!("plugin {name} is not loaded")),
+                            Some((_, lib)) => match lib.lock() {
+                                Ok(l) => match l.handle(&bytes) {
+                                    Ok(a) => Outcome::Actions(a),
+                                    Err(e) => Outcome::Error(e),
+                                },
+                                Err(_) => Outcome::Error("plugin state poisoned".into()),
+                            },
+                        }
+                    };
+                    let r = CallResult {
+                        event: id,
+                        plugin: name,
+                        outcome,
+                    };
+                    if tx.send(r).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        if let Err(e) = worker {
+            return expected
+                .into_iter()
+                .take(1)
+                .map(|(event, plugin)| CallResult {
+                    event,
+                    plugin,
+                    outcome: Outcome::Error(format!("cannot start a plugin thread: {e}")),
+                })
+                .collect();
+        }
+        let mut results = Vec::with_capacity(expected.len());
+        for (event, plugin) in expected {
+            match tokio::time::timeout(self.timeout, rx.recv()).await {
+                Ok(Some(r)) => results.push(r),
+                Ok(None) => break,
+                Err(_) => {
+                    cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Arc::make_mut(&mut self.stuck).insert(plugin.clone());
+                    results.push(CallResult {
+                        event,
+                        plugin,
+                        outcome: Outcome::Error(format!(
                             "did not answer within {}s; in-process plugins cannot be stopped, \
                              so it is disabled until helpdeskd restarts",
                             self.timeout.as_secs()
-                        ))
-                    }
-                };
-                results.push(CallResult {
-                    event: id,
-                    plugin: name,
-                    outcome,
-                });
+                        )),
+                    });
+                    break;
+                }
             }
         }
         results

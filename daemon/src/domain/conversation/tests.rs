@@ -30,6 +30,24 @@ fn settings() -> Settings {
         reopen_window: Duration::days(7),
         ack_limit_per_hour: 5,
         mailbox_groups: Default::default(),
+        mailbox_services: Default::default(),
+        services: [(
+            "email".to_string(),
+            crate::domain::sla::ServicePolicy {
+                calendar: crate::domain::sla::always(),
+                response: [Some(Duration::hours(1)); 4],
+                resolution: [None; 4],
+                warn: crate::domain::sla::clock::Percent::new(80).expect("percent"),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        service_escalation: Default::default(),
+        emit_events: false,
+        suppliers: vec![Supplier {
+            name: "NetCo".into(),
+            contacts: vec![Address::new("NOC", "noc@netco.test")],
+        }],
     }
 }
 
@@ -59,6 +77,9 @@ fn ticket() -> TicketState {
             address: customer,
             role: "customer".into(),
         }],
+        created_at: now(),
+        service: None,
+        responded_at: None,
     }
 }
 
@@ -421,4 +442,71 @@ fn robots_are_stored_and_never_answered() {
             .iter()
             .all(|d| d.to.iter().all(|a| a.email.ends_with("@example.test")))
     );
+}
+
+#[test]
+fn service_and_supplier_commands() {
+    let mut t = ticket();
+    let ada = Author::Staff(staff("ada@example.test"));
+    let fx = run(
+        &mut t,
+        &mail(
+            "ada@example.test",
+            "/service email\n/supplier netco router dead",
+        ),
+        &ada,
+        false,
+    );
+    assert_eq!(t.service.as_deref(), Some("email"));
+    assert_eq!(
+        fx.escalations,
+        vec![("NetCo".to_string(), "router dead".to_string())]
+    );
+    assert_eq!(kinds(&fx), ["supplier-escalation"]);
+    let esc = &fx.drafts[0];
+    assert_eq!(esc.to, vec![Address::new("NOC", "noc@netco.test")]);
+    assert!(esc.body.contains("router dead") && esc.body.contains("INC-000001"));
+    let fx = run(
+        &mut t,
+        &mail("ada@example.test", "/service nope\n/supplier acme"),
+        &ada,
+        false,
+    );
+    assert_eq!(kinds(&fx), ["command-error"]);
+    assert!(fx.drafts[0].body.contains("/service nope"));
+    assert!(
+        fx.drafts[0]
+            .body
+            .contains("/supplier acme: no such supplier")
+    );
+}
+
+#[test]
+fn a_supplier_reply_is_internal_and_told_to_staff() {
+    let s = settings();
+    let mut t = ticket();
+    let m = mail("noc@netco.test", "Replaced the router.");
+    let sender = Address::new("", "noc@netco.test");
+    let who = author(&s, &m, &sender, &Class::Normal, Some(t.number), &[], 9);
+    assert_eq!(who, Author::Supplier("NetCo".into()));
+    let fx = run(&mut t, &m, &who, false);
+    assert_eq!(fx.visibility, "internal");
+    assert_eq!(fx.supplier_reply.as_deref(), Some("NetCo"));
+    assert_eq!(kinds(&fx), ["notification"]);
+    assert!(fx.drafts[0].body.contains("Replaced the router."));
+}
+
+#[test]
+fn the_first_answer_is_the_response() {
+    let mut t = ticket();
+    let ada = Author::Staff(staff("ada@example.test"));
+    run(&mut t, &mail("ada@example.test", "On it."), &ada, false);
+    assert_eq!(t.responded_at, Some(now()));
+    run(
+        &mut t,
+        &mail("ada@example.test", "Still on it."),
+        &ada,
+        false,
+    );
+    assert_eq!(t.responded_at, Some(now()));
 }

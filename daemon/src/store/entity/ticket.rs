@@ -26,6 +26,14 @@ pub struct Model {
     pub root_message_id: Option<String>,
     /// The newest Message-ID the customer has seen or sent; relayed answers reply to it.
     pub last_public_message_id: Option<String>,
+    /// The service the ticket is about; its SLA policy sets the targets.
+    pub service: Option<String>,
+    pub response_due_at: Option<DateTimeUtc>,
+    pub resolution_due_at: Option<DateTimeUtc>,
+    /// The first public answer from staff.
+    pub responded_at: Option<DateTimeUtc>,
+    /// When the SLA job must next look at the ticket; `None`: nothing to watch.
+    pub sla_next_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,88 @@
+//! Service reporting (ISO/IEC 20000): the figures of a period — SLA
+//! compliance, ticket volumes, the backlog by age, supplier performance —
+//! for the command line (`helpdeskd report`) and as the scheduled HTML mail
+//! to `[report] recipients`.
+//!
+//! `figures` reads the database; `render` turns figures into text, CSV,
+//! JSON or HTML with no I/O. This module queues the mail; the job scheduler
+//! decides when, by calling [`queue_scheduled`] on the `[report] schedule`.
+
+pub mod figures;
+pub mod render;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::ActiveValue::Set;
+use sea_orm::EntityTrait;
+use tracing::info;
+
+use crate::config::Config;
+use crate::domain::ack::Outgoing;
+use crate::error::Result;
+use crate::outbox::render as render_mail;
+use crate::store::Store;
+use crate::store::entity::outbox;
+
+pub use figures::{Figures, figures};
+pub use render::Kind;
+
+/// Computes the figures of the last `[report] period_days` days up to `now`
+/// and queues the HTML report to each of `[report] recipients` (one outbox
+/// row per recipient; the outbox sender delivers them). Returns how many
+/// mails were queued: none without recipients.
+pub async fn queue_scheduled(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<usize> {
+    let report = &config.levels.report;
+    if report.recipients.is_empty() {
+        return Ok(0);
+    }
+    let from = now - Duration::days(i64::from(report.period_days));
+    let figs = figures(store, &config.levels, from, now, now).await?;
+    let desk = &config.desk;
+    let html = render::html(&figs, &desk.name, from, now);
+    let text = render::text(&figs, &desk.name);
+    let subject = format!(
+        "[{}] Service report {}",
+        desk.tag,
+        render::period(from, now)
+    );
+    let mut rows = Vec::with_capacity(report.recipients.len());
+    for (i, to) in report.recipients.iter().enumerate() {
+        let out = Outgoing {
+            message_id: format!("report.{}.{i}@{}", now.timestamp_micros(), desk.id_domain()),
+            from: desk.address.clone(),
+            reply_to: None,
+            to: vec![to.clone()],
+            subject: subject.clone(),
+            in_reply_to: None,
+            references: Vec::new(),
+            auto_submitted: Some("auto-generated"),
+            body: text.clone(),
+            html: Some(html.clone()),
+            attachments: Vec::new(),
+        };
+        let raw = render_mail(&out, now)?;
+        rows.push(outbox::ActiveModel {
+            ticket_id: Set(None),
+            message_id: Set(out.message_id.clone()),
+            kind: Set("report".into()),
+            envelope_from: Set(out.from.email.clone()),
+            recipients: Set(to.email.clone()),
+            status: Set("pending".into()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            last_error: Set(None),
+            created_at: Set(now),
+            sent_at: Set(None),
+            raw: Set(raw),
+            ..Default::default()
+        });
+    }
+    let queued = rows.len();
+    outbox::Entity::insert_many(rows).exec(store.conn()).await?;
+    info!(
+        recipients = queued,
+        from = %from,
+        to = %now,
+        "service report queued"
+    );
+    Ok(queued)
+}

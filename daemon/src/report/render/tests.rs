@@ -1,0 +1,264 @@
+use chrono::TimeZone;
+
+use super::*;
+use crate::report::figures::{
+    AgeBucket, AgeCount, Compliance, DayVolume, Figures, SlaRow, SupplierRow, TimeFigures,
+};
+
+fn at(day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+/// Figures with names that need escaping and quoting.
+fn sample() -> Figures {
+    let compliance = |met, breached, open| Compliance {
+        met,
+        breached,
+        open,
+        no_target: 0,
+        met_percent: Some(if met + breached == 0 {
+            0.0
+        } else {
+            (met as f64 * 1000.0 / (met + breached) as f64).round() / 10.0
+        }),
+    };
+    Figures {
+        from: at(1, 0),
+        to: at(4, 0),
+        now: at(4, 0),
+        sla: vec![
+            SlaRow {
+                service: Some("Mail <Exchange> & \"Co\", EU".into()),
+                priority: "urgent".into(),
+                tickets: 4,
+                response: compliance(3, 1, 0),
+                resolution: compliance(2, 1, 1),
+            },
+            SlaRow {
+                service: None,
+                priority: "low".into(),
+                tickets: 1,
+                response: Compliance {
+                    no_target: 1,
+                    ..Compliance::default()
+                },
+                resolution: Compliance {
+                    no_target: 1,
+                    ..Compliance::default()
+                },
+            },
+        ],
+        volume: (1..=3)
+            .map(|d| DayVolume {
+                date: at(d, 0).date_naive(),
+                created: u64::from(d) * 2,
+                resolved: u64::from(d),
+            })
+            .collect(),
+        backlog: AgeBucket::ALL
+            .into_iter()
+            .zip([5, 3, 2, 1, 0])
+            .map(|(age, tickets)| AgeCount { age, tickets })
+            .collect(),
+        suppliers: vec![SupplierRow {
+            supplier: "Fibre <Co>".into(),
+            escalations: 2,
+            response: TimeFigures {
+                target_secs: Some(4 * 3600),
+                done: 2,
+                median_secs: Some(5400),
+                worst_secs: Some(2 * 86_400 + 3 * 3600),
+                within_target: 1,
+                late: 1,
+                within_target_percent: Some(50.0),
+            },
+            resolution: TimeFigures::default(),
+            open: 1,
+        }],
+    }
+}
+
+#[test]
+fn html_has_four_sections_with_svg_charts_and_tables() {
+    let f = sample();
+    let html = html(&f, "ACME <Desk>", f.from, f.to);
+    for kind in Kind::ALL {
+        assert!(
+            html.contains(&format!(">{}</h2>", kind.title())),
+            "{kind:?}"
+        );
+    }
+    assert_eq!(html.matches("<svg ").count(), 4, "one chart per section");
+    assert_eq!(html.matches("</svg>").count(), 4);
+    assert!(
+        html.matches("<table role=\"table\"").count() == 4,
+        "a table per chart"
+    );
+    assert!(html.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+    for banned in [
+        "<script", "src=", "href=", "<link", "<style", "class=", "url(",
+    ] {
+        assert!(!html.contains(banned), "{banned} in the mail body");
+    }
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+    assert!(
+        html.contains("2026-11-01 – 2026-11-03"),
+        "the period, end inclusive"
+    );
+}
+
+#[test]
+fn html_escapes_every_text() {
+    let f = sample();
+    let html = html(&f, "ACME <Desk>", f.from, f.to);
+    assert!(html.contains("ACME &lt;Desk&gt;"));
+    assert!(html.contains("Mail &lt;Exchange&gt; &amp; &quot;Co&quot;, EU"));
+    assert!(html.contains("Fibre &lt;Co&gt;"));
+    for raw in ["<Desk>", "<Exchange>", "<Co>", "& \""] {
+        assert!(!html.contains(raw), "unescaped {raw:?}");
+    }
+    assert_eq!(esc("a<b>&'\""), "a&lt;b&gt;&amp;&#39;&quot;");
+}
+
+#[test]
+fn html_without_figures_has_no_empty_charts() {
+    let mut f = sample();
+    f.sla.clear();
+    f.volume.clear();
+    f.suppliers.clear();
+    let html = html_sections(&f, "Desk", f.from, f.to, &Kind::ALL);
+    assert_eq!(html.matches("<svg ").count(), 1, "only the backlog chart");
+    assert!(html.contains("(no tickets created in the period)"));
+    let one = html_sections(&f, "Desk", f.from, f.to, &[Kind::Backlog]);
+    assert!(one.contains(">Backlog by age</h2>") && !one.contains(">SLA compliance</h2>"));
+}
+
+#[test]
+fn csv_has_a_header_and_one_line_per_row() {
+    let f = sample();
+    let volume = csv(&f, Kind::Volume);
+    assert_eq!(
+        volume,
+        "date,created,resolved\n2026-11-01,2,1\n2026-11-02,4,2\n2026-11-03,6,3\n"
+    );
+    let backlog = csv(&f, Kind::Backlog);
+    assert_eq!(
+        backlog,
+        "age,open_tickets\n<1d,5\n1-3d,3\n3-7d,2\n7-30d,1\n>30d,0\n"
+    );
+    let sla = csv(&f, Kind::Sla);
+    let lines: Vec<_> = sla.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("service,priority,tickets,response_met,"));
+    assert_eq!(
+        lines[1], "\"Mail <Exchange> & \"\"Co\"\", EU\",urgent,4,3,1,0,0,75,2,1,1,0,66.7",
+        "quoted name; raw numbers"
+    );
+    assert_eq!(lines[2], "(no service),low,1,0,0,0,1,,0,0,0,1,");
+    let suppliers = csv(&f, Kind::Suppliers);
+    let lines: Vec<_> = suppliers.lines().collect();
+    assert_eq!(lines[1], "Fibre <Co>,2,2,5400,183600,14400,50,0,,,,,1");
+    for kind in Kind::ALL {
+        let text = csv(&f, kind);
+        let widths: Vec<usize> = text.lines().map(|l| fields(l).len()).collect();
+        assert!(
+            widths.iter().all(|w| *w == widths[0]),
+            "{kind:?}: {widths:?}"
+        );
+    }
+}
+
+/// Counts the fields of a CSV line (quotes respected).
+fn fields(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(String::new()),
+            c => out.last_mut().expect("a field").push(c),
+        }
+    }
+    out
+}
+
+#[test]
+fn table_aligns_columns_and_formats_for_people() {
+    let f = sample();
+    let t = table(&f, Kind::Suppliers);
+    let lines: Vec<_> = t.lines().collect();
+    assert!(lines[0].starts_with("supplier    escalations"), "{t}");
+    assert!(lines[1].starts_with("----------  -----------"), "{t}");
+    assert!(
+        lines[2].contains("1h 30m") && lines[2].contains("2d 3h"),
+        "{t}"
+    );
+    assert!(lines[2].contains("50%"), "{t}");
+    let volume = table(&f, Kind::Volume);
+    assert_eq!(
+        volume.lines().nth(2),
+        Some("2026-11-01        2         1"),
+        "{volume}"
+    );
+    let mut empty = f.clone();
+    empty.sla.clear();
+    assert!(table(&empty, Kind::Sla).contains("(no tickets created in the period)"));
+}
+
+#[test]
+fn json_holds_the_period_and_one_section() {
+    let f = sample();
+    let v: serde_json::Value = serde_json::from_str(&json(&f, Kind::Backlog)).expect("JSON");
+    assert_eq!(v["from"], "2026-11-01T00:00:00Z");
+    assert_eq!(v["backlog"][4]["age"], ">30d");
+    assert_eq!(v["backlog"][0]["tickets"], 5);
+    assert!(v.get("sla").is_none());
+    let v: serde_json::Value = serde_json::from_str(&json(&f, Kind::Sla)).expect("JSON");
+    assert_eq!(v["sla"][0]["response"]["met_percent"], 75.0);
+    assert_eq!(v["sla"][1]["service"], serde_json::Value::Null);
+}
+
+#[test]
+fn text_summary_counts_and_tables() {
+    let f = sample();
+    let t = text(&f, "ACME");
+    assert!(
+        t.starts_with("Service report of ACME, 2026-11-01 – 2026-11-03\n"),
+        "{t}"
+    );
+    assert!(t.contains("response 3 of 4 met (75%)"), "{t}");
+    assert!(t.contains("12 ticket(s) created, 6 resolved"), "{t}");
+    assert!(
+        t.contains("Backlog: 11 open ticket(s) (<1d 5, 1-3d 3"),
+        "{t}"
+    );
+    for kind in Kind::ALL {
+        assert!(t.contains(kind.title()));
+    }
+}
+
+#[test]
+fn formats_for_people() {
+    assert_eq!(fmt_secs(42), "42s");
+    assert_eq!(fmt_secs(0), "0s");
+    assert_eq!(fmt_secs(600), "10m");
+    assert_eq!(fmt_secs(7200), "2h");
+    assert_eq!(fmt_secs(7500), "2h 5m");
+    assert_eq!(fmt_secs(86_400 * 3 + 60), "3d");
+    assert_eq!(fmt_secs(86_400 + 3 * 3600), "1d 3h");
+    assert_eq!(fmt_percent(100.0), "100%");
+    assert_eq!(fmt_percent(66.7), "66.7%");
+    assert_eq!(period(at(1, 0), at(2, 0)), "2026-11-01");
+    assert_eq!(
+        period(at(1, 7), at(8, 7)),
+        "2026-11-01 07:00 – 2026-11-08 07:00 UTC"
+    );
+    assert_eq!("Volume".parse::<Kind>(), Ok(Kind::Volume));
+    assert!("chart".parse::<Kind>().is_err());
+    assert_eq!(nice_max(0), 1);
+    assert_eq!(nice_max(7), 10);
+    assert_eq!(nice_max(11), 20);
+    assert_eq!(nice_max(200), 200);
+}
