@@ -1591,6 +1591,68 @@ tls = "none"
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../../config/helpdesk.toml");
+        let env = |name: &str| (name == "HELPDESK_IMAP_PASSWORD").then(|| "pw".to_string());
+        let c = Config::parse(Path::new("/srv/helpdesk/config/helpdesk.toml"), text, &env)
+            .unwrap_or_else(|e| panic!("config/helpdesk.toml: {e}"));
+        assert!(!c.staff.members().is_empty());
+        assert_eq!(c.levels.services.len(), 1);
+        assert_eq!(c.levels.suppliers.len(), 1);
+        assert!(c.levels.calendars.contains_key("office"));
+    }
+
+    #[test]
+    fn service_level_problems_name_key_and_line() {
+        let text = GOOD
+            .replace("port = 70000", "port = 143")
+            .replace("port = 0", "port = 25")
+            + r#"
+[[staff]]
+name = "Ada"
+email = "ada@example.test"
+
+[[calendar]]
+name = "office"
+zone = "Mars/Olympus"
+hours = ["mon-fri 08:00-18:00"]
+
+[[sla_policy]]
+name = "standard"
+calendar = "nowhere"
+response = { normal = "4 hours", asap = "1h" }
+
+[[service]]
+name = "email"
+sla_policy = "gold"
+
+[[supplier]]
+name = "NetCo"
+contacts = ["noc@netco.example"]
+response_target = "2h"
+resolution_target = "8h"
+review = "0 61 * * *"
+manager = "eve@example.test"
+
+[jobs]
+sla = "every minute"
+"#;
+        let p = problems(&text);
+        let has = |needle: &str| p.iter().any(|x| x.contains(needle));
+        assert!(has("calendar[0].zone"), "{p:#?}");
+        assert!(has("sla_policy[0].calendar: no [[calendar]] is named \"nowhere\""), "{p:#?}");
+        assert!(has("sla_policy[0].response.normal: expected a duration"), "{p:#?}");
+        assert!(has("sla_policy[0].response.asap: expected one of low, normal, high, urgent"), "{p:#?}");
+        assert!(has("service[0].sla_policy: no [[sla_policy]] is named \"gold\""), "{p:#?}");
+        assert!(has("supplier[0].review"), "{p:#?}");
+        assert!(has("supplier[0].manager: eve@example.test is not a [[staff]] address"), "{p:#?}");
+        assert!(has("jobs.sla"), "{p:#?}");
+        assert!(p.iter().all(|x| x.starts_with("/etc/helpdesk.toml:")), "every problem has a line: {p:#?}");
+        assert_eq!(parse_duration("1h30m"), Ok(chrono::Duration::minutes(90)));
+        assert!(parse_duration("0m").is_err() && parse_duration("5").is_err());
+    }
+
+    #[test]
     fn staff_problems_name_the_entry_and_line() {
         let text = GOOD
             .replace("port = 70000", "port = 143")

@@ -368,6 +368,220 @@ async fn in_process_a_panic_is_an_error_and_a_hang_disables_the_plugin() {
     assert_eq!(outcome(&r, 4, "noop"), Some(&Outcome::Actions(vec![])));
 }
 
+async fn scalar<T: sea_orm::TryGetable>(store: &helpdeskd::store::Store, sql: &str) -> T {
+    use sea_orm::ConnectionTrait;
+    let db = store.conn();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql.to_string(),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|| panic!("{sql}: no row"));
+    row.try_get_by_index::<T>(0)
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+}
+
+/// The dispatcher on SQLite, without mail: a scripted plugin's valid actions
+/// are applied once, invalid ones refused and recorded, a panicking neighbour
+/// retried then failed without repeating the others, events of one ticket in
+/// order, and a plugin's own changes never come back to it.
+#[tokio::test]
+async fn the_dispatcher_validates_applies_retries_and_does_not_loop() {
+    use helpdeskd::domain::ack::Desk as DeskId;
+    use helpdeskd::domain::mail::Address;
+    use helpdeskd::domain::staff::{Directory, StaffMember};
+    use sea_orm::ConnectionTrait;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = plugin_dir(tmp.path());
+    install(&dir, &["plugin-noop", "plugin-panic"]);
+    let url = format!("sqlite://{}?mode=rwc", tmp.path().join("d.db").display());
+    let store = helpdeskd::store::Store::connect(&url, 2).await.expect("db");
+    store.migrate().await.expect("migrate");
+    let at = "'2026-11-25T10:00:00Z'";
+    let mut sql = vec![format!(
+        "INSERT INTO contacts (id, email, name, created_at) VALUES (1, 'jo@customer.example', 'Jo', {at})"
+    )];
+    for t in [1, 2] {
+        sql.push(format!(
+            "INSERT INTO tickets (id, number, kind, subject, status, priority, customer_id, mailbox, created_at, updated_at) \
+             VALUES ({t}, 'INC-{t:06}', 'incident', 'Printer jam', 'new', 'normal', 1, 'support', {at}, {at})"
+        ));
+    }
+    for (t, hook) in [
+        (1, "ticket.created"),
+        (1, "message.received"),
+        (2, "ticket.created"),
+    ] {
+        let mut e = event(t, "Printer jam");
+        e["hook"] = json!(hook);
+        e.as_object_mut().expect("object").remove("id");
+        sql.push(format!(
+            "INSERT INTO events (ticket_id, hook, payload, status, attempts, created_at, next_attempt_at) \
+             VALUES ({t}, '{hook}', '{}', 'pending', 0, {at}, {at})",
+            e.to_string().replace('\'', "''")
+        ));
+    }
+    for q in sql {
+        store.conn().execute_unprepared(&q).await.expect("seed");
+    }
+
+    let script = json!({"on": {
+        "ticket.created": [
+            {"type": "set_priority", "priority": "high"},
+            {"type": "set_status", "status": "open"},
+            {"type": "set_status", "status": "new"},
+            {"type": "set_priority", "priority": "asap"},
+            {"type": "veto", "reason": "no"},
+            {"type": "set_assignee", "assignee": "ghost@example.test"},
+            {"type": "set_field", "name": "site", "value": "Berlin"},
+            {"type": "add_note", "text": "scripted note"},
+            {"type": "send_mail", "to": ["boss@example.test"], "subject": "Heads up", "body": "b"}
+        ],
+        "message.received": [{"type": "set_field", "name": "seen", "value": "yes"}],
+        "ticket.updated": [{"type": "add_note", "text": "loop!"}]
+    }});
+    let cfg = helpdeskd::config::PluginsConfig {
+        enabled: true,
+        dir: dir.clone(),
+        isolation: helpdeskd::config::Isolation::Process,
+        timeout: Duration::from_secs(5),
+        retries: 1,
+        config: BTreeMap::from([("noop".to_string(), script)]),
+    };
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_helpdeskd"));
+    let dispatcher = || async {
+        let loaded = helpdeskd::plugins::load(&cfg, &exe).await;
+        assert!(
+            loaded.statuses.iter().all(|s| s.result.is_ok()),
+            "{:?}",
+            loaded.statuses
+        );
+        let subs = loaded.subscriptions();
+        helpdeskd::plugins::Dispatcher::new(
+            store.clone(),
+            loaded.runner,
+            subs,
+            DeskId {
+                name: "Test Desk".into(),
+                address: Address::new("Test Desk", "support@example.test"),
+                tag: "TEST".into(),
+            },
+            Directory::new(vec![StaffMember {
+                name: "Ada".into(),
+                email: "ada@example.test".into(),
+                groups: vec![],
+            }]),
+            cfg.retries,
+            std::sync::Arc::new(helpdeskd::clock::SystemClock),
+        )
+    };
+    let mut d = dispatcher().await;
+    let stats = d.drain().await.expect("drain");
+    d.shutdown().await;
+    assert_eq!(stats.failed, 2, "{stats:?}");
+
+    let count = async |sql: &str| scalar::<i64>(&store, sql).await;
+    assert_eq!(
+        scalar::<String>(
+            &store,
+            "SELECT priority || ' ' || status || ' ' || fields FROM tickets WHERE id = 1"
+        )
+        .await,
+        r#"high open {"seen":"yes","site":"Berlin"}"#
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM tickets WHERE id = 1 AND assignee IS NULL").await,
+        1
+    );
+    // Applied once per ticket although the panic plugin made the events run again.
+    assert_eq!(count("SELECT COUNT(*) FROM messages WHERE body_text = 'scripted note' AND visibility = 'internal'").await, 2);
+    assert_eq!(count("SELECT COUNT(*) FROM outbox WHERE recipients = 'boss@example.test' AND kind = 'plugin-mail'").await, 2);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM messages WHERE subject = '[TEST INC-000001] Heads up'").await,
+        1
+    );
+    // The plugin's own changes raised events for others, never for itself.
+    assert_eq!(
+        count("SELECT COUNT(*) FROM messages WHERE body_text = 'loop!'").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM events WHERE hook = 'ticket.updated' AND origin = 'noop' AND status = 'done'").await,
+        2
+    );
+    // Four refusals per ticket.created, each with its reason.
+    let errors: Vec<String> = {
+        let db = store.conn();
+        db.query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT error FROM plugin_errors WHERE plugin = 'noop' AND event_id = 1".to_string(),
+        ))
+        .await
+        .expect("errors")
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("text"))
+        .collect()
+    };
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    for want in [
+        "set_status refused: a ticket cannot go back to new",
+        "set_priority refused: unknown priority \"asap\"",
+        "veto refused: ticket.created is not a gate hook",
+        "set_assignee refused: unknown assignee \"ghost@example.test\"",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{want}: {errors:?}"
+        );
+    }
+    // The panic plugin failed each ticket.created twice (1 + 1 retry).
+    assert_eq!(
+        scalar::<String>(
+            &store,
+            "SELECT status || ' ' || last_error FROM events WHERE id = 1"
+        )
+        .await,
+        "failed panic: panicked: the panic plugin panics on event 1"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM plugin_errors WHERE plugin = 'panic'").await,
+        4
+    );
+    // Per-ticket order: the message event of ticket 1 waited for its
+    // ticket.created to finish.
+    assert_eq!(
+        count("SELECT COUNT(*) FROM events a, events b WHERE a.id = 1 AND b.id = 2 AND b.done_at >= a.done_at AND b.status = 'done'").await,
+        1
+    );
+
+    // A retry calls only the plugin that failed.
+    assert_eq!(
+        helpdeskd::plugins::dispatch::retry(
+            store.conn(),
+            Some(1),
+            chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("time")
+        )
+        .await
+        .expect("retry"),
+        1
+    );
+    let mut d = dispatcher().await;
+    let stats = d.drain().await.expect("drain");
+    d.shutdown().await;
+    assert_eq!((stats.failed, stats.applied), (1, 0), "{stats:?}");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM messages WHERE body_text = 'scripted note'").await,
+        2
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM plugin_errors WHERE plugin = 'panic'").await,
+        6
+    );
+}
+
 // ---- end to end on the mail stack -------------------------------------------
 
 struct RoutedDesk {
@@ -399,6 +613,12 @@ keywords = ["vpn", "wifi"]
 kind = "incident"
 priority = "high"
 assignee = "{ada_addr}"
+
+[[plugins.config.keyword-router.rule]]
+name = "printers"
+keywords = ["printer"]
+priority = "low"
+assignee = "ghost@example.test"
 "#
     );
     let desk = Desk::with(
@@ -503,9 +723,17 @@ async fn keyword_router_routes_a_new_ticket(backend: Backend) {
             .is_some_and(|b| b.contains("keyword-router: network matched (keyword \"vpn\")"))),
         "{vpn}"
     );
+    // An assignee who is not staff is refused and recorded; the rest of the
+    // rule applies.
     let printer = desk.ticket(&find("Printer"));
-    assert_eq!(printer["priority"], "normal", "{printer}");
+    assert_eq!(printer["priority"], "low", "{printer}");
     assert!(printer["assignee"].is_null(), "{printer}");
+    let list = desk.cli(&["plugins", "list"]);
+    assert!(
+        list.contains("last error:")
+            && list.contains("set_assignee refused: unknown assignee \"ghost@example.test\""),
+        "{list}"
+    );
 
     // The assignee's notification, sent in the same cycle, shows the routing.
     let number = vpn["number"].as_str().expect("number").to_string();

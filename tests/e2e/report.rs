@@ -109,7 +109,7 @@ period_days = 7
     let lines: Vec<_> = csv.lines().collect();
     assert_eq!(lines[0], "date,created,resolved", "{csv}");
     assert_eq!(lines.len(), 31, "{csv}");
-    assert_eq!(lines[1], "2026-10-26,0,0", "{csv}");
+    assert_eq!(lines[1], "2026-10-27,0,0", "{csv}");
     assert_eq!(lines[30], "2026-11-25,3,0", "{csv}");
 
     // SLA: the three tickets of "email" had 1 h to get an answer; at noon

@@ -323,7 +323,9 @@ pub fn sla_rows(
             .position(|x| *x == p)
             .unwrap_or(4)
     };
-    let mut groups: BTreeMap<((u8, usize, String), usize, String), SlaRow> = BTreeMap::new();
+    // (service rank, priority rank, priority): the order of the rows.
+    type Key = ((u8, usize, String), usize, String);
+    let mut groups: BTreeMap<Key, SlaRow> = BTreeMap::new();
     for t in tickets {
         let key = (
             service_rank(&t.service),

@@ -503,12 +503,12 @@ pub fn html_sections(
         now = esc(&f.now.format("%Y-%m-%d %H:%M UTC").to_string()),
     );
     for &kind in kinds {
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<tr><td style=\"padding:8px 24px 8px 24px;\">\
              <h2 style=\"margin:16px 0 4px 0;font-size:17px;font-weight:bold;\
              border-bottom:2px solid #e4e7eb;padding-bottom:4px;\">{}</h2>\
-             <p style=\"margin:0 0 8px 0;font-size:12px;color:{MUTED};\">{}</p>\n",
+             <p style=\"margin:0 0 8px 0;font-size:12px;color:{MUTED};\">{}</p>",
             esc(kind.title()),
             esc(kind.explanation())
         );
@@ -569,9 +569,9 @@ fn html_table(f: &Figures, kind: Kind) -> String {
         out.push_str("</tr>\n");
     }
     if rows.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<tr><td colspan=\"{}\" style=\"padding:6px;color:{MUTED};\">{}</td></tr>\n",
+            "<tr><td colspan=\"{}\" style=\"padding:6px;color:{MUTED};\">{}</td></tr>",
             columns(kind).len(),
             esc(empty_note(kind))
         );
