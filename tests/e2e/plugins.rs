@@ -510,7 +510,8 @@ async fn the_dispatcher_validates_applies_retries_and_does_not_loop() {
     );
     assert_eq!(
         count("SELECT COUNT(*) FROM events WHERE hook = 'ticket.updated' AND origin = 'noop' AND status = 'done'").await,
-        2
+        3,
+        "one per event whose actions changed the ticket"
     );
     // Four refusals per ticket.created, each with its reason.
     let errors: Vec<String> = {
@@ -562,7 +563,7 @@ async fn the_dispatcher_validates_applies_retries_and_does_not_loop() {
         helpdeskd::plugins::dispatch::retry(
             store.conn(),
             Some(1),
-            chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("time")
+            helpdeskd::clock::Clock::now(&helpdeskd::clock::SystemClock)
         )
         .await
         .expect("retry"),

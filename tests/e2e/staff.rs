@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use mail_parser::MimeHeaders;
 use serde_json::Value;
 
 use crate::both_backends;
@@ -708,3 +709,48 @@ async fn autoresponder_loop_stops(backend: Backend) {
 }
 
 both_backends!(autoresponder, super::autoresponder_loop_stops);
+
+/// An HTML-only Outlook reply with an attachment: the customer gets the new
+/// text (the quoted notification cut at Outlook's divRplyFwdMsg) and the file.
+async fn html_reply_with_attachment_is_relayed(backend: Backend) {
+    let Team {
+        desk, ada, ada_addr, ..
+    } = team(backend).await;
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    desk.send_from(&cust_addr, "Invoice copy", &format!("{cust}.1@example.test"), "", "Please send it.")
+        .await;
+    wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
+    desk.run_once();
+    let note = nth_mail(&ada, 1).await;
+    let body = "--MIX\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+<html><body><div>Hi Jo,<br>here is the copy you asked for.<br>Ada</div>\
+<div id=\"divRplyFwdMsg\"><hr><b>From:</b> ACME Service Desk<br><b>Sent:</b> Wednesday\
+<br><b>Subject:</b> [ACME INC-000001] Invoice copy</div><div>New ticket. Please send it.</div>\
+</body></html>\r\n\
+--MIX\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"invoice-42.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKdGVzdAo=\r\n--MIX--";
+    let (to, raw) = reply_to(
+        &note,
+        &ada_addr,
+        "RE:",
+        "X-Mailer: Microsoft Outlook 16.0\r\nContent-Type: multipart/mixed; boundary=\"MIX\"\r\n",
+        body,
+    );
+    send(&ada_addr, &to, &raw).await;
+    wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
+    desk.run_once();
+    let answer = nth_mail(&cust, 2).await;
+    let text = crate::harness::body(&answer);
+    assert!(text.contains("here is the copy you asked for."), "{text}");
+    assert!(!text.contains("New ticket") && !text.contains("Sent:"), "quote cut:\n{text}");
+    let msg = mail_parser::MessageParser::default()
+        .parse(answer.as_bytes())
+        .expect("answer parses");
+    let att = msg.attachments().next().expect("the attachment went along");
+    assert_eq!(att.attachment_name(), Some("invoice-42.pdf"));
+    assert_eq!(att.contents(), b"%PDF-1.4\n%\xc7\xec\x8f\xa2\ntest\n");
+    desk.finish().await;
+}
+
+both_backends!(html_reply_with_attachment, super::html_reply_with_attachment_is_relayed);
