@@ -4,13 +4,13 @@
 //! scan: its cost grows with the tickets due, not with all open tickets),
 //! sends each warning and breach once, and moves `sla_next_at` on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde_json::json;
 use tracing::{info, warn};
@@ -21,7 +21,7 @@ use crate::domain::sla::clock::Pause;
 use crate::domain::sla::{self, Alert, Clocks, Due, Policy, Target};
 use crate::domain::threading::{TicketRef, tagged_subject};
 use crate::domain::ticket::{Priority, Status, TicketNumber};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ingest::apply::{Contacts, Counter, insert_chunks, queue_drafts};
 use crate::store::Store;
 use crate::store::entity::{message, outbox, sla_event, sla_pause, supplier_escalation, ticket};
@@ -29,6 +29,10 @@ use crate::store::entity::{message, outbox, sla_event, sla_pause, supplier_escal
 const IN_CHUNK: usize = 1000;
 /// Due tickets handled per transaction by the SLA job.
 const JOB_CHUNK: u64 = 1000;
+/// Rows per multi-row statement of the SLA job (5 values a row for
+/// `sla_events`, 4 for tickets): well under the bind-parameter limits of
+/// SQLite (32,766) and PostgreSQL (65,535).
+const ROWS_PER_STATEMENT: usize = 1000;
 
 /// The SLA of a ticket of this service and priority.
 pub fn policy(settings: &Settings, service: Option<&str>, priority: Priority) -> Option<Policy> {
@@ -184,6 +188,7 @@ pub struct CheckStats {
 pub async fn check(store: &Store, settings: &Settings, now: DateTime<Utc>) -> Result<CheckStats> {
     let mut stats = CheckStats::default();
     loop {
+        let __t = std::time::Instant::now();
         let txn = store.begin().await?;
         let due: Vec<ticket::Model> = ticket::Entity::find()
             .filter(ticket::Column::SlaNextAt.lte(now))
@@ -191,16 +196,28 @@ pub async fn check(store: &Store, settings: &Settings, now: DateTime<Utc>) -> Re
             .limit(JOB_CHUNK)
             .all(&txn)
             .await?;
+        eprintln!("PHASE select {:?}", __t.elapsed());
         if due.is_empty() {
             txn.commit().await?;
             return Ok(stats);
         }
         let n = check_chunk(&txn, settings, due, now, &mut stats).await?;
+        let __t = std::time::Instant::now();
         txn.commit().await?;
+        eprintln!("PHASE commit {:?}", __t.elapsed());
         if n < JOB_CHUNK as usize {
             return Ok(stats);
         }
     }
+}
+
+/// An alert the job found due on one ticket.
+struct Found<'a> {
+    ticket: &'a ticket::Model,
+    number: TicketNumber,
+    target: Target,
+    alert: Alert,
+    due_at: DateTime<Utc>,
 }
 
 async fn check_chunk(
@@ -211,26 +228,15 @@ async fn check_chunk(
     stats: &mut CheckStats,
 ) -> Result<usize> {
     let n = due.len();
+    let __t = std::time::Instant::now();
     let ids: Vec<i64> = due.iter().map(|t| t.id).collect();
     let all_pauses = pauses(txn, &ids).await?;
     let mut sent = alerts_sent(txn, &ids).await?;
-    let mut emails: Vec<&str> = settings
-        .staff
-        .members()
-        .iter()
-        .map(|m| m.email.as_str())
-        .collect();
-    emails.extend(
-        settings
-            .service_escalation
-            .values()
-            .map(|a| a.email.as_str()),
-    );
-    let mut contacts = Contacts::load(txn, emails).await?;
-    let mut messages_seq = Counter::load(txn, "message").await?;
-    let mut events = Vec::new();
-    let mut messages = Vec::new();
-    let mut outbox_rows: Vec<outbox::ActiveModel> = Vec::new();
+
+    eprintln!("PHASE load {:?}", __t.elapsed());
+    let __t = std::time::Instant::now();
+    // What is due on each ticket, and its due times once that is told.
+    let mut found: Vec<Found> = Vec::new();
     let mut updates: Vec<(i64, Due)> = Vec::with_capacity(n);
     for t in &due {
         stats.tickets += 1;
@@ -259,74 +265,12 @@ async fn check_chunk(
                 Alert::Breach => stats.breaches += 1,
             }
             info!(ticket = %number, target = target.as_str(), alert = alert.as_str(), due = %due_at, "SLA");
-            let inserted = sla_event::Entity::insert(sla_event::ActiveModel {
-                ticket_id: Set(t.id),
-                target: Set(target.as_str().into()),
-                kind: Set(alert.as_str().into()),
-                due_at: Set(due_at),
-                created_at: Set(now),
-                ..Default::default()
-            })
-            .on_conflict(
-                OnConflict::columns([
-                    sla_event::Column::TicketId,
-                    sla_event::Column::Target,
-                    sla_event::Column::Kind,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await?;
-            if inserted == 0 {
-                // Another daemon sent it first.
-                continue;
-            }
-            let text = alert_text(t, number, target, alert, due_at, now);
-            messages.push(note_row(
-                messages_seq.take(),
-                t.id,
-                &format!("sla:{}:{}:{}", t.id, target.as_str(), alert.as_str()),
-                &text,
-                &format!("sla-{}", alert.as_str()),
-                now,
-            ));
-            let drafts = alert_drafts(settings, t, number, target, alert, &text);
-            let queued = queue_drafts(
-                settings,
-                TicketRef { id: t.id, number },
-                &drafts,
-                &[],
-                &format!("{}{}{}", target.as_str(), alert.as_str(), t.id),
-                &mut contacts,
-                &mut messages_seq,
-                &mut messages,
-                &mut outbox_rows,
-                now,
-            )?;
-            stats.mails += queued.len() as u64;
-            let hook = match alert {
-                Alert::Warning => "sla.warning",
-                Alert::Breach => "sla.breached",
-            };
-            if !settings.emit_events {
-                continue;
-            }
-            events.push(crate::ingest::events::Pending {
-                ticket_id: t.id,
-                hook,
-                payload: json!({
-                    "hook": hook,
-                    "ticket": {
-                        "number": t.number, "kind": t.kind, "status": t.status,
-                        "priority": t.priority, "subject": t.subject,
-                        "assignee": t.assignee, "group": t.team, "customer": Value::Null,
-                        "mailbox": t.mailbox, "fields": {},
-                    },
-                    "message": Value::Null,
-                    "changes": [],
-                    "sla": {"target": target.as_str(), "due": due_at.to_rfc3339(), "service": t.service},
-                }),
+            found.push(Found {
+                ticket: t,
+                number,
+                target,
+                alert,
+                due_at,
             });
         }
         let mut d = sla::due(&p, &clocks, now, already);
@@ -334,21 +278,225 @@ async fn check_chunk(
         d.next_check = d.next_check.filter(|at| *at > now);
         updates.push((t.id, d));
     }
+
+    // The unique index on sla_events decides which alerts this run tells:
+    // one that another daemon recorded first is not sent again.
+    eprintln!("PHASE decide {:?}", __t.elapsed());
+    let __t = std::time::Instant::now();
+    let won = record_alerts(txn, &found, now).await?;
+    eprintln!("PHASE record {:?}", __t.elapsed());
+    let __t = std::time::Instant::now();
+    if !won.is_empty() {
+        tell(txn, settings, &found, &won, now, stats).await?;
+    }
+    eprintln!("PHASE tell {:?}", __t.elapsed());
+    let __t = std::time::Instant::now();
+    save_due(txn, &mut updates).await?;
+    eprintln!("PHASE save_due {:?}", __t.elapsed());
+    Ok(n)
+}
+
+/// Inserts the found alerts into `sla_events` (a multi-row `INSERT … ON
+/// CONFLICT DO NOTHING RETURNING`); returns the ones this transaction
+/// inserted. Rows go in key order, so two daemons inserting the same alerts
+/// wait for each other instead of deadlocking.
+async fn record_alerts(
+    txn: &DatabaseTransaction,
+    found: &[Found<'_>],
+    now: DateTime<Utc>,
+) -> Result<HashSet<(i64, Target, Alert)>> {
+    let mut rows: Vec<(i64, Target, Alert, DateTime<Utc>)> = found
+        .iter()
+        .map(|f| (f.ticket.id, f.target, f.alert, f.due_at))
+        .collect();
+    rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
+    let mut won = HashSet::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q = Query::insert();
+        q.into_table(sla_event::Entity).columns([
+            sla_event::Column::TicketId,
+            sla_event::Column::Target,
+            sla_event::Column::Kind,
+            sla_event::Column::DueAt,
+            sla_event::Column::CreatedAt,
+        ]);
+        for (id, target, alert, due_at) in chunk {
+            q.values([
+                (*id).into(),
+                target.as_str().into(),
+                alert.as_str().into(),
+                (*due_at).into(),
+                now.into(),
+            ])
+            .map_err(|e| Error::Invalid(format!("sla_events row: {e}")))?;
+        }
+        q.on_conflict(
+            OnConflict::columns([
+                sla_event::Column::TicketId,
+                sla_event::Column::Target,
+                sla_event::Column::Kind,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .returning(Query::returning().columns([
+            sla_event::Column::TicketId,
+            sla_event::Column::Target,
+            sla_event::Column::Kind,
+        ]));
+        for row in txn.query_all(&q).await? {
+            let id: i64 = row.try_get("", "ticket_id")?;
+            let target: String = row.try_get("", "target")?;
+            let kind: String = row.try_get("", "kind")?;
+            let target = if target == "response" {
+                Target::Response
+            } else {
+                Target::Resolution
+            };
+            let alert = if kind == "breach" {
+                Alert::Breach
+            } else {
+                Alert::Warning
+            };
+            won.insert((id, target, alert));
+        }
+    }
+    Ok(won)
+}
+
+/// For each alert this run recorded: an internal note, a mail to the
+/// assignee (and on a breach the escalation contact), and the hook event.
+async fn tell(
+    txn: &DatabaseTransaction,
+    settings: &Settings,
+    found: &[Found<'_>],
+    won: &HashSet<(i64, Target, Alert)>,
+    now: DateTime<Utc>,
+    stats: &mut CheckStats,
+) -> Result<()> {
+    let mut emails: Vec<&str> = settings
+        .staff
+        .members()
+        .iter()
+        .map(|m| m.email.as_str())
+        .collect();
+    emails.extend(
+        settings
+            .service_escalation
+            .values()
+            .map(|a| a.email.as_str()),
+    );
+    let mut contacts = Contacts::load(txn, emails).await?;
+    let mut messages_seq = Counter::load(txn, "message").await?;
+    let __t = std::time::Instant::now();
+    let mut events = Vec::new();
+    let mut messages = Vec::new();
+    let mut outbox_rows: Vec<outbox::ActiveModel> = Vec::new();
+    for f in found {
+        let (t, number, target, alert) = (f.ticket, f.number, f.target, f.alert);
+        if !won.contains(&(t.id, target, alert)) {
+            // Another daemon sent it first.
+            continue;
+        }
+        let text = alert_text(t, number, target, alert, f.due_at, now);
+        messages.push(note_row(
+            messages_seq.take(),
+            t.id,
+            &format!("sla:{}:{}:{}", t.id, target.as_str(), alert.as_str()),
+            &text,
+            &format!("sla-{}", alert.as_str()),
+            now,
+        ));
+        let drafts = alert_drafts(settings, t, number, target, alert, &text);
+        let queued = queue_drafts(
+            settings,
+            TicketRef { id: t.id, number },
+            &drafts,
+            &[],
+            &format!("{}{}{}", target.as_str(), alert.as_str(), t.id),
+            &mut contacts,
+            &mut messages_seq,
+            &mut messages,
+            &mut outbox_rows,
+            now,
+        )?;
+        stats.mails += queued.len() as u64;
+        let hook = match alert {
+            Alert::Warning => "sla.warning",
+            Alert::Breach => "sla.breached",
+        };
+        if !settings.emit_events {
+            continue;
+        }
+        events.push(crate::ingest::events::Pending {
+            ticket_id: t.id,
+            hook,
+            payload: json!({
+                "hook": hook,
+                "ticket": {
+                    "number": t.number, "kind": t.kind, "status": t.status,
+                    "priority": t.priority, "subject": t.subject,
+                    "assignee": t.assignee, "group": t.team, "customer": Value::Null,
+                    "mailbox": t.mailbox, "fields": {},
+                },
+                "message": Value::Null,
+                "changes": [],
+                "sla": {"target": target.as_str(), "due": f.due_at.to_rfc3339(), "service": t.service},
+            }),
+        });
+    }
+    eprintln!("PHASE   tell-build {:?}", __t.elapsed());
+    let __t = std::time::Instant::now();
     contacts.save(txn).await?;
     insert_chunks(txn, messages, message::Entity::insert_many).await?;
+    eprintln!("PHASE   tell-messages {:?}", __t.elapsed());
+    let __t = std::time::Instant::now();
     insert_chunks(txn, outbox_rows, outbox::Entity::insert_many).await?;
+    eprintln!("PHASE   tell-outbox {:?}", __t.elapsed());
+    let __t = std::time::Instant::now();
     crate::ingest::events::insert(txn, events, now).await?;
+    eprintln!("PHASE   tell-events {:?}", __t.elapsed());
     messages_seq.save(txn).await?;
-    for (id, d) in updates {
-        ticket::Entity::update_many()
-            .col_expr(ticket::Column::ResponseDueAt, Expr::value(d.response))
-            .col_expr(ticket::Column::ResolutionDueAt, Expr::value(d.resolution))
-            .col_expr(ticket::Column::SlaNextAt, Expr::value(d.next_check))
-            .filter(ticket::Column::Id.eq(id))
-            .exec(txn)
+    Ok(())
+}
+
+/// Stores the tickets' new due times and next checks: one `UPDATE … FROM`
+/// a `VALUES` list per statement (SQLite and PostgreSQL both have it), in id
+/// order, so concurrent runs lock rows in the same order.
+async fn save_due(txn: &DatabaseTransaction, updates: &mut [(i64, Due)]) -> Result<()> {
+    use std::fmt::Write as _;
+    updates.sort_unstable_by_key(|(id, _)| *id);
+    let backend = txn.get_database_backend();
+    for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::with_capacity(160 + chunk.len() * 28);
+        sql.push_str("WITH v (id, response, resolution, next_at) AS (VALUES ");
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 4);
+        for (i, (id, d)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            if backend == DbBackend::Postgres {
+                let k = 4 * i;
+                let _ = write!(sql, "(${}, ${}, ${}, ${})", k + 1, k + 2, k + 3, k + 4);
+            } else {
+                sql.push_str("(?, ?, ?, ?)");
+            }
+            values.extend([
+                (*id).into(),
+                d.response.into(),
+                d.resolution.into(),
+                d.next_check.into(),
+            ]);
+        }
+        sql.push_str(
+            ") UPDATE tickets SET response_due_at = v.response, \
+             resolution_due_at = v.resolution, sla_next_at = v.next_at \
+             FROM v WHERE tickets.id = v.id",
+        );
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
-    Ok(n)
+    Ok(())
 }
 
 use serde_json::Value;

@@ -762,6 +762,12 @@ async fn keyword_router_routes_a_new_ticket(backend: Backend) {
         header(mail, "Subject").is_some_and(|s| s.contains(&number)),
         "{mail}"
     );
+    // Like every staff notification, it carries Ada's reply token, so her
+    // reply to it is proof enough to act on the ticket.
+    assert!(
+        header(mail, "Reply-To").is_some_and(|r| r.contains(&format!("+{number}."))),
+        "{mail}"
+    );
     desk.finish().await;
 }
 both_backends!(keyword_router, super::keyword_router_routes_a_new_ticket);

@@ -97,6 +97,10 @@ pub struct TicketState {
     pub service: Option<String>,
     /// The first public answer from staff.
     pub responded_at: Option<DateTime<Utc>>,
+    /// The mailbox the ticket came in through.
+    pub mailbox: String,
+    /// Custom fields (set by plugins), a JSON object.
+    pub fields: String,
 }
 
 impl TicketState {
@@ -347,8 +351,9 @@ pub fn apply(
     now: DateTime<Utc>,
 ) -> Effects {
     let mail = input.mail;
-    // A new ticket that is only a forward strips to nothing: show it whole.
-    let shown_text = if input.new_ticket && mail.new_text.trim().is_empty() {
+    // The mail that opens a ticket is shown whole: what it quotes or
+    // forwards is part of the request. Replies show only what they add.
+    let shown_text = if input.new_ticket {
         mail.text.clone()
     } else {
         mail.new_text.clone()

@@ -109,11 +109,9 @@ pub fn text(
     f: &ReviewFigures,
 ) -> String {
     let share = |n: usize, of: usize| {
-        if of == 0 {
-            "-".to_string()
-        } else {
-            format!("{n}/{of} ({}%)", n * 100 / of)
-        }
+        (n * 100)
+            .checked_div(of)
+            .map_or("-".to_string(), |p| format!("{n}/{of} ({p}%)"))
     };
     let minutes =
         |m: Option<i64>| m.map_or("-".to_string(), |m| format!("{}h{:02}m", m / 60, m % 60));

@@ -315,6 +315,8 @@ async fn write(
                         created_at: now,
                         service: settings.mailbox_services.get(&mailbox).cloned(),
                         responded_at: None,
+                        mailbox: mailbox.clone(),
+                        fields: "{}".into(),
                     },
                     contact_id,
                     &mailbox,
@@ -1190,6 +1192,8 @@ impl States {
                         created_at: t.created_at,
                         service: t.service,
                         responded_at: t.responded_at,
+                        mailbox: t.mailbox,
+                        fields: t.fields,
                     },
                 );
             }
@@ -1253,7 +1257,7 @@ impl States {
                 updated_at: Set(now),
                 assignee: Set(t.assignee.clone()),
                 team: Set(t.team.clone()),
-                fields: Set("{}".into()),
+                fields: Set(t.fields.clone()),
                 resolved_at: Set(t.resolved_at),
                 root_message_id: Set(t.root_message_id.clone()),
                 last_public_message_id: Set(t.last_public_message_id.clone()),

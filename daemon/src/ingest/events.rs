@@ -30,8 +30,8 @@ pub fn ticket_json(t: &TicketState) -> Value {
         "assignee": t.assignee,
         "group": t.team,
         "customer": t.customer.email,
-        "mailbox": Value::Null,
-        "fields": {},
+        "mailbox": t.mailbox,
+        "fields": serde_json::from_str::<Value>(&t.fields).unwrap_or_else(|_| json!({})),
     })
 }
 

@@ -107,6 +107,9 @@ pub struct Dispatcher {
     staff: Directory,
     retries: u32,
     clock: Arc<dyn Clock>,
+    /// Signs the reply token of assignment notices, so a staff reply to one
+    /// proves its sender like a reply to any other desk notification.
+    key: Option<crate::domain::token::TokenKey>,
 }
 
 enum Round {
@@ -133,7 +136,13 @@ impl Dispatcher {
             staff,
             retries,
             clock,
+            key: None,
         }
+    }
+
+    pub fn with_token_key(mut self, key: Option<crate::domain::token::TokenKey>) -> Dispatcher {
+        self.key = key;
+        self
     }
 
     /// Dispatches until no event is due (or the plugin host cannot start).
@@ -420,7 +429,7 @@ impl Dispatcher {
             .await?;
         }
         stats.mails = ctx.mails.len() as u64;
-        ctx.write(&txn, now).await?;
+        ctx.write(&txn, self, now).await?;
         for chunk in finished.chunks(1000) {
             event::Entity::update_many()
                 .col_expr(event::Column::Status, Expr::value("done"))
@@ -913,7 +922,13 @@ impl Apply {
         Ok(())
     }
 
-    async fn write(mut self, txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<()> {
+    async fn write(
+        mut self,
+        txn: &DatabaseTransaction,
+        d: &Dispatcher,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.sign_notices(txn, d).await?;
         for id in &self.dirty {
             let Some(t) = self.tickets.get(id) else {
                 continue;
@@ -972,6 +987,64 @@ impl Apply {
             plugin_error::Entity::insert_many,
         )
         .await?;
+        Ok(())
+    }
+}
+
+impl Apply {
+    /// Gives each staff notice (an assignment) its recipient's reply token in
+    /// the Message-ID and Reply-To, as every other desk notification has.
+    async fn sign_notices(&mut self, txn: &DatabaseTransaction, d: &Dispatcher) -> Result<()> {
+        let Some(key) = &d.key else {
+            return Ok(());
+        };
+        let notices: Vec<usize> = self
+            .mails
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, kind, out, _))| {
+                *kind == "notification" && out.to.len() == 1 && d.staff.by_email(&out.to[0].email).is_some()
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if notices.is_empty() {
+            return Ok(());
+        }
+        let emails: Vec<String> = notices
+            .iter()
+            .map(|&i| self.mails[i].2.to[0].email.clone())
+            .collect();
+        // Existing contacts only: taking the contact counter here would lock
+        // it after the message counter, against ingest's order (a deadlock on
+        // PostgreSQL). Staff have a contact from their first notification.
+        let ids: std::collections::HashMap<String, i64> = crate::store::entity::contact::Entity::find()
+            .filter(crate::store::entity::contact::Column::Email.is_in(emails))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|c| (c.email, c.id))
+            .collect();
+        for i in notices {
+            let out = &mut self.mails[i].2;
+            let Some(number) = crate::domain::threading::subject_tag(&out.subject, &d.desk.tag)
+            else {
+                continue;
+            };
+            let Some(&contact) = ids.get(&out.to[0].email) else {
+                continue;
+            };
+            let token = crate::domain::token::Token { number, contact };
+            let unique = out
+                .message_id
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .replace('.', "-");
+            let mut reply_to = key.reply_to(&d.desk.address, token);
+            reply_to.name = d.desk.name.clone();
+            out.reply_to = Some(reply_to);
+            out.message_id = key.message_id(token, &unique, d.desk.id_domain());
+        }
         Ok(())
     }
 }

@@ -262,6 +262,8 @@ pub async fn dispatcher(
     let loaded = load(&config.plugins, exe).await;
     let subscriptions = loaded.subscriptions();
     let statuses = loaded.statuses.clone();
+    // Without the token secret, notices go out without a reply token.
+    let key = crate::app::token_key(&config.token_secret_file).ok();
     let d = Dispatcher::new(
         store,
         loaded.runner,
@@ -270,7 +272,8 @@ pub async fn dispatcher(
         config.staff.clone(),
         config.plugins.retries,
         clock,
-    );
+    )
+    .with_token_key(key);
     (d, statuses)
 }
 

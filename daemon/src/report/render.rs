@@ -680,7 +680,7 @@ fn sla_chart(f: &Figures) -> Option<String> {
     }
     const ROW: f64 = 36.0;
     const TOP: f64 = 26.0;
-    let (label_w, sub_w, bar_w) = (190.0, 66.0, 310.0);
+    let (label_w, sub_w, bar_w) = (190.0, 66.0, 270.0);
     let bar_x = label_w + sub_w;
     let height = TOP + ROW * rows.len() as f64 + 4.0;
     let mut svg = Svg::new(
@@ -703,7 +703,7 @@ fn sla_chart(f: &Figures) -> Option<String> {
             r.service.as_deref().unwrap_or(NO_SERVICE),
             r.priority
         );
-        svg.text(0.0, y0 + 19.0, 12, "start", INK, &clip(&label, 30));
+        svg.text(0.0, y0 + 19.0, 12, "start", INK, &clip(&label, 26));
         for (j, (name, c)) in [("response", &r.response), ("resolution", &r.resolution)]
             .into_iter()
             .enumerate()
@@ -720,15 +720,11 @@ fn sla_chart(f: &Figures) -> Option<String> {
                     x += w;
                 }
             }
-            let pct = c.met_percent.map(fmt_percent).unwrap_or_else(|| "–".into());
-            svg.text(
-                bar_x + bar_w + 8.0,
-                y + 10.0,
-                11,
-                "start",
-                INK,
-                &format!("{pct} met"),
-            );
+            let pct = c
+                .met_percent
+                .map(|p| format!("{} met", fmt_percent(p)))
+                .unwrap_or_else(|| "–".into());
+            svg.text(bar_x + bar_w + 8.0, y + 10.0, 11, "start", INK, &pct);
         }
     }
     Some(svg.finish())
@@ -824,7 +820,7 @@ fn supplier_chart(f: &Figures) -> Option<String> {
     }
     const ROW: f64 = 36.0;
     const TOP: f64 = 26.0;
-    let (label_w, sub_w, bar_w) = (190.0, 66.0, 300.0);
+    let (label_w, sub_w, bar_w) = (190.0, 66.0, 270.0);
     let bar_x = label_w + sub_w;
     let height = TOP + ROW * f.suppliers.len() as f64 + 4.0;
     let mut svg = Svg::new(
@@ -842,7 +838,7 @@ fn supplier_chart(f: &Figures) -> Option<String> {
     for (i, s) in f.suppliers.iter().enumerate() {
         let y0 = TOP + ROW * i as f64;
         let label = format!("{} ({})", s.supplier, s.escalations);
-        svg.text(0.0, y0 + 19.0, 12, "start", INK, &clip(&label, 30));
+        svg.text(0.0, y0 + 19.0, 12, "start", INK, &clip(&label, 26));
         for (j, (name, t)) in [("response", &s.response), ("resolution", &s.resolution)]
             .into_iter()
             .enumerate()
@@ -858,16 +854,9 @@ fn supplier_chart(f: &Figures) -> Option<String> {
             }
             let pct = t
                 .within_target_percent
-                .map(fmt_percent)
+                .map(|p| format!("{} in time", fmt_percent(p)))
                 .unwrap_or_else(|| "–".into());
-            svg.text(
-                bar_x + bar_w + 8.0,
-                y + 10.0,
-                11,
-                "start",
-                INK,
-                &format!("{pct} in time"),
-            );
+            svg.text(bar_x + bar_w + 8.0, y + 10.0, 11, "start", INK, &pct);
         }
     }
     Some(svg.finish())

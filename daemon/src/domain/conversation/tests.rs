@@ -80,6 +80,8 @@ fn ticket() -> TicketState {
         created_at: now(),
         service: None,
         responded_at: None,
+        mailbox: "support".into(),
+        fields: "{}".into(),
     }
 }
 

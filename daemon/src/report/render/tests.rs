@@ -262,11 +262,3 @@ fn formats_for_people() {
     assert_eq!(nice_max(11), 20);
     assert_eq!(nice_max(200), 200);
 }
-
-#[test]
-#[ignore]
-fn dump_sample_html() {
-    let f = sample();
-    std::fs::write("/tmp/report_sample.html", html(&f, "ACME Desk", f.from, f.to)).expect("write");
-    std::fs::write("/tmp/report_sample.txt", text(&f, "ACME Desk")).expect("write");
-}
