@@ -521,6 +521,7 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                     "number": t.number, "kind": t.kind, "subject": t.subject, "status": t.status,
                     "priority": t.priority, "customer": d.customer, "mailbox": t.mailbox,
                     "assignee": t.assignee, "group": t.team, "service": t.service,
+                    "fields": serde_json::from_str::<serde_json::Value>(&t.fields).unwrap_or_else(|_| json!({})),
                     "response_due_at": t.response_due_at.map(|r| r.to_rfc3339()),
                     "resolution_due_at": t.resolution_due_at.map(|r| r.to_rfc3339()),
                     "responded_at": t.responded_at.map(|r| r.to_rfc3339()),

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::ingest::apply::{Contacts, Counter, insert_chunks, queue_drafts};
 use crate::store::Store;
 use crate::store::entity::{message, outbox, participant, supplier_escalation, ticket};
+use crate::store::rows::note_row;
 
 /// Creates the review ticket of `name` for escalations since `since`;
 /// returns its number.
@@ -127,34 +128,16 @@ pub async fn review(
     })
     .exec_without_returning(&txn)
     .await?;
-    let mut messages = vec![message::ActiveModel {
-        id: Set(messages_seq.take()),
-        ticket_id: Set(id),
-        direction: Set("note".into()),
-        message_id: Set(None),
-        dedup_key: Set(format!(
-            "note:supplier-review:{}:{}",
-            su.name,
-            now.timestamp()
-        )),
-        in_reply_to: Set(String::new()),
-        references: Set(String::new()),
-        from_addr: Set(String::new()),
-        to_addrs: Set(String::new()),
-        cc_addrs: Set(String::new()),
-        subject: Set(subject.clone()),
-        body_text: Set(text.clone()),
-        visibility: Set("internal".into()),
-        class: Set("supplier-review".into()),
-        threaded_by: Set("desk".into()),
-        mailbox: Set(None),
-        uid: Set(None),
-        warnings: Set(String::new()),
-        created_at: Set(now),
-        raw: Set(Vec::new()),
-        author: Set("desk".into()),
-        flag: Set(None),
-    }];
+    let mut messages = vec![note_row(
+        messages_seq.take(),
+        id,
+        &format!("supplier-review:{}:{}", su.name, now.timestamp()),
+        &subject,
+        &text,
+        "supplier-review",
+        "desk",
+        now,
+    )];
     let draft = Draft {
         kind: DraftKind::Notification,
         to: vec![manager.address()],

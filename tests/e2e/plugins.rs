@@ -27,6 +27,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// The Rust plugins of the workspace, by package name.
 const PACKAGES: &[&str] = &[
     "keyword-router",
+    "supplier-scorecard",
     "plugin-noop",
     "plugin-panic",
     "plugin-abort",
@@ -85,14 +86,15 @@ fn compile_c(out: &Path, defines: &[&str]) {
 }
 
 /// A plugin folder as an admin makes it: mode 0755, files 0755.
-fn plugin_dir(parent: &Path) -> PathBuf {
+pub fn plugin_dir(parent: &Path) -> PathBuf {
     let dir = parent.join("plugins");
     std::fs::create_dir_all(&dir).expect("plugin dir");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     dir
 }
 
-fn install(dir: &Path, packages: &[&str]) {
+/// Installs the built `packages` into `dir` as `NAME.so` (mode 0755).
+pub fn install(dir: &Path, packages: &[&str]) {
     for p in packages {
         let to = dir.join(format!("{}.so", p.trim_start_matches("plugin-")));
         std::fs::copy(library(p), &to).expect("copy plugin");

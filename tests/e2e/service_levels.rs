@@ -26,6 +26,11 @@ struct Setup {
 }
 
 async fn setup(backend: Backend) -> Setup {
+    setup_with(backend, "").await
+}
+
+/// The desk of `setup`, with `more` appended to its configuration.
+async fn setup_with(backend: Backend, more: &str) -> Setup {
     let ada = unique("ada");
     let ada_addr = add_user(&ada);
     let bob_addr = add_user(&unique("bob"));
@@ -72,6 +77,8 @@ sla = "* * * * *"
 schedule = "0 7 * * *"
 recipients = ["{boss_addr}"]
 period_days = 7
+
+{more}
 "#
     );
     let desk = Desk::with(

@@ -19,7 +19,6 @@ use tracing::{debug, info, warn};
 
 use super::events;
 use super::parse::{Parsed, ParsedMail};
-use crate::domain::ack::Outgoing;
 use crate::domain::classify::{Class, classify};
 use crate::domain::commands::{self, Command};
 use crate::domain::conversation::{
@@ -36,9 +35,9 @@ use crate::store::entity::{
     attachment, contact, counter, mailbox_state, message, outbox, participant, quarantine,
     supplier_escalation, ticket, ticket_link,
 };
+pub(crate) use crate::store::rows::insert_chunks;
+use crate::store::rows::{Shown, join_addresses, outbound_row, outbox_row};
 
-/// Rows per multi-row INSERT: under SQLite's and PostgreSQL's parameter limits.
-const INSERT_CHUNK: usize = 200;
 /// Values per `IN (…)` list.
 const IN_CHUNK: usize = 1000;
 
@@ -644,13 +643,17 @@ pub(crate) fn queue_drafts(
             } else {
                 "internal"
             };
+            let shown = Shown {
+                class: draft.kind.as_str(),
+                visibility,
+                threaded_by: "desk",
+            };
             messages.push(outbound_row(
                 messages_seq.take(),
                 t.id,
                 &out,
-                draft.kind.as_str(),
-                visibility,
                 &raw_out,
+                shown,
                 now,
             ));
             outbox_rows.push(outbox_row(
@@ -726,24 +729,6 @@ fn dedup_token(key: &str) -> String {
     super::parse::sha256_hex(key.as_bytes())[..16].to_string()
 }
 
-pub(crate) async fn insert_chunks<A, F>(
-    txn: &DatabaseTransaction,
-    mut rows: Vec<A>,
-    insert: F,
-) -> Result<()>
-where
-    A: sea_orm::ActiveModelTrait,
-    F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
-{
-    // Moves rows into each statement: the raw mails are not copied again.
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(INSERT_CHUNK));
-        insert(rows).exec_without_returning(txn).await?;
-        rows = rest;
-    }
-    Ok(())
-}
-
 pub async fn save_watermark<C: ConnectionTrait>(
     txn: &C,
     w: &Watermark,
@@ -798,13 +783,6 @@ fn participant_row(ticket_id: i64, contact_id: i64, role: &str) -> participant::
     }
 }
 
-fn join_addresses(list: &[Address]) -> String {
-    list.iter()
-        .map(Address::display)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[allow(clippy::too_many_arguments)]
 fn inbound_row(
     id: i64,
@@ -848,70 +826,6 @@ fn inbound_row(
         raw: Set(raw),
         author: Set(author.into()),
         flag: Set(fx.flag.clone()),
-    }
-}
-
-fn outbound_row(
-    id: i64,
-    ticket_id: i64,
-    out: &Outgoing,
-    kind: &str,
-    visibility: &str,
-    raw: &[u8],
-    now: DateTime<Utc>,
-) -> message::ActiveModel {
-    message::ActiveModel {
-        id: Set(id),
-        ticket_id: Set(ticket_id),
-        direction: Set("out".into()),
-        message_id: Set(Some(out.message_id.clone())),
-        dedup_key: Set(format!("mid:{}", out.message_id)),
-        in_reply_to: Set(out.in_reply_to.clone().unwrap_or_default()),
-        references: Set(out.references.join(" ")),
-        from_addr: Set(out.from.display()),
-        to_addrs: Set(join_addresses(&out.to)),
-        cc_addrs: Set(String::new()),
-        subject: Set(out.subject.clone()),
-        body_text: Set(out.body.clone()),
-        visibility: Set(visibility.into()),
-        class: Set(kind.into()),
-        threaded_by: Set("desk".into()),
-        mailbox: Set(None),
-        uid: Set(None),
-        warnings: Set(String::new()),
-        created_at: Set(now),
-        raw: Set(raw.to_vec()),
-        author: Set("desk".into()),
-        flag: Set(None),
-    }
-}
-
-fn outbox_row(
-    ticket_id: Option<i64>,
-    kind: &str,
-    out: &Outgoing,
-    raw: Vec<u8>,
-    now: DateTime<Utc>,
-) -> outbox::ActiveModel {
-    outbox::ActiveModel {
-        ticket_id: Set(ticket_id),
-        message_id: Set(out.message_id.clone()),
-        kind: Set(kind.into()),
-        envelope_from: Set(out.from.email.clone()),
-        recipients: Set(out
-            .to
-            .iter()
-            .map(|a| a.email.as_str())
-            .collect::<Vec<_>>()
-            .join(",")),
-        status: Set("pending".into()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        last_error: Set(None),
-        created_at: Set(now),
-        sent_at: Set(None),
-        raw: Set(raw),
-        ..Default::default()
     }
 }
 

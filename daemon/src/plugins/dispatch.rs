@@ -43,13 +43,12 @@ use crate::error::Result;
 use crate::outbox::render;
 use crate::store::Store;
 use crate::store::entity::{counter, event, message, outbox, plugin_error, ticket};
+use crate::store::rows::{Shown, insert_chunks, note_row, outbound_row, outbox_row};
 
 /// Pending rows looked at per round.
 const SCAN: u64 = 2000;
 /// Events sent per round (one frame to the host).
 const BATCH: usize = 500;
-/// Rows per multi-row INSERT.
-const INSERT_CHUNK: usize = 200;
 
 /// What the dispatcher did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -667,30 +666,19 @@ impl Apply {
                 if text.len() > 64 * 1024 {
                     return Err("the note is longer than 64 KiB".into());
                 }
-                let note = message::ActiveModel {
-                    ticket_id: Set(tid),
-                    direction: Set("note".into()),
-                    message_id: Set(None),
-                    dedup_key: Set(format!("plugin:{}:{plugin}:{index}", row.id)),
-                    in_reply_to: Set(String::new()),
-                    references: Set(String::new()),
-                    from_addr: Set(format!("{plugin} (plugin)")),
-                    to_addrs: Set(String::new()),
-                    cc_addrs: Set(String::new()),
-                    subject: Set(format!("Note by plugin {plugin}")),
-                    body_text: Set(text),
-                    visibility: Set("internal".into()),
-                    class: Set("note".into()),
-                    threaded_by: Set(format!("plugin:{plugin}")),
-                    mailbox: Set(None),
-                    uid: Set(None),
-                    warnings: Set(String::new()),
-                    created_at: Set(now),
-                    author: Set("plugin".into()),
-                    flag: Set(None),
-                    raw: Set(Vec::new()),
-                    ..Default::default()
-                };
+                // The id is given out when the round's rows are written.
+                let mut note = note_row(
+                    0,
+                    tid,
+                    &format!("plugin:{}:{plugin}:{index}", row.id),
+                    &format!("Note by plugin {plugin}"),
+                    &text,
+                    "note",
+                    "plugin",
+                    now,
+                );
+                note.from_addr = Set(format!("{plugin} (plugin)"));
+                note.threaded_by = Set(format!("plugin:{plugin}"));
                 self.notes.push(note);
             }
             Action::SetStatus { status } => {
@@ -962,7 +950,12 @@ impl Apply {
             for (ticket_id, kind, out, plugin) in std::mem::take(&mut self.mails) {
                 let raw = render(&out, now)?;
                 if let Some(tid) = ticket_id {
-                    messages.push(outbound_row(next, tid, &out, &raw, kind, &plugin, now));
+                    let shown = Shown {
+                        class: kind,
+                        visibility: "internal",
+                        threaded_by: &format!("plugin:{plugin}"),
+                    };
+                    messages.push(outbound_row(next, tid, &out, &raw, shown, now));
                     next += 1;
                 }
                 outbox_rows.push(outbox_row(ticket_id, kind, &out, raw, now));
@@ -1003,7 +996,9 @@ impl Apply {
             .iter()
             .enumerate()
             .filter(|(_, (_, kind, out, _))| {
-                *kind == "notification" && out.to.len() == 1 && d.staff.by_email(&out.to[0].email).is_some()
+                *kind == "notification"
+                    && out.to.len() == 1
+                    && d.staff.by_email(&out.to[0].email).is_some()
             })
             .map(|(i, _)| i)
             .collect();
@@ -1017,13 +1012,14 @@ impl Apply {
         // Existing contacts only: taking the contact counter here would lock
         // it after the message counter, against ingest's order (a deadlock on
         // PostgreSQL). Staff have a contact from their first notification.
-        let ids: std::collections::HashMap<String, i64> = crate::store::entity::contact::Entity::find()
-            .filter(crate::store::entity::contact::Column::Email.is_in(emails))
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|c| (c.email, c.id))
-            .collect();
+        let ids: std::collections::HashMap<String, i64> =
+            crate::store::entity::contact::Entity::find()
+                .filter(crate::store::entity::contact::Column::Email.is_in(emails))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|c| (c.email, c.id))
+                .collect();
         for i in notices {
             let out = &mut self.mails[i].2;
             let Some(number) = crate::domain::threading::subject_tag(&out.subject, &d.desk.tag)
@@ -1072,90 +1068,6 @@ fn snapshot(original: Option<&Value>, t: &ticket::Model) -> Value {
     }
     s.entry("customer").or_insert(Value::Null);
     Value::Object(s)
-}
-
-fn join(list: &[Address]) -> String {
-    list.iter()
-        .map(Address::display)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn outbound_row(
-    id: i64,
-    ticket_id: i64,
-    out: &Outgoing,
-    raw: &[u8],
-    class: &str,
-    plugin: &str,
-    now: DateTime<Utc>,
-) -> message::ActiveModel {
-    message::ActiveModel {
-        id: Set(id),
-        ticket_id: Set(ticket_id),
-        direction: Set("out".into()),
-        message_id: Set(Some(out.message_id.clone())),
-        dedup_key: Set(format!("mid:{}", out.message_id)),
-        in_reply_to: Set(out.in_reply_to.clone().unwrap_or_default()),
-        references: Set(out.references.join(" ")),
-        from_addr: Set(out.from.display()),
-        to_addrs: Set(join(&out.to)),
-        cc_addrs: Set(String::new()),
-        subject: Set(out.subject.clone()),
-        body_text: Set(out.body.clone()),
-        visibility: Set("internal".into()),
-        class: Set(class.into()),
-        threaded_by: Set(format!("plugin:{plugin}")),
-        mailbox: Set(None),
-        uid: Set(None),
-        warnings: Set(String::new()),
-        created_at: Set(now),
-        author: Set("desk".into()),
-        flag: Set(None),
-        raw: Set(raw.to_vec()),
-    }
-}
-
-fn outbox_row(
-    ticket_id: Option<i64>,
-    kind: &str,
-    out: &Outgoing,
-    raw: Vec<u8>,
-    now: DateTime<Utc>,
-) -> outbox::ActiveModel {
-    outbox::ActiveModel {
-        ticket_id: Set(ticket_id),
-        message_id: Set(out.message_id.clone()),
-        kind: Set(kind.into()),
-        envelope_from: Set(out.from.email.clone()),
-        recipients: Set(out
-            .to
-            .iter()
-            .map(|a| a.email.as_str())
-            .collect::<Vec<_>>()
-            .join(",")),
-        status: Set("pending".into()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        last_error: Set(None),
-        created_at: Set(now),
-        sent_at: Set(None),
-        raw: Set(raw),
-        ..Default::default()
-    }
-}
-
-async fn insert_chunks<A, F>(txn: &DatabaseTransaction, mut rows: Vec<A>, insert: F) -> Result<()>
-where
-    A: sea_orm::ActiveModelTrait,
-    F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
-{
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(INSERT_CHUNK));
-        insert(rows).exec_without_returning(txn).await?;
-        rows = rest;
-    }
-    Ok(())
 }
 
 /// Makes failed events (one, or all) pending again; plugins that already

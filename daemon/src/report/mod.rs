@@ -11,7 +11,6 @@ pub mod figures;
 pub mod render;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::ActiveValue::Set;
 use sea_orm::EntityTrait;
 use tracing::info;
 
@@ -60,21 +59,9 @@ pub async fn queue_scheduled(store: &Store, config: &Config, now: DateTime<Utc>)
             attachments: Vec::new(),
         };
         let raw = render_mail(&out, now)?;
-        rows.push(outbox::ActiveModel {
-            ticket_id: Set(None),
-            message_id: Set(out.message_id.clone()),
-            kind: Set("report".into()),
-            envelope_from: Set(out.from.email.clone()),
-            recipients: Set(to.email.clone()),
-            status: Set("pending".into()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_error: Set(None),
-            created_at: Set(now),
-            sent_at: Set(None),
-            raw: Set(raw),
-            ..Default::default()
-        });
+        rows.push(crate::store::rows::outbox_row(
+            None, "report", &out, raw, now,
+        ));
     }
     let queued = rows.len();
     outbox::Entity::insert_many(rows).exec(store.conn()).await?;

@@ -3,6 +3,7 @@
 //! ingest transaction lives in `ingest::apply`, which writes whole batches.
 
 pub mod entity;
+pub mod rows;
 
 use std::time::Duration;
 

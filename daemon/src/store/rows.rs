@@ -1,0 +1,154 @@
+//! Row builders every writer shares (ingest, the plugin dispatcher, the SLA
+//! and review jobs, the report): a mail the desk sends is a message on its
+//! ticket plus an outbox row; a note is a message with no mail.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, DatabaseTransaction};
+
+use super::entity::{message, outbox};
+use crate::domain::ack::Outgoing;
+use crate::domain::mail::Address;
+use crate::error::Result;
+
+/// Rows per multi-row INSERT: under SQLite's and PostgreSQL's parameter limits.
+pub const INSERT_CHUNK: usize = 200;
+
+/// `Name <a@b>, c@d`, as stored.
+pub fn join_addresses(list: &[Address]) -> String {
+    list.iter()
+        .map(Address::display)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts rows in multi-row statements of [`INSERT_CHUNK`], moving them
+/// into each statement (raw mails are not copied again).
+pub async fn insert_chunks<A, F>(
+    txn: &DatabaseTransaction,
+    mut rows: Vec<A>,
+    insert: F,
+) -> Result<()>
+where
+    A: sea_orm::ActiveModelTrait,
+    F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
+{
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(INSERT_CHUNK));
+        insert(rows).exec_without_returning(txn).await?;
+        rows = rest;
+    }
+    Ok(())
+}
+
+/// How a sent mail shows on its ticket.
+pub struct Shown<'a> {
+    /// The mail's kind: acknowledgement, notification, answer, plugin-mail…
+    pub class: &'a str,
+    /// public (the customer side saw it) or internal.
+    pub visibility: &'a str,
+    /// Who made the desk send it: `desk`, or `plugin:NAME`.
+    pub threaded_by: &'a str,
+}
+
+/// A mail the desk sends, as a message row on its ticket.
+pub fn outbound_row(
+    id: i64,
+    ticket_id: i64,
+    out: &Outgoing,
+    raw: &[u8],
+    shown: Shown<'_>,
+    now: DateTime<Utc>,
+) -> message::ActiveModel {
+    message::ActiveModel {
+        id: Set(id),
+        ticket_id: Set(ticket_id),
+        direction: Set("out".into()),
+        message_id: Set(Some(out.message_id.clone())),
+        dedup_key: Set(format!("mid:{}", out.message_id)),
+        in_reply_to: Set(out.in_reply_to.clone().unwrap_or_default()),
+        references: Set(out.references.join(" ")),
+        from_addr: Set(out.from.display()),
+        to_addrs: Set(join_addresses(&out.to)),
+        cc_addrs: Set(String::new()),
+        subject: Set(out.subject.clone()),
+        body_text: Set(out.body.clone()),
+        visibility: Set(shown.visibility.into()),
+        class: Set(shown.class.into()),
+        threaded_by: Set(shown.threaded_by.into()),
+        mailbox: Set(None),
+        uid: Set(None),
+        warnings: Set(String::new()),
+        created_at: Set(now),
+        raw: Set(raw.to_vec()),
+        author: Set("desk".into()),
+        flag: Set(None),
+    }
+}
+
+/// A mail the desk sends, queued for the sender.
+pub fn outbox_row(
+    ticket_id: Option<i64>,
+    kind: &str,
+    out: &Outgoing,
+    raw: Vec<u8>,
+    now: DateTime<Utc>,
+) -> outbox::ActiveModel {
+    outbox::ActiveModel {
+        ticket_id: Set(ticket_id),
+        message_id: Set(out.message_id.clone()),
+        kind: Set(kind.into()),
+        envelope_from: Set(out.from.email.clone()),
+        recipients: Set(out
+            .to
+            .iter()
+            .map(|a| a.email.as_str())
+            .collect::<Vec<_>>()
+            .join(",")),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+        raw: Set(raw),
+        ..Default::default()
+    }
+}
+
+/// An internal note on a ticket; `key` makes it unique (and idempotent).
+#[allow(clippy::too_many_arguments)]
+pub fn note_row(
+    id: i64,
+    ticket_id: i64,
+    key: &str,
+    subject: &str,
+    text: &str,
+    class: &str,
+    author: &str,
+    now: DateTime<Utc>,
+) -> message::ActiveModel {
+    message::ActiveModel {
+        id: Set(id),
+        ticket_id: Set(ticket_id),
+        direction: Set("note".into()),
+        message_id: Set(None),
+        dedup_key: Set(format!("note:{key}")),
+        in_reply_to: Set(String::new()),
+        references: Set(String::new()),
+        from_addr: Set(String::new()),
+        to_addrs: Set(String::new()),
+        cc_addrs: Set(String::new()),
+        subject: Set(subject.into()),
+        body_text: Set(text.to_string()),
+        visibility: Set("internal".into()),
+        class: Set(class.into()),
+        threaded_by: Set(author.into()),
+        mailbox: Set(None),
+        uid: Set(None),
+        warnings: Set(String::new()),
+        created_at: Set(now),
+        raw: Set(Vec::new()),
+        author: Set(author.into()),
+        flag: Set(None),
+    }
+}
