@@ -11,6 +11,10 @@ bash "$stack" install
 bash "$stack" start
 bash "$stack" adduser support secret
 bash "$stack" adduser customer secret
+# The example configuration's staff member and service manager, so their
+# notifications and reports land in mailboxes (IMAP 127.0.0.1:11143, password "secret").
+bash "$stack" adduser ada secret
+bash "$stack" adduser servicemanager secret
 export HELPDESK_IMAP_PASSWORD=secret
 
 cargo build --release -p helpdeskd
