@@ -7,7 +7,8 @@
 //! even with several daemons on one database, a run whose daemon died is
 //! taken over when its lease ends, and a daemon that was down runs the
 //! latest missed slot once, not once per missed slot. A failing job is
-//! recorded with its error and tried again at its next slot.
+//! recorded with its error and tried again at its next slot. Runs older than
+//! 30 days are deleted as new ones finish.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -264,6 +265,13 @@ async fn claim_and_run(
         .exec(db)
         .await?;
     info!(job = job.name, slot = %slot, status, outcome, "job finished");
+    // Runs are kept for 30 days: the SLA check alone records one a minute.
+    job_run::Entity::delete_many()
+        .filter(job_run::Column::Job.eq(&job.name))
+        .filter(job_run::Column::Slot.lt(slot - Duration::days(30)))
+        .filter(job_run::Column::Status.ne("running"))
+        .exec(db)
+        .await?;
     Ok(Some(RunRecord {
         job: job.name.clone(),
         slot,

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
@@ -114,6 +114,8 @@ enum SendError {
 
 /// Mails in flight at once; lettre pools one connection per mail in flight.
 const PARALLEL: usize = 8;
+/// How long a sender holds the rows it is sending: longer than any send.
+const CLAIM: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Builds the SMTP transport from the `[smtp]` section.
 pub fn transport(cfg: &ServerConfig) -> Result<Transport> {
@@ -204,14 +206,18 @@ impl Sender {
     pub async fn flush(&self) -> Result<FlushStats> {
         use futures::StreamExt;
         let mut stats = FlushStats::default();
-        let mut last_id = 0;
         loop {
-            let rows = self.store.outbox_due(self.clock.now(), 200).await?;
-            let rows: Vec<_> = rows.into_iter().filter(|r| r.id > last_id).collect();
+            // A claim holds rows for CLAIM; its instant carries this
+            // process's own microseconds so two senders never share one.
+            let now = self.clock.now();
+            let until = (now + CLAIM)
+                .duration_trunc(chrono::Duration::milliseconds(1))
+                .unwrap_or(now + CLAIM)
+                + chrono::Duration::microseconds(i64::from(std::process::id() % 1000));
+            let rows = self.store.outbox_claim(now, until, 200).await?;
             if rows.is_empty() {
                 return Ok(stats);
             }
-            last_id = rows.iter().map(|r| r.id).max().unwrap_or(last_id);
             // Each result is recorded as soon as it is known, so a crash
             // re-sends at most the mails in flight.
             let mut in_flight = futures::stream::iter(rows)
@@ -399,7 +405,8 @@ mod tests {
         let raw = parse(render(&out, now).expect("renders"));
         let (mixed, alternative) = (
             raw.find("Content-Type: multipart/mixed").expect("mixed"),
-            raw.find("Content-Type: multipart/alternative").expect("alternative"),
+            raw.find("Content-Type: multipart/alternative")
+                .expect("alternative"),
         );
         assert!(mixed < alternative, "{raw}");
         assert!(raw.contains("filename=\"figures.csv\""), "{raw}");

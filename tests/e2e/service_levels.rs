@@ -2,8 +2,9 @@
 //! real mail stack with the daemon's clock set by `--now` (nobody sleeps
 //! through an SLA): a ticket breaches its response target and its assignee
 //! gets the warning and the breach once each; a supplier escalation
-//! round-trips; a supplier review creates its ticket; the scheduled service
-//! report reaches its recipient.
+//! round-trips; a supplier review creates its ticket, which the
+//! supplier-scorecard plugin scores; the scheduled service report reaches its
+//! recipient.
 
 use std::time::Duration;
 
@@ -339,6 +340,103 @@ both_backends!(
     super::supplier_escalation_round_trip_and_review
 );
 
+/// The supplier-scorecard plugin scores the review: one escalation answered
+/// in time but still open past its resolution target at the review, so
+/// 40 (responses) + 0 (resolutions) + 0 (no breach) - 5 (one open item) = 35;
+/// with `escalate = 30` that is the escalation band, but the contract ends in
+/// 45 days (notice 60), so the recommendation is "replace".
+async fn supplier_review_gets_a_scorecard(backend: Backend) {
+    let Setup {
+        desk,
+        ada,
+        ada_addr,
+        noc,
+        noc_addr,
+        ..
+    } = setup_with(
+        backend,
+        r#"[plugins]
+dir = "plugins"
+timeout_secs = 5
+retries = 1
+
+[plugins.config.supplier-scorecard]
+thresholds = { escalate = 30 }
+"#,
+    )
+    .await;
+    let dir = crate::plugins::plugin_dir(desk.dir.path());
+    crate::plugins::install(&dir, &["supplier-scorecard"]);
+    let list = desk.cli(&["plugins", "list"]);
+    assert!(
+        list.lines().any(|l| l.starts_with("supplier-scorecard")
+            && l.contains("supplier.review_due")
+            && l.contains("loaded")),
+        "{list}"
+    );
+
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    desk.send_from(
+        &cust_addr,
+        "Switch dead",
+        &format!("{cust}.1@example.test"),
+        "",
+        "Port 4.",
+    )
+    .await;
+    wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
+    once_at(&desk, 0);
+    let note = wait_for_messages(&ada, "INBOX", 1, WAIT).await.remove(0);
+    let (to, raw) = reply_to(
+        &note,
+        &ada_addr,
+        "Re:",
+        "",
+        "/supplier NetCo port 4 is dead",
+    );
+    send(&ada_addr, &to, &raw).await;
+    wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
+    once_at(&desk, 10);
+    let esc = wait_for_messages(&noc, "INBOX", 1, WAIT).await.remove(0);
+    let (to, raw) = reply_to(&esc, &noc_addr, "Re:", "", "Looking into it.");
+    send(&noc_addr, &to, &raw).await;
+    wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
+    once_at(&desk, 70);
+
+    // The review slot: the review ticket, then the plugin in the same cycle.
+    let r = once_at(&desk, 22 * 60 + 1);
+    assert!(
+        r["jobs"].to_string().contains("supplier-review:NetCo"),
+        "review ran: {r}"
+    );
+    assert_eq!(r["plugins"]["failed"], 0, "{r}");
+    let t = desk.ticket("REQ-000002");
+    assert_eq!(t["fields"]["supplier"], "NetCo", "{t}");
+    assert_eq!(t["fields"]["supplier_score"], "35", "{t}");
+    assert_eq!(t["fields"]["supplier_recommendation"], "replace", "{t}");
+    let notes: Vec<&str> = t["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["visibility"] == "internal" && m["from"] == "supplier-scorecard (plugin)")
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(notes.len(), 1, "{t}");
+    let text = notes[0];
+    assert!(
+        text.contains("supplier-scorecard: NetCo scores 35/100")
+            && text.contains("Recommendation: replace")
+            && text.contains("responses within target        1/1   100%")
+            && text.contains("open items                     1")
+            && text.contains("The contract ends in 45 days: no time to escalate"),
+        "{text}"
+    );
+    desk.finish().await;
+}
+
+both_backends!(supplier_scorecard, super::supplier_review_gets_a_scorecard);
+
 async fn scheduled_report_reaches_its_recipient(backend: Backend) {
     let Setup { desk, boss, .. } = setup(backend).await;
     let cust = unique("cust");
@@ -379,3 +477,44 @@ both_backends!(
     scheduled_report,
     super::scheduled_report_reaches_its_recipient
 );
+
+/// Two daemons on one database reach the same report slot at once: the
+/// slot runs once, and one report goes out.
+async fn a_slot_runs_once_across_daemons(backend: Backend) {
+    let Setup { desk, boss, .. } = setup(backend).await;
+    once_at(&desk, 0); // the report job is first seen at 10:00
+    let at = (chrono::DateTime::parse_from_rfc3339(T0).expect("T0")
+        + chrono::Duration::minutes(21 * 60 + 5))
+    .to_rfc3339();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            desk.command()
+                .args(["--now", &at, "run", "--once", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn helpdeskd")
+        })
+        .collect();
+    let mut reports = 0;
+    for c in children {
+        let out = c.wait_with_output().expect("helpdeskd ran");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        reports += v["jobs"]
+            .as_array()
+            .map(|j| j.iter().filter(|r| r["job"] == "report").count())
+            .unwrap_or(0);
+    }
+    assert_eq!(reports, 1, "exactly one daemon ran the 07:00 report slot");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(messages(&boss, "INBOX").await.len(), 1, "one report mail");
+    let list = desk.cli(&["--now", &at, "jobs", "list"]);
+    assert!(list.contains("report") && list.contains(" ok"), "{list}");
+    desk.finish().await;
+}
+
+both_backends!(slot_runs_once, super::a_slot_runs_once_across_daemons);

@@ -84,12 +84,42 @@ impl Store {
 
     // ---- outbox ----
 
-    pub async fn outbox_due(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<outbox::Model>> {
-        Ok(outbox::Entity::find()
+    /// Claims up to `limit` due rows for this sender until `until`: their
+    /// `next_attempt_at` moves to `until`, so no other daemon sending from
+    /// the same database takes them meanwhile; a sender that dies before
+    /// recording the result leaves them due again at `until`. `until` must be
+    /// unique to this claim (the caller adds its own microseconds).
+    pub async fn outbox_claim(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<outbox::Model>> {
+        let ids: Vec<i64> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Id)
             .filter(outbox::Column::Status.eq("pending"))
             .filter(outbox::Column::NextAttemptAt.lte(now))
             .order_by_asc(outbox::Column::Id)
             .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(until))
+            .filter(outbox::Column::Id.is_in(ids.clone()))
+            .filter(outbox::Column::Status.eq("pending"))
+            .filter(outbox::Column::NextAttemptAt.lte(now))
+            .exec(&self.db)
+            .await?;
+        Ok(outbox::Entity::find()
+            .filter(outbox::Column::Id.is_in(ids))
+            .filter(outbox::Column::Status.eq("pending"))
+            .filter(outbox::Column::NextAttemptAt.eq(until))
+            .order_by_asc(outbox::Column::Id)
             .all(&self.db)
             .await?)
     }
