@@ -60,8 +60,10 @@
 //! `ticket` is the ticket as it was when the event happened; `message` is the
 //! mail or note that caused it (`null` when none did); `changes` lists what the
 //! event changed (empty for `ticket.created`). A string that is `null` or
-//! missing reads as empty. Unknown keys may be added in
-//! later versions of the same ABI: read the ones you know, ignore the rest.
+//! missing reads as empty. Other top-level keys carry a hook's own data (the
+//! supplier hooks add `supplier`) and land in [`Event::data`]. Unknown keys
+//! may be added in later versions of the same ABI: read the ones you know,
+//! ignore the rest.
 
 #![warn(missing_docs)]
 
@@ -76,7 +78,7 @@ use serde::{Deserialize, Serialize};
 pub const ABI_VERSION: u32 = 1;
 
 /// The hooks, by name. A hook is a plain string on the wire, so adding one
-/// (SLA, supplier, change and release hooks come later) adds a constant here
+/// (SLA, change and release hooks come later) adds a constant here
 /// and changes nothing in the ABI; a plugin that asks for a hook the daemon
 /// does not know is loaded and simply never called for it.
 pub mod hooks {
@@ -88,6 +90,22 @@ pub mod hooks {
     pub const TICKET_RESOLVED: &str = "ticket.resolved";
     /// A mail (customer or staff) was stored on a ticket.
     pub const MESSAGE_RECEIVED: &str = "message.received";
+    /// A staff member escalated a ticket to a supplier (`/supplier NAME …`);
+    /// the event's [`data`](crate::Event::data) holds `supplier`: `name` and
+    /// `note`.
+    pub const SUPPLIER_ESCALATED: &str = "supplier.escalated";
+    /// The supplier review job created a review ticket (assigned to the
+    /// supplier manager); the event's [`data`](crate::Event::data) holds
+    /// `supplier`: `name`, the period (`from`, `to`, RFC 3339), the contract's
+    /// `response_target_minutes` and `resolution_target_minutes`, and the
+    /// review `figures` (see README.md).
+    pub const SUPPLIER_REVIEW_DUE: &str = "supplier.review_due";
+    /// The SLA job found a ticket past the warning share of a target; the
+    /// event's [`data`](crate::Event::data) holds `sla`: `target`
+    /// (`response` or `resolution`), `due` (RFC 3339) and `service`.
+    pub const SLA_WARNING: &str = "sla.warning";
+    /// The SLA job found a ticket past a target; `data` as for [`SLA_WARNING`].
+    pub const SLA_BREACHED: &str = "sla.breached";
 
     /// Every hook this version of the crate knows.
     pub const ALL: &[&str] = &[
@@ -95,6 +113,10 @@ pub mod hooks {
         TICKET_UPDATED,
         TICKET_RESOLVED,
         MESSAGE_RECEIVED,
+        SUPPLIER_ESCALATED,
+        SUPPLIER_REVIEW_DUE,
+        SLA_WARNING,
+        SLA_BREACHED,
     ];
 
     /// Hooks that are gates: a [`Veto`](crate::Action::Veto) returned for
@@ -163,6 +185,11 @@ pub struct Event {
     /// What changed (empty for `ticket.created`).
     #[serde(default)]
     pub changes: Vec<Change>,
+    /// Data of the hook beyond the ticket: every other top-level key of the
+    /// event, such as `supplier` for the supplier hooks. Empty for the
+    /// ticket and message hooks.
+    #[serde(flatten)]
+    pub data: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A ticket as plugins see it.
@@ -386,6 +413,7 @@ mod tests {
                 from: Some("new".into()),
                 to: Some("open".into()),
             }],
+            data: Default::default(),
         };
         let json = serde_json::to_string(&e).expect("serializes");
         assert_eq!(
@@ -403,6 +431,16 @@ mod tests {
                 .expect("parses");
         assert_eq!(e.hook, "sla.warning");
         assert!(e.changes.is_empty() && e.message.is_none());
+        assert_eq!(e.data.get("future"), Some(&serde_json::Value::Bool(true)));
+    }
+
+    #[test]
+    fn hook_data_reaches_the_plugin_and_round_trips() {
+        let json = r#"{"id":3,"hook":"supplier.review_due","ticket":null,"message":null,"changes":[],"supplier":{"figures":{"escalated":2},"name":"NetCo"}}"#;
+        let e: Event = serde_json::from_str(json).expect("parses");
+        assert!(hooks::is_known(&e.hook));
+        assert_eq!(e.data["supplier"]["figures"]["escalated"], 2);
+        assert_eq!(serde_json::to_string(&e).expect("serializes"), json);
     }
 
     #[test]

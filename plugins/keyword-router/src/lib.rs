@@ -227,6 +227,7 @@ mod tests {
                 visibility: "public".into(),
             }),
             changes: vec![],
+            data: Default::default(),
         }
     }
 
