@@ -294,6 +294,12 @@ pub enum Action {
         /// The staff member, or `None` to unassign.
         assignee: Option<String>,
     },
+    /// Sets the service the ticket is about (a configured `[[service]]`);
+    /// its SLA policy then sets the ticket's due times.
+    SetService {
+        /// The service's name.
+        service: String,
+    },
     /// Sets a custom field of the ticket.
     SetField {
         /// The field's name (1–64 characters).

@@ -439,6 +439,8 @@ async fn the_dispatcher_validates_applies_retries_and_does_not_loop() {
             {"type": "veto", "reason": "no"},
             {"type": "set_assignee", "assignee": "ghost@example.test"},
             {"type": "set_field", "name": "site", "value": "Berlin"},
+            {"type": "set_service", "service": "email"},
+            {"type": "set_service", "service": "nope"},
             {"type": "add_note", "text": "scripted note"},
             {"type": "send_mail", "to": ["boss@example.test"], "subject": "Heads up", "body": "b"}
         ],
@@ -479,6 +481,7 @@ async fn the_dispatcher_validates_applies_retries_and_does_not_loop() {
             cfg.retries,
             std::sync::Arc::new(helpdeskd::clock::SystemClock),
         )
+        .with_services(vec!["email".into()])
     };
     let mut d = dispatcher().await;
     let stats = d.drain().await.expect("drain");
@@ -498,6 +501,11 @@ async fn the_dispatcher_validates_applies_retries_and_does_not_loop() {
         count("SELECT COUNT(*) FROM tickets WHERE id = 1 AND assignee IS NULL").await,
         1
     );
+    // A service set by a plugin arms the SLA job to compute the due times.
+    assert_eq!(
+        count("SELECT COUNT(*) FROM tickets WHERE id = 1 AND service = 'email' AND sla_next_at IS NOT NULL").await,
+        1
+    );
     // Applied once per ticket although the panic plugin made the events run again.
     assert_eq!(count("SELECT COUNT(*) FROM messages WHERE body_text = 'scripted note' AND visibility = 'internal'").await, 2);
     assert_eq!(count("SELECT COUNT(*) FROM outbox WHERE recipients = 'boss@example.test' AND kind = 'plugin-mail'").await, 2);
@@ -515,7 +523,7 @@ async fn the_dispatcher_validates_applies_retries_and_does_not_loop() {
         3,
         "one per event whose actions changed the ticket"
     );
-    // Four refusals per ticket.created, each with its reason.
+    // Five refusals per ticket.created, each with its reason.
     let errors: Vec<String> = {
         let db = store.conn();
         db.query_all_raw(sea_orm::Statement::from_string(
@@ -528,8 +536,9 @@ async fn the_dispatcher_validates_applies_retries_and_does_not_loop() {
         .map(|r| r.try_get_by_index::<String>(0).expect("text"))
         .collect()
     };
-    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert_eq!(errors.len(), 5, "{errors:?}");
     for want in [
+        "set_service refused: unknown service \"nope\"",
         "set_status refused: a ticket cannot go back to new",
         "set_priority refused: unknown priority \"asap\"",
         "veto refused: ticket.created is not a gate hook",

@@ -109,6 +109,8 @@ pub struct Dispatcher {
     /// Signs the reply token of assignment notices, so a staff reply to one
     /// proves its sender like a reply to any other desk notification.
     key: Option<crate::domain::token::TokenKey>,
+    /// The configured services, for `set_service`.
+    services: Vec<String>,
 }
 
 enum Round {
@@ -136,7 +138,13 @@ impl Dispatcher {
             retries,
             clock,
             key: None,
+            services: Vec::new(),
         }
+    }
+
+    pub fn with_services(mut self, services: Vec<String>) -> Dispatcher {
+        self.services = services;
+        self
     }
 
     pub fn with_token_key(mut self, key: Option<crate::domain::token::TokenKey>) -> Dispatcher {
@@ -761,6 +769,19 @@ impl Apply {
                     }
                 }
             }
+            Action::SetService { service } => {
+                let service = service.trim().to_string();
+                if !d.services.contains(&service) {
+                    return Err(format!(
+                        "unknown service {service:?} (configured: {})",
+                        d.services.join(", ")
+                    ));
+                }
+                if t.service.as_deref() != Some(service.as_str()) {
+                    changes.push(change("service", t.service.clone(), Some(service.clone())));
+                    t.service = Some(service);
+                }
+            }
             Action::SetField { name, value } => {
                 let name = name.trim().to_string();
                 if name.is_empty()
@@ -928,6 +949,13 @@ impl Apply {
                 .col_expr(ticket::Column::Assignee, Expr::value(t.assignee.clone()))
                 .col_expr(ticket::Column::Team, Expr::value(t.team.clone()))
                 .col_expr(ticket::Column::Fields, Expr::value(t.fields.clone()))
+                .col_expr(ticket::Column::Service, Expr::value(t.service.clone()))
+                // The SLA job recomputes the due times (priority, service
+                // and status may have changed) at its next run.
+                .col_expr(
+                    ticket::Column::SlaNextAt,
+                    Expr::value(t.service.as_ref().map(|_| now)),
+                )
                 .col_expr(ticket::Column::ResolvedAt, Expr::value(t.resolved_at))
                 .col_expr(ticket::Column::UpdatedAt, Expr::value(now))
                 .filter(ticket::Column::Id.eq(*id))

@@ -273,7 +273,15 @@ pub async fn dispatcher(
         config.plugins.retries,
         clock,
     )
-    .with_token_key(key);
+    .with_token_key(key)
+    .with_services(
+        config
+            .levels
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
+    );
     (d, statuses)
 }
 
