@@ -1640,14 +1640,32 @@ sla = "every minute"
         let p = problems(&text);
         let has = |needle: &str| p.iter().any(|x| x.contains(needle));
         assert!(has("calendar[0].zone"), "{p:#?}");
-        assert!(has("sla_policy[0].calendar: no [[calendar]] is named \"nowhere\""), "{p:#?}");
-        assert!(has("sla_policy[0].response.normal: expected a duration"), "{p:#?}");
-        assert!(has("sla_policy[0].response.asap: expected one of low, normal, high, urgent"), "{p:#?}");
-        assert!(has("service[0].sla_policy: no [[sla_policy]] is named \"gold\""), "{p:#?}");
+        assert!(
+            has("sla_policy[0].calendar: no [[calendar]] is named \"nowhere\""),
+            "{p:#?}"
+        );
+        assert!(
+            has("sla_policy[0].response.normal: expected a duration"),
+            "{p:#?}"
+        );
+        assert!(
+            has("sla_policy[0].response.asap: expected one of low, normal, high, urgent"),
+            "{p:#?}"
+        );
+        assert!(
+            has("service[0].sla_policy: no [[sla_policy]] is named \"gold\""),
+            "{p:#?}"
+        );
         assert!(has("supplier[0].review"), "{p:#?}");
-        assert!(has("supplier[0].manager: eve@example.test is not a [[staff]] address"), "{p:#?}");
+        assert!(
+            has("supplier[0].manager: eve@example.test is not a [[staff]] address"),
+            "{p:#?}"
+        );
         assert!(has("jobs.sla"), "{p:#?}");
-        assert!(p.iter().all(|x| x.starts_with("/etc/helpdesk.toml:")), "every problem has a line: {p:#?}");
+        assert!(
+            p.iter().all(|x| x.starts_with("/etc/helpdesk.toml:")),
+            "every problem has a line: {p:#?}"
+        );
         assert_eq!(parse_duration("1h30m"), Ok(chrono::Duration::minutes(90)));
         assert!(parse_duration("0m").is_err() && parse_duration("5").is_err());
     }

@@ -714,12 +714,21 @@ both_backends!(autoresponder, super::autoresponder_loop_stops);
 /// text (the quoted notification cut at Outlook's divRplyFwdMsg) and the file.
 async fn html_reply_with_attachment_is_relayed(backend: Backend) {
     let Team {
-        desk, ada, ada_addr, ..
+        desk,
+        ada,
+        ada_addr,
+        ..
     } = team(backend).await;
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
-    desk.send_from(&cust_addr, "Invoice copy", &format!("{cust}.1@example.test"), "", "Please send it.")
-        .await;
+    desk.send_from(
+        &cust_addr,
+        "Invoice copy",
+        &format!("{cust}.1@example.test"),
+        "",
+        "Please send it.",
+    )
+    .await;
     wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
     desk.run_once();
     let note = nth_mail(&ada, 1).await;
@@ -743,7 +752,10 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKdGVzdAo=\r\n--MIX--
     let answer = nth_mail(&cust, 2).await;
     let text = crate::harness::body(&answer);
     assert!(text.contains("here is the copy you asked for."), "{text}");
-    assert!(!text.contains("New ticket") && !text.contains("Sent:"), "quote cut:\n{text}");
+    assert!(
+        !text.contains("New ticket") && !text.contains("Sent:"),
+        "quote cut:\n{text}"
+    );
     let msg = mail_parser::MessageParser::default()
         .parse(answer.as_bytes())
         .expect("answer parses");
@@ -753,4 +765,7 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKdGVzdAo=\r\n--MIX--
     desk.finish().await;
 }
 
-both_backends!(html_reply_with_attachment, super::html_reply_with_attachment_is_relayed);
+both_backends!(
+    html_reply_with_attachment,
+    super::html_reply_with_attachment_is_relayed
+);
