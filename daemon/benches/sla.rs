@@ -3,19 +3,22 @@
 //! `helpdeskd::service_level::check`, timed.
 //!
 //! ```text
-//! cargo bench -p helpdeskd --bench sla                       # 1,000,000 and 100,000 tickets, 10,000 due, both backends
+//! cargo bench -p helpdeskd --bench sla                       # 1,000,000 and 100,000 tickets, 10,000 due, both backends and layouts
 //! cargo bench -p helpdeskd --bench sla -- --tickets 200000 --due 2000 --backend sqlite
 //! ```
 //!
-//! Options (or environment): `--tickets N[,N…]` (`SLA_BENCH_TICKETS`),
+//! Options (or environment): `--tickets N[/N…]` (`SLA_BENCH_TICKETS`),
 //! `--due D` (`SLA_BENCH_DUE`; default 10,000: 1 % of a million, the same
 //! number for every size), `--backend sqlite|postgres|both`
-//! (`SLA_BENCH_BACKEND`), `--no-events` (no plugin is installed: no
-//! `sla.warning` hook events are written), `--log-level L` (the daemon's
-//! `[log] level`, default `info`: each alert logs a line, formatted into a
-//! sink), `--keep` (leave the databases and print where they are). Without
-//! `--bench` (`cargo test --benches`, or by hand) the default is a smoke run:
-//! 20,000 tickets, 200 due.
+//! (`SLA_BENCH_BACKEND`), `--layout clustered|spread|both`
+//! (`SLA_BENCH_LAYOUT`, see below), `--no-events` (no plugin is installed:
+//! no `sla.warning` hook events are written), `--race` (two daemons: two
+//! `check`s on two connection pools at once; the run is verified to tell
+//! each alert once), `--log-level L` (the daemon's `[log] level`, default
+//! `info`: each alert logs a line, formatted into a sink), `--keep` (leave
+//! the databases and print where they are). Without `--bench` (`cargo test
+//! --benches`, or by hand) the default is a smoke run: 20,000 tickets, 200
+//! due, clustered.
 //!
 //! The desk: two staff (the tickets' assignees, alternating), one service
 //! `email` whose policy runs on an office calendar (Europe/Berlin, Mon–Fri
@@ -24,9 +27,14 @@
 //! Wednesday 2026-11-25 12:00 UTC. The D due tickets were opened that morning
 //! between 09:00 and 09:48 Berlin time and not answered: 3 h 12 min of
 //! business time have run, so each has exactly one alert due (the response
-//! warning) and its `sla_next_at` is its warning instant. The other tickets
-//! were opened over the last 30 days, answered, and have an `sla_next_at`
-//! in the coming week. The database is seeded with set-based SQL in one
+//! warning) and its `sla_next_at` is its warning instant. Most others were
+//! opened over the last 30 days, answered, and have an `sla_next_at` in the
+//! coming week; D/10 were opened after the due ones and await their warning.
+//! Layouts: `clustered` (the default; with `--bench` both run): ids in the
+//! order the tickets were opened, as the desk numbers them, so the due
+//! tickets are one run of ids; `spread`: every (N/D)-th ticket is due, a page
+//! of the table (or more) each, the worst case for the database's caches.
+//! The database is seeded with set-based SQL in one
 //! transaction (a recursive CTE on SQLite, `generate_series` on PostgreSQL),
 //! then `ANALYZE`d; seeding is timed and printed but is not the figure.
 //!
@@ -43,10 +51,14 @@
 //! the job connects over the server's Unix socket when it has one (as the
 //! ingest bench does), over TCP with `HELPDESK_BENCH_PG_TCP=1`.
 //!
-//! Output on stdout, one figure a line, `sla.BACKEND.TICKETS.NAME VALUE`:
-//! open_tickets, due_tickets, seed_seconds, run_seconds, tickets_checked,
-//! warnings, breaches, mails, events, peak_rss_mb, second_run_seconds,
-//! second_run_tickets. A summary with the issue's target goes to stderr.
+//! Output on stdout, one figure a line, `sla.BACKEND.LAYOUT.TICKETS.NAME VALUE`:
+//! open_tickets, due_tickets, seed_seconds, loadavg_before (anything else
+//! running skews the figures on a small machine), run_seconds, cpu_seconds
+//! (this process's, during the run), postgres_cpu_seconds (the bench
+//! database's backends), tickets_checked, warnings, breaches, mails, events,
+//! peak_rss_mb, second_run_seconds, second_run_tickets (and with `--race`
+//! the rival's tickets_checked, warnings and mails). A summary with the
+//! issue's target goes to stderr.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -91,12 +103,43 @@ impl Backend {
     }
 }
 
+/// Where the due tickets lie among the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// Ids in the order tickets were opened, as the desk numbers them: the
+    /// tickets due together were opened together, one run of ids.
+    Clustered,
+    /// Every (N/D)-th ticket: the due tickets spread over the whole table,
+    /// a page (or more) each. The worst case for the database's caches.
+    Spread,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Clustered => "clustered",
+            Layout::Spread => "spread",
+        }
+    }
+}
+
+fn layouts(s: &str) -> Result<Vec<Layout>> {
+    Ok(match s {
+        "clustered" => vec![Layout::Clustered],
+        "spread" => vec![Layout::Spread],
+        "both" => vec![Layout::Clustered, Layout::Spread],
+        other => bail!("layout clustered|spread|both, not {other}"),
+    })
+}
+
 #[derive(Debug)]
 struct Options {
     tickets: Vec<i64>,
     due: i64,
     backends: Vec<Backend>,
+    layouts: Vec<Layout>,
     events: bool,
+    race: bool,
     log_level: String,
     keep: bool,
 }
@@ -128,13 +171,20 @@ fn options() -> Result<Options> {
         },
         due: if full { 10_000 } else { 200 },
         backends: vec![Backend::Sqlite, Backend::Postgres],
+        layouts: if full {
+            vec![Layout::Clustered, Layout::Spread]
+        } else {
+            vec![Layout::Clustered]
+        },
         events: true,
+        race: false,
         log_level: "info".into(),
         keep: false,
     };
     if let Ok(v) = std::env::var("SLA_BENCH_TICKETS") {
         o.tickets = v
-            .split(';')
+            .split(['/', ';', ' '])
+            .filter(|s| !s.is_empty())
             .map(|n| number(n, "SLA_BENCH_TICKETS"))
             .collect::<Result<_>>()?;
     }
@@ -143,6 +193,9 @@ fn options() -> Result<Options> {
     }
     if let Ok(v) = std::env::var("SLA_BENCH_BACKEND") {
         o.backends = backends(&v)?;
+    }
+    if let Ok(v) = std::env::var("SLA_BENCH_LAYOUT") {
+        o.layouts = layouts(&v)?;
     }
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -169,13 +222,16 @@ fn options() -> Result<Options> {
             }
             "--due" => o.due = number(&value(&flag)?, "--due")?,
             "--backend" => o.backends = backends(&value(&flag)?)?,
+            "--layout" => o.layouts = layouts(&value(&flag)?)?,
             "--no-events" => o.events = false,
+            "--race" => o.race = true,
             "--log-level" => o.log_level = value(&flag)?,
             "--keep" => o.keep = true,
             "-h" | "--help" => {
                 eprintln!(
                     "cargo bench -p helpdeskd --bench sla -- [--tickets N[/N…]] [--due D] \
-                     [--backend sqlite|postgres|both] [--no-events] [--log-level L] [--keep]"
+                     [--backend sqlite|postgres|both] [--layout clustered|spread|both] \
+                     [--no-events] [--race] [--log-level L] [--keep]"
                 );
                 std::process::exit(0);
             }
@@ -221,18 +277,23 @@ fn real_main() -> Result<()> {
     );
     let mut summary = Vec::new();
     for &backend in &o.backends {
-        for &n in &o.tickets {
-            let s = rt
-                .block_on(bench_one(&o, backend, n))
-                .with_context(|| format!("{} with {n} tickets", backend.name()))?;
-            summary.push(s);
+        for &layout in &o.layouts {
+            for &n in &o.tickets {
+                let s = rt
+                    .block_on(bench_one(&o, backend, layout, n))
+                    .with_context(|| {
+                        format!("{} {} with {n} tickets", backend.name(), layout.name())
+                    })?;
+                summary.push(s);
+            }
         }
     }
     for s in &summary {
         eprintln!(
-            "sla bench: {:<8} {:>9} open, {:>6} due: run {:.3} s ({}), {} alerts, {} mails, \
-             peak RSS {:.0} MB; second run {:.4} s; seeding {:.1} s",
+            "sla bench: {:<8} {:<9} {:>9} open, {:>6} due: run {:.3} s ({}), {} alerts, \
+             {} mails, peak RSS {:.0} MB; second run {:.4} s; seeding {:.1} s",
             s.backend.name(),
+            s.layout.name(),
             s.tickets,
             s.due,
             s.run_seconds,
@@ -253,6 +314,7 @@ fn real_main() -> Result<()> {
 
 struct Summary {
     backend: Backend,
+    layout: Layout,
     tickets: i64,
     due: i64,
     seed_seconds: f64,
@@ -263,7 +325,7 @@ struct Summary {
     second_seconds: f64,
 }
 
-/// Prints `sla.BACKEND.TICKETS.NAME VALUE` at once.
+/// Prints `sla.BACKEND.LAYOUT.TICKETS.NAME VALUE` at once.
 struct Figures {
     prefix: String,
 }
@@ -275,16 +337,16 @@ impl Figures {
     }
 }
 
-async fn bench_one(o: &Options, backend: Backend, n: i64) -> Result<Summary> {
+async fn bench_one(o: &Options, backend: Backend, layout: Layout, n: i64) -> Result<Summary> {
     let fig = Figures {
-        prefix: format!("sla.{}.{n}", backend.name()),
+        prefix: format!("sla.{}.{}.{n}", backend.name(), layout.name()),
     };
     let work = tempfile::Builder::new()
         .prefix("helpdeskd-sla-bench")
         .tempdir()
         .context("temp dir")?;
     let mut db = BenchDb::create(backend, work.path()).await?;
-    let result = measure(o, &fig, backend, &db.url, work.path(), n).await;
+    let result = measure(o, &fig, backend, layout, &db, work.path(), n).await;
     if o.keep {
         eprintln!("sla bench: kept {} ({})", db.url, work.path().display());
         db.pg = None;
@@ -299,10 +361,13 @@ async fn measure(
     o: &Options,
     fig: &Figures,
     backend: Backend,
-    url: &str,
+    layout: Layout,
+    db: &BenchDb,
     dir: &Path,
     n: i64,
 ) -> Result<Summary> {
+    let url = db.url.as_str();
+    let pg_name = db.pg.clone();
     let store = Store::connect(url, 4).await.context("connect")?;
     store.migrate().await.context("migrate")?;
     let mut settings = settings(dir, url)?;
@@ -310,7 +375,9 @@ async fn measure(
     let now: DateTime<Utc> = NOW.parse()?;
 
     let started = Instant::now();
-    seed(&store, backend, n, o.due, now).await.context("seed")?;
+    seed(&store, backend, layout, n, o.due, now)
+        .await
+        .context("seed")?;
     let seed_seconds = started.elapsed().as_secs_f64();
     fig.put("open_tickets", n);
     fig.put("due_tickets", o.due);
@@ -329,18 +396,51 @@ async fn measure(
         o.due
     );
 
+    let ticks = clock_ticks();
+    let load = loadavg();
     reset_peak_rss();
+    let cpu_before = cpu_ticks("self").unwrap_or(0);
+    let pg_before = pg_name.as_deref().map_or(0, postgres_ticks);
     let started = Instant::now();
-    let stats = helpdeskd::service_level::check(&store, &settings, now)
-        .await
-        .context("first SLA run")?;
+    let (stats, rival) = if o.race {
+        // Two daemons on one database: each alert must still be told once.
+        let other = Store::connect(url, 4).await.context("connect")?;
+        let (a, b) = tokio::join!(
+            helpdeskd::service_level::check(&store, &settings, now),
+            helpdeskd::service_level::check(&other, &settings, now),
+        );
+        other.conn().clone().close().await.ok();
+        (
+            a.context("first SLA run")?,
+            Some(b.context("rival SLA run")?),
+        )
+    } else {
+        let a = helpdeskd::service_level::check(&store, &settings, now)
+            .await
+            .context("first SLA run")?;
+        (a, None)
+    };
     let run_seconds = started.elapsed().as_secs_f64();
+    let cpu = (cpu_ticks("self").unwrap_or(0) - cpu_before) as f64 / ticks;
+    let pg_cpu = pg_name
+        .as_deref()
+        .map(|db| (postgres_ticks(db) - pg_before) as f64 / ticks);
     let peak_rss_kb = peak_rss_kb();
+    fig.put("loadavg_before", load);
     fig.put("run_seconds", format!("{run_seconds:.3}"));
+    fig.put("cpu_seconds", format!("{cpu:.2}"));
+    if let Some(c) = pg_cpu {
+        fig.put("postgres_cpu_seconds", format!("{c:.2}"));
+    }
     fig.put("tickets_checked", stats.tickets);
     fig.put("warnings", stats.warnings);
     fig.put("breaches", stats.breaches);
     fig.put("mails", stats.mails);
+    if let Some(r) = rival {
+        fig.put("rival_tickets_checked", r.tickets);
+        fig.put("rival_warnings", r.warnings);
+        fig.put("rival_mails", r.mails);
+    }
     let events = count(
         &store,
         "SELECT COUNT(*) FROM events WHERE hook = 'sla.warning'",
@@ -358,23 +458,28 @@ async fn measure(
     fig.put("second_run_seconds", format!("{second_seconds:.4}"));
     fig.put("second_run_tickets", second.tickets);
 
-    // The run did what the job must do, once per due ticket.
+    // The run did what the job must do, once per due ticket (with a rival
+    // daemon, both may find an alert; one tells it).
     let d = o.due as u64;
+    let r = rival.unwrap_or_default();
     ensure!(
-        stats.tickets == d,
-        "checked {} tickets, {d} were due",
-        stats.tickets
+        stats.tickets + r.tickets >= d && (rival.is_some() || stats.tickets == d),
+        "checked {} (+ {}) tickets, {d} were due",
+        stats.tickets,
+        r.tickets
     );
     ensure!(
-        stats.warnings == d && stats.breaches == 0,
-        "{} warnings and {} breaches; expected {d} warnings",
+        stats.warnings + r.warnings >= d && stats.breaches + r.breaches == 0,
+        "{} (+ {}) warnings and {} breaches; expected {d} warnings",
         stats.warnings,
+        r.warnings,
         stats.breaches
     );
     ensure!(
-        stats.mails == d,
-        "{} mails; expected one per warning",
-        stats.mails
+        stats.mails + r.mails == d,
+        "{} (+ {}) mails; expected one per warning",
+        stats.mails,
+        r.mails
     );
     let checks = [
         (
@@ -420,6 +525,7 @@ async fn measure(
     store.conn().clone().close().await.ok();
     Ok(Summary {
         backend,
+        layout,
         tickets: n,
         due: o.due,
         seed_seconds,
@@ -518,25 +624,67 @@ escalation = "{LEAD}"
 /// N open tickets of service `email`, D of them at their response warning;
 /// customers, staff contacts and the counters past the seeded ids. One
 /// transaction of set-based statements.
-async fn seed(store: &Store, backend: Backend, n: i64, due: i64, now: DateTime<Utc>) -> Result<()> {
+async fn seed(
+    store: &Store,
+    backend: Backend,
+    layout: Layout,
+    n: i64,
+    due: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let now_s = now.timestamp();
     let first: DateTime<Utc> = DUE_FIRST_CREATED.parse()?;
     let first_s = first.timestamp();
     let spread = DUE_SPREAD_SECS;
     let warn = WARN_AFTER_SECS;
-    // Ticket i is due when i·D/N steps: exactly D tickets, spread evenly;
-    // k = i·D/N − 1 numbers them 0..D.
-    let is_due = format!("((i * {due}) / {n} <> ((i - 1) * {due}) / {n})");
-    let k = format!("((i * {due}) / {n} - 1)");
+    // Three kinds of ticket: the due ones (opened this morning from
+    // 09:00:30 Berlin time over 47 minutes), recent ones (opened since, up
+    // to 12:48:30: their warning is still to come) and older ones (opened
+    // over the last 30 days, answered, next looked at within the week).
+    let (is_due, k, is_recent, r, recent, old_created) = match layout {
+        Layout::Clustered => {
+            // Ids in the order the tickets were opened, as the desk numbers
+            // them: the due tickets are one run of ids near the end.
+            let recent = (due / 10).min(n - due);
+            let old = n - due - recent;
+            (
+                format!("(i > {old} AND i <= {})", old + due),
+                format!("(i - {old} - 1)"),
+                format!("(i > {})", old + due),
+                format!("(i - {} - 1)", old + due),
+                recent,
+                format!(
+                    "({now_s} - 2592000 + (i - 1) * {} / {})",
+                    2592000 - 4 * 3600,
+                    old.max(1)
+                ),
+            )
+        }
+        // Ticket i is due when i·D/N steps: exactly D tickets, spread evenly
+        // over the ids (and so over the table's pages).
+        Layout::Spread => (
+            format!("((i * {due}) / {n} <> ((i - 1) * {due}) / {n})"),
+            format!("((i * {due}) / {n} - 1)"),
+            "FALSE".to_string(),
+            "0".to_string(),
+            1,
+            format!("({now_s} - 3600 - (i * 7919) % 2592000)"),
+        ),
+    };
     let due_created = format!("({first_s} + {k} * {spread} / {due})");
-    // Others: opened over the last 30 days (at least an hour ago),
-    // answered ten minutes later, next looked at within the coming week.
-    let other_created = format!("({now_s} - 3600 - (i * 7919) % 2592000)");
-    let other_next = format!("({now_s} + 60 + (i * 104729) % 604800)");
-    let created = format!("CASE WHEN {is_due} THEN {due_created} ELSE {other_created} END");
-    let next = format!("CASE WHEN {is_due} THEN {due_created} + {warn} ELSE {other_next} END");
-    let response_due =
-        format!("CASE WHEN {is_due} THEN {due_created} + 14400 ELSE {other_created} + 14400 END");
+    let recent_created = format!("({first_s} + 2880 + {r} * 10800 / {recent})");
+    let old_next = format!("({now_s} + 60 + (i * 104729) % 604800)");
+    let created = format!(
+        "CASE WHEN {is_due} THEN {due_created} WHEN {is_recent} THEN {recent_created} \
+         ELSE {old_created} END"
+    );
+    let next = format!(
+        "CASE WHEN {is_due} THEN {due_created} + {warn} \
+         WHEN {is_recent} THEN {recent_created} + {warn} ELSE {old_next} END"
+    );
+    let responded =
+        format!("CASE WHEN {is_due} OR {is_recent} THEN NULL ELSE {old_created} + 600 END");
+    let response_due = format!("{created} + 14400");
     let resolution_due = format!("{created} + 864000");
     // Seconds since the epoch → the column's value as sqlx writes it.
     let time: fn(&str) -> String = match backend {
@@ -594,11 +742,11 @@ async fn seed(store: &Store, backend: Backend, n: i64, due: i64, now: DateTime<U
          'open', 'normal', 1 + i % {CUSTOMERS}, 'support', {c}, {c}, \
          CASE WHEN i % 2 = 0 THEN '{ADA}' ELSE '{BOB}' END, NULL, '{{}}', NULL, \
          'c' || i || '@example.org', 'c' || i || '@example.org', 'email', {rd}, {sd}, \
-         CASE WHEN {is_due} THEN NULL ELSE {r} END, {nx} {from}",
+         {r}, {nx} {from}",
         c = time(&created),
         rd = time(&response_due),
         sd = time(&resolution_due),
-        r = time(&format!("{other_created} + 600")),
+        r = time(&responded),
         nx = time(&next),
     );
     let counters = [
@@ -644,10 +792,20 @@ impl BenchDb {
                 pg: None,
             }),
             Backend::Postgres => {
+                // Unique per run: the pid, and a per-process random number
+                // (std's hash seed) with a count for the runs of a process.
+                static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let nonce = {
+                    use std::hash::{BuildHasher, Hasher};
+                    std::collections::hash_map::RandomState::new()
+                        .build_hasher()
+                        .finish()
+                        % 1_000_000
+                };
                 let name = format!(
-                    "hd_sla_bench_{}_{}",
+                    "hd_sla_bench_{}_{nonce}_{}",
                     std::process::id(),
-                    Utc::now().timestamp_subsec_micros()
+                    RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 );
                 admin_sql(&format!("CREATE DATABASE {name}")).await?;
                 let socket = Path::new(PG_SOCKET_DIR).join(".s.PGSQL.5432");
@@ -691,7 +849,50 @@ async fn admin_sql(sql: &str) -> Result<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------- memory
+// ---------------------------------------------------------------- memory and CPU
+
+/// utime + stime of a process (`self` or a pid), in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(") ")?;
+    // Fields after the command name: state is field 3, utime 14, stime 15.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU of the PostgreSQL backends serving database `db`, in clock ticks.
+fn postgres_ticks(db: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().into_string().ok()?;
+            pid.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd);
+            (cmd.starts_with("postgres: ") && cmd.split_whitespace().any(|w| w == db))
+                .then(|| cpu_ticks(&pid))?
+        })
+        .sum()
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The one-minute load average: anything else running skews the figures.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
+}
 
 /// Resets the process's peak RSS (`VmHWM`) to its current RSS.
 fn reset_peak_rss() {

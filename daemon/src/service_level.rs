@@ -5,12 +5,13 @@
 //! sends each warning and breach once, and moves `sla_next_at` on.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use serde_json::json;
 use tracing::{info, warn};
@@ -24,15 +25,21 @@ use crate::domain::ticket::{Priority, Status, TicketNumber};
 use crate::error::{Error, Result};
 use crate::ingest::apply::{Contacts, Counter, insert_chunks, queue_drafts};
 use crate::store::Store;
-use crate::store::entity::{message, outbox, sla_event, sla_pause, supplier_escalation, ticket};
+use crate::store::entity::{
+    event, message, outbox, sla_event, sla_pause, supplier_escalation, ticket,
+};
 
 const IN_CHUNK: usize = 1000;
 /// Due tickets handled per transaction by the SLA job.
 const JOB_CHUNK: u64 = 1000;
-/// Rows per multi-row statement of the SLA job (5 values a row for
-/// `sla_events`, 4 for tickets): well under the bind-parameter limits of
-/// SQLite (32,766) and PostgreSQL (65,535).
+/// Alerts per multi-row insert into `sla_events` (5 values a row): well
+/// under the bind-parameter limits of SQLite (32,766) and PostgreSQL (65,535).
 const ROWS_PER_STATEMENT: usize = 1000;
+/// Tickets per `UPDATE … FROM (VALUES …)`. Small enough that PostgreSQL
+/// looks each ticket up by its key: with 1,000 rows against 100,000 tickets
+/// its planner prefers hashing a scan of the whole table, several times
+/// slower.
+const UPDATES_PER_STATEMENT: usize = 250;
 
 /// The SLA of a ticket of this service and priority.
 pub fn policy(settings: &Settings, service: Option<&str>, priority: Priority) -> Option<Policy> {
@@ -187,131 +194,419 @@ pub struct CheckStats {
 /// `sla.breached`; then `sla_next_at` moves to the next threshold.
 pub async fn check(store: &Store, settings: &Settings, now: DateTime<Utc>) -> Result<CheckStats> {
     let mut stats = CheckStats::default();
+    // Shared with the chunks' worker threads; cloned once a run has work.
+    let mut shared: Option<Arc<Settings>> = None;
     loop {
-        let __t = std::time::Instant::now();
         let txn = store.begin().await?;
         let due: Vec<ticket::Model> = ticket::Entity::find()
             .filter(ticket::Column::SlaNextAt.lte(now))
             .order_by_asc(ticket::Column::SlaNextAt)
+            .order_by_asc(ticket::Column::Id)
             .limit(JOB_CHUNK)
             .all(&txn)
             .await?;
-        eprintln!("PHASE select {:?}", __t.elapsed());
         if due.is_empty() {
             txn.commit().await?;
             return Ok(stats);
         }
+        let settings = shared.get_or_insert_with(|| Arc::new(settings.clone()));
         let n = check_chunk(&txn, settings, due, now, &mut stats).await?;
-        let __t = std::time::Instant::now();
         txn.commit().await?;
-        eprintln!("PHASE commit {:?}", __t.elapsed());
         if n < JOB_CHUNK as usize {
             return Ok(stats);
         }
     }
 }
 
-/// An alert the job found due on one ticket.
-struct Found<'a> {
-    ticket: &'a ticket::Model,
+/// What a chunk's worker thread hands the job, in this order: the
+/// decisions for all its tickets, a few at a time, then the inserts that
+/// tell the alerts recorded.
+enum Step {
+    Decided(Vec<Decision>),
+    Insert(Statement),
+}
+
+/// One chunk of due tickets, in one transaction, as a pipeline: a worker
+/// thread decides what is due (the business-calendar arithmetic, most of the
+/// CPU) while the job records those alerts and stores the tickets' new due
+/// times; then the worker composes the notes, mails and hook events of the
+/// alerts this run won while the job inserts them.
+async fn check_chunk(
+    txn: &DatabaseTransaction,
+    settings: &Arc<Settings>,
+    due: Vec<ticket::Model>,
+    now: DateTime<Utc>,
+    stats: &mut CheckStats,
+) -> Result<usize> {
+    let n = due.len();
+    let ids: Vec<i64> = due.iter().map(|t| t.id).collect();
+    let pauses = pauses(txn, &ids).await?;
+    let sent = alerts_sent(txn, &ids).await?;
+    // The counters are locked before any ticket, as ingest does.
+    let mut emails: Vec<&str> = settings
+        .staff
+        .members()
+        .iter()
+        .map(|m| m.email.as_str())
+        .collect();
+    emails.extend(
+        settings
+            .service_escalation
+            .values()
+            .map(|a| a.email.as_str()),
+    );
+    let contacts = Contacts::load(txn, emails).await?;
+    let messages_seq = Counter::load(txn, "message").await?;
+
+    let (steps_tx, mut steps) = tokio::sync::mpsc::unbounded_channel();
+    let (won_tx, won_rx) = tokio::sync::oneshot::channel();
+    let worker = tokio::task::spawn_blocking({
+        let settings = Arc::clone(settings);
+        let backend = txn.get_database_backend();
+        let span = tracing::Span::current();
+        move || {
+            let _entered = span.enter();
+            let chunk = Chunk {
+                settings: &settings,
+                due: &due,
+                pauses: &pauses,
+                sent: &sent,
+                now,
+                backend,
+                steps: &steps_tx,
+            };
+            let found = chunk.decide_all()?;
+            let won: HashSet<(i64, Target, Alert)> = won_rx
+                .blocking_recv()
+                .map_err(|_| Error::Invalid("the SLA job stopped".into()))?;
+            chunk.tell(found, &won, contacts, messages_seq)
+        }
+    });
+
+    // Record each batch of alerts as it is decided (the unique index on
+    // sla_events decides which this run tells: one another daemon recorded
+    // first is not told again) and store the tickets' due times.
+    let mut won = HashSet::new();
+    let mut decided = 0;
+    while decided < n {
+        let Some(Step::Decided(batch)) = steps.recv().await else {
+            drop(won_tx);
+            return Err(worker_failed(worker).await);
+        };
+        let mut found = Vec::new();
+        let mut updates = Vec::with_capacity(batch.len());
+        for d in batch {
+            decided += 1;
+            stats.tickets += 1;
+            for &(target, alert, due_at) in &d.alerts {
+                match alert {
+                    Alert::Warning => stats.warnings += 1,
+                    Alert::Breach => stats.breaches += 1,
+                }
+                if let Some(number) = d.number {
+                    info!(ticket = %number, target = target.as_str(), alert = alert.as_str(), due = %due_at, "SLA");
+                }
+                found.push((d.id, target, alert, due_at));
+            }
+            updates.push((d.id, d.due));
+        }
+        won.extend(record_alerts(txn, &found, now).await?);
+        save_due(txn, &updates).await?;
+    }
+    if won_tx.send(won).is_err() {
+        return Err(worker_failed(worker).await);
+    }
+    while let Some(step) = steps.recv().await {
+        let Step::Insert(insert) = step else {
+            return Err(Error::Invalid(
+                "SLA job: a decision after the inserts".into(),
+            ));
+        };
+        txn.execute_raw(insert).await?;
+    }
+    let mut told = worker.await.map_err(joined)??;
+    told.contacts.save(txn).await?;
+    told.messages_seq.save(txn).await?;
+    stats.mails += told.mails;
+    Ok(n)
+}
+
+fn joined(e: tokio::task::JoinError) -> Error {
+    Error::Invalid(format!("the SLA job's worker failed: {e}"))
+}
+
+/// The worker's own error, when it stopped handing over steps early.
+async fn worker_failed(worker: tokio::task::JoinHandle<Result<Told>>) -> Error {
+    match worker.await {
+        Ok(Err(e)) => e,
+        Ok(Ok(_)) => Error::Invalid("the SLA job's worker stopped early".into()),
+        Err(e) => joined(e),
+    }
+}
+
+/// What the SLA rules say of one due ticket.
+struct Decision {
+    id: i64,
+    /// `None`: an unreadable number; nothing is told, nothing watched.
+    number: Option<TicketNumber>,
+    /// The alerts due now that were not sent before.
+    alerts: Vec<(Target, Alert, DateTime<Utc>)>,
+    /// Its due times once those are told, and the next check (after now).
+    due: Due,
+}
+
+/// An alert to tell.
+struct Found {
+    /// The ticket's place in the chunk.
+    ticket: usize,
     number: TicketNumber,
     target: Target,
     alert: Alert,
     due_at: DateTime<Utc>,
 }
 
-async fn check_chunk(
-    txn: &DatabaseTransaction,
-    settings: &Settings,
-    due: Vec<ticket::Model>,
-    now: DateTime<Utc>,
-    stats: &mut CheckStats,
-) -> Result<usize> {
-    let n = due.len();
-    let __t = std::time::Instant::now();
-    let ids: Vec<i64> = due.iter().map(|t| t.id).collect();
-    let all_pauses = pauses(txn, &ids).await?;
-    let mut sent = alerts_sent(txn, &ids).await?;
+/// Decisions handed over at a time: one `UPDATE` of tickets each.
+const DECIDED_PER_STEP: usize = UPDATES_PER_STATEMENT;
+/// From this many due tickets a chunk is decided on two threads.
+const PARALLEL_FROM: usize = 2 * DECIDED_PER_STEP;
 
-    eprintln!("PHASE load {:?}", __t.elapsed());
-    let __t = std::time::Instant::now();
-    // What is due on each ticket, and its due times once that is told.
-    let mut found: Vec<Found> = Vec::new();
-    let mut updates: Vec<(i64, Due)> = Vec::with_capacity(n);
-    for t in &due {
-        stats.tickets += 1;
+/// A chunk as its worker thread sees it.
+struct Chunk<'a> {
+    settings: &'a Settings,
+    due: &'a [ticket::Model],
+    pauses: &'a HashMap<i64, Vec<Pause>>,
+    sent: &'a HashMap<i64, Vec<(Target, Alert)>>,
+    now: DateTime<Utc>,
+    backend: DbBackend,
+    steps: &'a tokio::sync::mpsc::UnboundedSender<Step>,
+}
+
+impl Chunk<'_> {
+    fn send(&self, step: Step) -> Result<()> {
+        self.steps
+            .send(step)
+            .map_err(|_| Error::Invalid("the SLA job stopped".into()))
+    }
+
+    fn decide(&self, t: &ticket::Model) -> Decision {
+        let nothing = Decision {
+            id: t.id,
+            number: None,
+            alerts: Vec::new(),
+            due: Due::default(),
+        };
         let status: Status = t.status.parse().unwrap_or(Status::Open);
         let priority: Priority = t.priority.parse().unwrap_or(Priority::Normal);
-        let Some(p) = policy(settings, t.service.as_deref(), priority) else {
-            updates.push((t.id, Due::default()));
-            continue;
+        let Some(p) = policy(self.settings, t.service.as_deref(), priority) else {
+            return nothing;
+        };
+        let Ok(number) = t.number.parse::<TicketNumber>() else {
+            return nothing;
         };
         let clocks = Clocks {
             created: t.created_at,
-            pauses: all_pauses.get(&t.id).cloned().unwrap_or_default(),
+            pauses: self.pauses.get(&t.id).cloned().unwrap_or_default(),
             responded_at: t.responded_at,
-            resolved_at: stopped(status, t.resolved_at, now),
+            resolved_at: stopped(status, t.resolved_at, self.now),
         };
-        let already = sent.entry(t.id).or_default();
-        let fresh = sla::alerts(&p, &clocks, now, already);
-        let Ok(number) = t.number.parse::<TicketNumber>() else {
-            updates.push((t.id, Due::default()));
-            continue;
-        };
-        for (target, alert, due_at) in fresh {
-            already.push((target, alert));
-            match alert {
-                Alert::Warning => stats.warnings += 1,
-                Alert::Breach => stats.breaches += 1,
-            }
-            info!(ticket = %number, target = target.as_str(), alert = alert.as_str(), due = %due_at, "SLA");
-            found.push(Found {
-                ticket: t,
+        let mut already = self.sent.get(&t.id).cloned().unwrap_or_default();
+        let alerts = sla::alerts(&p, &clocks, self.now, &already);
+        already.extend(alerts.iter().map(|&(target, alert, _)| (target, alert)));
+        let mut due = sla::due(&p, &clocks, self.now, &already);
+        // Every threshold at or before now is told now.
+        due.next_check = due.next_check.filter(|at| *at > self.now);
+        Decision {
+            id: t.id,
+            number: Some(number),
+            alerts,
+            due,
+        }
+    }
+
+    /// Hands over the decisions for the tickets from `from` on, keeping the
+    /// alerts found.
+    fn hand_over(&self, found: &mut Vec<Found>, from: usize, batch: Vec<Decision>) -> Result<()> {
+        for (i, d) in batch.iter().enumerate() {
+            let Some(number) = d.number else { continue };
+            found.extend(d.alerts.iter().map(|&(target, alert, due_at)| Found {
+                ticket: from + i,
                 number,
                 target,
                 alert,
                 due_at,
-            });
+            }));
         }
-        let mut d = sla::due(&p, &clocks, now, already);
-        // Every threshold at or before now was handled above.
-        d.next_check = d.next_check.filter(|at| *at > now);
-        updates.push((t.id, d));
+        self.send(Step::Decided(batch))
     }
 
-    // The unique index on sla_events decides which alerts this run tells:
-    // one that another daemon recorded first is not sent again.
-    eprintln!("PHASE decide {:?}", __t.elapsed());
-    let __t = std::time::Instant::now();
-    let won = record_alerts(txn, &found, now).await?;
-    eprintln!("PHASE record {:?}", __t.elapsed());
-    let __t = std::time::Instant::now();
-    if !won.is_empty() {
-        tell(txn, settings, &found, &won, now, stats).await?;
+    /// Decides every ticket, in order, handing the decisions over a few at
+    /// a time; a large chunk's second half is decided meanwhile on a second
+    /// thread. Returns the alerts found.
+    fn decide_all(&self) -> Result<Vec<Found>> {
+        let mut found = Vec::new();
+        let split = if self.due.len() >= PARALLEL_FROM {
+            self.due.len() / 2
+        } else {
+            self.due.len()
+        };
+        let (first, second) = self.due.split_at(split);
+        std::thread::scope(|s| {
+            let other = (!second.is_empty())
+                .then(|| s.spawn(|| second.iter().map(|t| self.decide(t)).collect::<Vec<_>>()));
+            for (k, part) in first.chunks(DECIDED_PER_STEP).enumerate() {
+                let batch = part.iter().map(|t| self.decide(t)).collect();
+                self.hand_over(&mut found, k * DECIDED_PER_STEP, batch)?;
+            }
+            if let Some(other) = other {
+                let mut rest = match other.join() {
+                    Ok(rest) => rest,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                let mut from = split;
+                while !rest.is_empty() {
+                    let tail = rest.split_off(rest.len().min(DECIDED_PER_STEP));
+                    let len = rest.len();
+                    self.hand_over(&mut found, from, rest)?;
+                    from += len;
+                    rest = tail;
+                }
+            }
+            Ok(found)
+        })
     }
-    eprintln!("PHASE tell {:?}", __t.elapsed());
-    let __t = std::time::Instant::now();
-    save_due(txn, &mut updates).await?;
-    eprintln!("PHASE save_due {:?}", __t.elapsed());
-    Ok(n)
+
+    /// For each alert this run recorded: the hook event (when plugins are
+    /// installed), an internal note on the ticket and a mail to the assignee
+    /// (on a breach also to the service's escalation contact), rendered and
+    /// handed over as multi-row inserts, the hook events first.
+    fn tell(
+        &self,
+        mut found: Vec<Found>,
+        won: &HashSet<(i64, Target, Alert)>,
+        mut contacts: Contacts,
+        mut messages_seq: Counter,
+    ) -> Result<Told> {
+        found.retain(|f| won.contains(&(self.due[f.ticket].id, f.target, f.alert)));
+        let now = self.now;
+        if self.settings.emit_events {
+            for part in found.chunks(COMPOSED_ROWS_PER_STATEMENT) {
+                let rows: Vec<_> = part
+                    .iter()
+                    .map(|f| hook_event(&self.due[f.ticket], f.target, f.alert, f.due_at, now))
+                    .collect();
+                self.send(Step::Insert(
+                    event::Entity::insert_many(rows).build(self.backend),
+                ))?;
+            }
+        }
+        let mut messages = Vec::with_capacity(COMPOSED_ROWS_PER_STATEMENT + 4);
+        let mut outbox_rows = Vec::with_capacity(COMPOSED_ROWS_PER_STATEMENT + 4);
+        let mut mails = 0;
+        for f in &found {
+            let (t, number, target, alert) = (&self.due[f.ticket], f.number, f.target, f.alert);
+            let text = alert_text(t, number, target, alert, f.due_at, now);
+            messages.push(note_row(
+                messages_seq.take(),
+                t.id,
+                &format!("sla:{}:{}:{}", t.id, target.as_str(), alert.as_str()),
+                &text,
+                &format!("sla-{}", alert.as_str()),
+                now,
+            ));
+            let drafts = alert_drafts(self.settings, t, number, target, alert, &text);
+            let queued = queue_drafts(
+                self.settings,
+                TicketRef { id: t.id, number },
+                &drafts,
+                &[],
+                &format!("{}{}{}", target.as_str(), alert.as_str(), t.id),
+                &mut contacts,
+                &mut messages_seq,
+                &mut messages,
+                &mut outbox_rows,
+                now,
+            )?;
+            mails += queued.len() as u64;
+            if messages.len() >= COMPOSED_ROWS_PER_STATEMENT {
+                let rows = std::mem::take(&mut messages);
+                self.send(Step::Insert(
+                    message::Entity::insert_many(rows).build(self.backend),
+                ))?;
+            }
+            if outbox_rows.len() >= COMPOSED_ROWS_PER_STATEMENT {
+                let rows = std::mem::take(&mut outbox_rows);
+                self.send(Step::Insert(
+                    outbox::Entity::insert_many(rows).build(self.backend),
+                ))?;
+            }
+        }
+        if !messages.is_empty() {
+            self.send(Step::Insert(
+                message::Entity::insert_many(messages).build(self.backend),
+            ))?;
+        }
+        if !outbox_rows.is_empty() {
+            self.send(Step::Insert(
+                outbox::Entity::insert_many(outbox_rows).build(self.backend),
+            ))?;
+        }
+        Ok(Told {
+            contacts,
+            messages_seq,
+            mails,
+        })
+    }
 }
 
-/// Inserts the found alerts into `sla_events` (a multi-row `INSERT … ON
-/// CONFLICT DO NOTHING RETURNING`); returns the ones this transaction
-/// inserted. Rows go in key order, so two daemons inserting the same alerts
-/// wait for each other instead of deadlocking.
+/// What is left to save once a chunk's inserts ran.
+struct Told {
+    contacts: Contacts,
+    messages_seq: Counter,
+    mails: u64,
+}
+
+/// Rows of one multi-row insert of notes, mails, outbox entries or hook
+/// events, as ingest writes them: under the databases' bind-parameter limits.
+const COMPOSED_ROWS_PER_STATEMENT: usize = 200;
+
+/// The `sla.warning` / `sla.breached` hook event of an alert.
+fn hook_event(
+    t: &ticket::Model,
+    target: Target,
+    alert: Alert,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> event::ActiveModel {
+    let hook = match alert {
+        Alert::Warning => "sla.warning",
+        Alert::Breach => "sla.breached",
+    };
+    let payload = json!({
+        "hook": hook,
+        "ticket": {
+            "number": t.number, "kind": t.kind, "status": t.status,
+            "priority": t.priority, "subject": t.subject,
+            "assignee": t.assignee, "group": t.team, "customer": Value::Null,
+            "mailbox": t.mailbox, "fields": {},
+        },
+        "message": Value::Null,
+        "changes": [],
+        "sla": {"target": target.as_str(), "due": due_at.to_rfc3339(), "service": t.service},
+    });
+    crate::plugins::event_row(Some(t.id), hook, payload.to_string(), now)
+}
+
+/// Inserts alerts into `sla_events` (one multi-row `INSERT … ON CONFLICT DO
+/// NOTHING RETURNING`) and returns the ones this transaction inserted.
+/// Daemons insert in the same order (the due tickets' order), so two that
+/// meet wait for each other instead of deadlocking.
 async fn record_alerts(
     txn: &DatabaseTransaction,
-    found: &[Found<'_>],
+    found: &[(i64, Target, Alert, DateTime<Utc>)],
     now: DateTime<Utc>,
 ) -> Result<HashSet<(i64, Target, Alert)>> {
-    let mut rows: Vec<(i64, Target, Alert, DateTime<Utc>)> = found
-        .iter()
-        .map(|f| (f.ticket.id, f.target, f.alert, f.due_at))
-        .collect();
-    rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
-    let mut won = HashSet::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let mut won = HashSet::with_capacity(found.len());
+    for chunk in found.chunks(ROWS_PER_STATEMENT) {
         let mut q = Query::insert();
         q.into_table(sla_event::Entity).columns([
             sla_event::Column::TicketId,
@@ -320,12 +615,12 @@ async fn record_alerts(
             sla_event::Column::DueAt,
             sla_event::Column::CreatedAt,
         ]);
-        for (id, target, alert, due_at) in chunk {
+        for &(id, target, alert, due_at) in chunk {
             q.values([
-                (*id).into(),
+                id.into(),
                 target.as_str().into(),
                 alert.as_str().into(),
-                (*due_at).into(),
+                due_at.into(),
                 now.into(),
             ])
             .map_err(|e| Error::Invalid(format!("sla_events row: {e}")))?;
@@ -348,126 +643,35 @@ async fn record_alerts(
             let id: i64 = row.try_get("", "ticket_id")?;
             let target: String = row.try_get("", "target")?;
             let kind: String = row.try_get("", "kind")?;
-            let target = if target == "response" {
-                Target::Response
-            } else {
-                Target::Resolution
-            };
-            let alert = if kind == "breach" {
-                Alert::Breach
-            } else {
-                Alert::Warning
-            };
-            won.insert((id, target, alert));
+            won.insert((id, target_of(&target), alert_of(&kind)));
         }
     }
     Ok(won)
 }
 
-/// For each alert this run recorded: an internal note, a mail to the
-/// assignee (and on a breach the escalation contact), and the hook event.
-async fn tell(
-    txn: &DatabaseTransaction,
-    settings: &Settings,
-    found: &[Found<'_>],
-    won: &HashSet<(i64, Target, Alert)>,
-    now: DateTime<Utc>,
-    stats: &mut CheckStats,
-) -> Result<()> {
-    let mut emails: Vec<&str> = settings
-        .staff
-        .members()
-        .iter()
-        .map(|m| m.email.as_str())
-        .collect();
-    emails.extend(
-        settings
-            .service_escalation
-            .values()
-            .map(|a| a.email.as_str()),
-    );
-    let mut contacts = Contacts::load(txn, emails).await?;
-    let mut messages_seq = Counter::load(txn, "message").await?;
-    let __t = std::time::Instant::now();
-    let mut events = Vec::new();
-    let mut messages = Vec::new();
-    let mut outbox_rows: Vec<outbox::ActiveModel> = Vec::new();
-    for f in found {
-        let (t, number, target, alert) = (f.ticket, f.number, f.target, f.alert);
-        if !won.contains(&(t.id, target, alert)) {
-            // Another daemon sent it first.
-            continue;
-        }
-        let text = alert_text(t, number, target, alert, f.due_at, now);
-        messages.push(note_row(
-            messages_seq.take(),
-            t.id,
-            &format!("sla:{}:{}:{}", t.id, target.as_str(), alert.as_str()),
-            &text,
-            &format!("sla-{}", alert.as_str()),
-            now,
-        ));
-        let drafts = alert_drafts(settings, t, number, target, alert, &text);
-        let queued = queue_drafts(
-            settings,
-            TicketRef { id: t.id, number },
-            &drafts,
-            &[],
-            &format!("{}{}{}", target.as_str(), alert.as_str(), t.id),
-            &mut contacts,
-            &mut messages_seq,
-            &mut messages,
-            &mut outbox_rows,
-            now,
-        )?;
-        stats.mails += queued.len() as u64;
-        let hook = match alert {
-            Alert::Warning => "sla.warning",
-            Alert::Breach => "sla.breached",
-        };
-        if !settings.emit_events {
-            continue;
-        }
-        events.push(crate::ingest::events::Pending {
-            ticket_id: t.id,
-            hook,
-            payload: json!({
-                "hook": hook,
-                "ticket": {
-                    "number": t.number, "kind": t.kind, "status": t.status,
-                    "priority": t.priority, "subject": t.subject,
-                    "assignee": t.assignee, "group": t.team, "customer": Value::Null,
-                    "mailbox": t.mailbox, "fields": {},
-                },
-                "message": Value::Null,
-                "changes": [],
-                "sla": {"target": target.as_str(), "due": f.due_at.to_rfc3339(), "service": t.service},
-            }),
-        });
+fn target_of(s: &str) -> Target {
+    if s == "response" {
+        Target::Response
+    } else {
+        Target::Resolution
     }
-    eprintln!("PHASE   tell-build {:?}", __t.elapsed());
-    let __t = std::time::Instant::now();
-    contacts.save(txn).await?;
-    insert_chunks(txn, messages, message::Entity::insert_many).await?;
-    eprintln!("PHASE   tell-messages {:?}", __t.elapsed());
-    let __t = std::time::Instant::now();
-    insert_chunks(txn, outbox_rows, outbox::Entity::insert_many).await?;
-    eprintln!("PHASE   tell-outbox {:?}", __t.elapsed());
-    let __t = std::time::Instant::now();
-    crate::ingest::events::insert(txn, events, now).await?;
-    eprintln!("PHASE   tell-events {:?}", __t.elapsed());
-    messages_seq.save(txn).await?;
-    Ok(())
+}
+
+fn alert_of(s: &str) -> Alert {
+    if s == "breach" {
+        Alert::Breach
+    } else {
+        Alert::Warning
+    }
 }
 
 /// Stores the tickets' new due times and next checks: one `UPDATE … FROM`
-/// a `VALUES` list per statement (SQLite and PostgreSQL both have it), in id
-/// order, so concurrent runs lock rows in the same order.
-async fn save_due(txn: &DatabaseTransaction, updates: &mut [(i64, Due)]) -> Result<()> {
+/// a `VALUES` list per statement (SQLite and PostgreSQL both have it), rows
+/// in the due tickets' order.
+async fn save_due(txn: &DatabaseTransaction, updates: &[(i64, Due)]) -> Result<()> {
     use std::fmt::Write as _;
-    updates.sort_unstable_by_key(|(id, _)| *id);
     let backend = txn.get_database_backend();
-    for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+    for chunk in updates.chunks(UPDATES_PER_STATEMENT) {
         let mut sql = String::with_capacity(160 + chunk.len() * 28);
         sql.push_str("WITH v (id, response, resolution, next_at) AS (VALUES ");
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 4);
