@@ -114,8 +114,9 @@ enum SendError {
 
 /// Mails in flight at once; lettre pools one connection per mail in flight.
 const PARALLEL: usize = 8;
-/// How long a sender holds the rows it is sending: longer than any send.
-const CLAIM: chrono::Duration = chrono::Duration::minutes(5);
+/// Rows claimed at a time: a small claim is sent (and recorded) quickly, so
+/// a claim can be short and a crashed sender's rows come back soon.
+const CLAIM_ROWS: u64 = 2 * PARALLEL as u64;
 
 /// Builds the SMTP transport from the `[smtp]` section.
 pub fn transport(cfg: &ServerConfig) -> Result<Transport> {
@@ -207,14 +208,17 @@ impl Sender {
         use futures::StreamExt;
         let mut stats = FlushStats::default();
         loop {
-            // A claim holds rows for CLAIM; its instant carries this
+            // A claim holds its rows for three SMTP timeouts (each send is
+            // one attempt plus one retry); its instant carries this
             // process's own microseconds so two senders never share one.
             let now = self.clock.now();
-            let until = (now + CLAIM)
+            let hold = chrono::Duration::from_std(self.smtp.timeout * 3)
+                .unwrap_or(chrono::Duration::minutes(5));
+            let until = (now + hold)
                 .duration_trunc(chrono::Duration::milliseconds(1))
-                .unwrap_or(now + CLAIM)
+                .unwrap_or(now + hold)
                 + chrono::Duration::microseconds(i64::from(std::process::id() % 1000));
-            let rows = self.store.outbox_claim(now, until, 200).await?;
+            let rows = self.store.outbox_claim(now, until, CLAIM_ROWS).await?;
             if rows.is_empty() {
                 return Ok(stats);
             }
