@@ -28,6 +28,7 @@ use crate::store::Store;
 use crate::store::entity::{
     event, message, outbox, sla_event, sla_pause, supplier_escalation, ticket,
 };
+use crate::store::rows::note_row;
 
 const IN_CHUNK: usize = 1000;
 /// Due tickets handled per transaction by the SLA job.
@@ -509,8 +510,10 @@ impl Chunk<'_> {
                 messages_seq.take(),
                 t.id,
                 &format!("sla:{}:{}:{}", t.id, target.as_str(), alert.as_str()),
+                "",
                 &text,
                 &format!("sla-{}", alert.as_str()),
+                "desk",
                 now,
             ));
             let drafts = alert_drafts(self.settings, t, number, target, alert, &text);
@@ -788,39 +791,4 @@ fn alert_drafts(
         references: vec![format!("{number}.staff@{}", settings.desk.id_domain())],
         with_attachments: false,
     }]
-}
-
-/// An internal note the desk writes on a ticket.
-fn note_row(
-    id: i64,
-    ticket_id: i64,
-    key: &str,
-    text: &str,
-    class: &str,
-    now: DateTime<Utc>,
-) -> message::ActiveModel {
-    message::ActiveModel {
-        id: Set(id),
-        ticket_id: Set(ticket_id),
-        direction: Set("note".into()),
-        message_id: Set(None),
-        dedup_key: Set(format!("note:{key}")),
-        in_reply_to: Set(String::new()),
-        references: Set(String::new()),
-        from_addr: Set(String::new()),
-        to_addrs: Set(String::new()),
-        cc_addrs: Set(String::new()),
-        subject: Set(String::new()),
-        body_text: Set(text.to_string()),
-        visibility: Set("internal".into()),
-        class: Set(class.into()),
-        threaded_by: Set("desk".into()),
-        mailbox: Set(None),
-        uid: Set(None),
-        warnings: Set(String::new()),
-        created_at: Set(now),
-        raw: Set(Vec::new()),
-        author: Set("desk".into()),
-        flag: Set(None),
-    }
 }

@@ -560,17 +560,7 @@ async fn write(
             .exec(txn)
             .await?;
     }
-    insert_chunks(txn, participants, |c| {
-        participant::Entity::insert_many(c).on_conflict(
-            OnConflict::columns([
-                participant::Column::TicketId,
-                participant::Column::ContactId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-    })
-    .await?;
+    insert_participants(txn, participants).await?;
     for (ticket_id, email) in removed {
         if let Some(contact) = contacts.ids.get(&email) {
             participant::Entity::delete_many()
@@ -773,6 +763,24 @@ fn quarantine_row(
         raw: Set(raw),
         ..Default::default()
     }
+}
+
+/// Participants are inserted once: a second mail naming the same person changes nothing.
+async fn insert_participants(
+    txn: &DatabaseTransaction,
+    rows: Vec<participant::ActiveModel>,
+) -> Result<()> {
+    insert_chunks(txn, rows, |c| {
+        participant::Entity::insert_many(c).on_conflict(
+            OnConflict::columns([
+                participant::Column::TicketId,
+                participant::Column::ContactId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+    })
+    .await
 }
 
 fn participant_row(ticket_id: i64, contact_id: i64, role: &str) -> participant::ActiveModel {
@@ -1184,17 +1192,7 @@ impl States {
             participants.push(participant_row(t.id, *customer, "customer"));
         }
         insert_chunks(txn, rows, ticket::Entity::insert_many).await?;
-        insert_chunks(txn, participants, |c| {
-            participant::Entity::insert_many(c).on_conflict(
-                OnConflict::columns([
-                    participant::Column::TicketId,
-                    participant::Column::ContactId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-        })
-        .await?;
+        insert_participants(txn, participants).await?;
         for id in &self.touched {
             if created.contains(id) {
                 continue;

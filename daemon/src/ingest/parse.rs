@@ -228,7 +228,8 @@ fn header_list(msg: &mail_parser::Message<'_>, names: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn clean_id(id: &str) -> String {
+/// A Message-ID without its angle brackets and surrounding space.
+pub(super) fn clean_id(id: &str) -> String {
     id.trim()
         .trim_start_matches('<')
         .trim_end_matches('>')

@@ -44,6 +44,7 @@ use std::borrow::Cow;
 
 use mail_parser::{HeaderName, HeaderValue, Message, MessagePart, MimeHeaders, PartType};
 
+use super::parse::clean_id;
 use crate::domain::classify::is_complaint_subject;
 use crate::domain::mail::{Bounce, BounceKind, Report, RobotSignals};
 
@@ -969,14 +970,6 @@ fn ids_of<'a>(value: &'a HeaderValue<'_>) -> impl Iterator<Item = &'a str> + 'a 
                 .trim()
         })
         .filter(|id| !id.is_empty())
-}
-
-fn clean_id(id: &str) -> String {
-    id.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim()
-        .to_string()
 }
 
 #[cfg(test)]
