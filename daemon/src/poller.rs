@@ -25,8 +25,9 @@ use crate::store::Store;
 /// The keyword set on processed mail in `processed = "flag"` mode.
 pub const PROCESSED_KEYWORD: &str = "$HelpdeskProcessed";
 /// Upper bound of one fetched batch in bytes, besides `ingest.batch_size`:
-/// a batch is alive in about four copies (fetched, parsed, statement, driver),
-/// so this keeps the daemon under 100 MB whatever the mail sizes.
+/// three batches are under way at once (fetched, parsed, committing), each
+/// alive as raw bytes plus the text read from them, so this keeps the
+/// daemon near 100 MB whatever the mail sizes.
 const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// Committed mails marked processed per IMAP command.
 const MARK_GROUP: usize = 5000;
@@ -37,6 +38,13 @@ pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapIo for T {}
 
 pub type ImapSession = Session<Box<dyn ImapIo>>;
+
+/// A fetched batch being parsed.
+struct Parsing {
+    uids: Vec<u32>,
+    watermark: Watermark,
+    parsed: tokio::task::JoinHandle<Result<Vec<ingest::Incoming>>>,
+}
 
 pub struct Poller {
     pub mailbox: MailboxConfig,
@@ -134,6 +142,9 @@ impl Poller {
         }
         debug!(mailbox = name, backlog = sizes.len(), "fetching");
         let mut stats = Stats::default();
+        // Three batches are under way at once: one is fetched while the one
+        // before it is parsed and the one before that is committed.
+        let mut parsing: Option<Parsing> = None;
         let mut pending: Option<(Vec<u32>, Pending)> = None;
         let mut committed: Vec<u32> = Vec::new();
         for chunk in chunks(&sizes, self.ingest.batch_size, MAX_BATCH_BYTES) {
@@ -152,23 +163,26 @@ impl Poller {
             if fetched.is_empty() {
                 continue;
             }
-            let batch =
-                ingest::parse_batch(name.clone(), raws, self.ingest.max_message_bytes).await?;
             // The watermark follows what was fetched, never what was asked for.
             let top = fetched.iter().copied().max().unwrap_or(last).max(last);
-            let wm = Watermark {
+            let watermark = Watermark {
                 mailbox: name.clone(),
                 uid_validity: validity,
                 last_uid: top,
             };
-            // The previous batch committed while this one was fetched and
-            // parsed; submit this one only once that commit succeeded, so the
-            // watermark never passes a batch that is not stored.
-            if let Some((done, p)) = pending.take() {
-                stats.add(&p.outcomes().await?);
-                committed.extend(done);
+            let parsed = tokio::spawn(ingest::parse_batch(
+                name.clone(),
+                raws,
+                self.ingest.max_message_bytes,
+            ));
+            if let Some(previous) = parsing.replace(Parsing {
+                uids: fetched,
+                watermark,
+                parsed,
+            }) {
+                self.submit(previous, &mut pending, &mut committed, &mut stats)
+                    .await?;
             }
-            pending = Some((fetched, self.writer.submit(batch, Some(wm)).await?));
             last = top;
             // A move costs the server more the larger the folder, so committed
             // mail is marked in groups while the writer works; the watermark
@@ -177,6 +191,10 @@ impl Poller {
                 self.mark(session, &committed).await?;
                 committed.clear();
             }
+        }
+        if let Some(previous) = parsing.take() {
+            self.submit(previous, &mut pending, &mut committed, &mut stats)
+                .await?;
         }
         if let Some((done, p)) = pending.take() {
             stats.add(&p.outcomes().await?);
@@ -193,6 +211,30 @@ impl Poller {
             "mailbox synced"
         );
         Ok(stats)
+    }
+
+    /// Hands a parsed batch to the writer once the batch before it has
+    /// committed, so the watermark never passes a batch that is not stored.
+    async fn submit(
+        &self,
+        batch: Parsing,
+        pending: &mut Option<(Vec<u32>, Pending)>,
+        committed: &mut Vec<u32>,
+        stats: &mut Stats,
+    ) -> Result<()> {
+        let parsed = batch
+            .parsed
+            .await
+            .map_err(|e| Error::Invalid(format!("parser task failed: {e}")))??;
+        if let Some((done, p)) = pending.take() {
+            stats.add(&p.outcomes().await?);
+            committed.extend(done);
+        }
+        *pending = Some((
+            batch.uids,
+            self.writer.submit(parsed, Some(batch.watermark)).await?,
+        ));
+        Ok(())
     }
 
     /// UIDs and sizes of the mails above `last`, ascending. Read one

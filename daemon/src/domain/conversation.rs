@@ -356,7 +356,7 @@ pub fn apply(
     let shown_text = if input.new_ticket {
         mail.text.clone()
     } else {
-        mail.new_text.clone()
+        mail.reply_text().to_string()
     };
     let mut fx = Effects {
         visibility: "public",
@@ -631,7 +631,7 @@ fn staff_reply(
     now: DateTime<Utc>,
     fx: &mut Effects,
 ) {
-    let reply = commands::parse(&input.mail.new_text);
+    let reply = commands::parse(input.mail.reply_text());
     let mut errors: Vec<String> = reply
         .errors
         .iter()
@@ -647,7 +647,7 @@ fn staff_reply(
     }
     if !errors.is_empty() {
         fx.visibility = "internal";
-        fx.shown_text = input.mail.new_text.clone();
+        fx.shown_text = input.mail.reply_text().to_string();
         fx.flag = Some(format!("commands refused: {}", errors.join("; ")));
         fx.drafts
             .push(command_error(settings, ticket, member, input, &errors));

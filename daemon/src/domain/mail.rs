@@ -138,13 +138,41 @@ pub struct Inbound {
     /// The whole text body, as the mail has it.
     pub text: String,
     /// What the writer added: quoted history and signatures stripped.
-    pub new_text: String,
+    /// `None` when the mail cannot thread into a ticket (see
+    /// [`Inbound::may_thread`]): it opens one, which shows the whole text.
+    pub new_text: Option<String>,
     pub attachments: Vec<AttachmentMeta>,
     pub robot: RobotSignals,
     /// What a bounce reports; only read from mail classified as a bounce.
     pub bounce: Option<Bounce>,
     /// What could not be read, in words an admin understands.
     pub warnings: Vec<String>,
+}
+
+impl Inbound {
+    /// Whether the mail can belong to an existing ticket at all: it refers
+    /// to other mails, went to a plus address (a reply token), carries a
+    /// bracketed subject tag, or is a bounce (threaded by the mail it
+    /// returns). Stripping quotes is a good part of parsing, and only such
+    /// mail needs it.
+    pub fn may_thread(&self) -> bool {
+        !self.in_reply_to.is_empty()
+            || !self.references.is_empty()
+            || self.bounce.is_some()
+            || self.subject.contains('[')
+            || self
+                .to
+                .iter()
+                .chain(&self.cc)
+                .any(|a| a.email.contains('+'))
+            || self.delivered_to.iter().any(|d| d.contains('+'))
+    }
+
+    /// The text a reply adds: [`Inbound::new_text`], or the whole text when
+    /// it was not worked out.
+    pub fn reply_text(&self) -> &str {
+        self.new_text.as_deref().unwrap_or(&self.text)
+    }
 }
 
 /// The dedup key of a mail: its Message-ID, or a content hash when it has none.

@@ -36,7 +36,9 @@ use crate::store::entity::{
     supplier_escalation, ticket, ticket_link,
 };
 pub(crate) use crate::store::rows::insert_chunks;
-use crate::store::rows::{Shown, join_addresses, outbound_row, outbox_row};
+use crate::store::rows::{
+    RAW_INSERT_CHUNK, Shown, insert_in, join_addresses, outbound_row, outbox_row,
+};
 
 /// Values per `IN (…)` list.
 const IN_CHUNK: usize = 1000;
@@ -165,7 +167,7 @@ async fn write(
                 && settings.staff.by_email(&from.email).is_some()
             {
                 numbers.extend(
-                    commands::parse(&mail.new_text)
+                    commands::parse(mail.reply_text())
                         .commands
                         .iter()
                         .filter_map(|c| match c {
@@ -207,7 +209,7 @@ async fn write(
             debug!(mailbox, uid, dedup_key, "duplicate: already stored");
             continue;
         }
-        let mail = match parsed {
+        let mut mail = match parsed {
             Parsed::Mail(mail) => mail,
             Parsed::Quarantine(reason) => {
                 outcomes[i] = Outcome::Quarantined(reason.clone());
@@ -285,6 +287,9 @@ async fn write(
                 conversation::author(settings, &mail, &sender, &class, None, &toks, contact_id);
         }
         let new_ticket = existing.is_none();
+        if !new_ticket && mail.new_text.is_none() {
+            mail.new_text = Some(super::parse::new_text_of(&raw));
+        }
         let t = match existing {
             Some(t) => t,
             None => {
@@ -578,10 +583,16 @@ async fn write(
         )
     })
     .await?;
-    insert_chunks(txn, messages, message::Entity::insert_many).await?;
+    insert_in(
+        txn,
+        messages,
+        RAW_INSERT_CHUNK,
+        message::Entity::insert_many,
+    )
+    .await?;
     insert_chunks(txn, attachments, attachment::Entity::insert_many).await?;
-    insert_chunks(txn, outbox, outbox::Entity::insert_many).await?;
-    insert_chunks(txn, held, quarantine::Entity::insert_many).await?;
+    insert_in(txn, outbox, RAW_INSERT_CHUNK, outbox::Entity::insert_many).await?;
+    insert_in(txn, held, RAW_INSERT_CHUNK, quarantine::Entity::insert_many).await?;
     for (id, why) in bounced {
         outbox::Entity::update_many()
             .col_expr(outbox::Column::Status, Expr::value("bounced"))
@@ -934,6 +945,8 @@ pub(crate) struct Contacts {
     /// contact id → (window start, acknowledgements in the window).
     acks: HashMap<i64, (Option<DateTime<Utc>>, i32)>,
     acks_changed: HashSet<i64>,
+    /// The rows read by address, which changed budgets are written back over.
+    loaded: HashMap<i64, contact::Model>,
     new: Vec<contact::ActiveModel>,
     seq: Counter,
 }
@@ -942,25 +955,22 @@ impl Contacts {
     pub(crate) async fn load(txn: &DatabaseTransaction, emails: Vec<&str>) -> Result<Contacts> {
         let mut ids = HashMap::new();
         let mut acks = HashMap::new();
+        let mut loaded = HashMap::new();
         for chunk in emails.chunks(IN_CHUNK) {
-            let rows: Vec<(i64, String, Option<DateTime<Utc>>, i32)> = contact::Entity::find()
-                .select_only()
-                .column(contact::Column::Id)
-                .column(contact::Column::Email)
-                .column(contact::Column::AckWindowStart)
-                .column(contact::Column::AckCount)
+            let rows = contact::Entity::find()
                 .filter(contact::Column::Email.is_in(chunk.iter().map(|s| s.to_string())))
-                .into_tuple()
                 .all(txn)
                 .await?;
-            for (id, email, start, count) in rows {
-                ids.insert(email, id);
-                acks.insert(id, (start, count));
+            for row in rows {
+                ids.insert(row.email.clone(), row.id);
+                acks.insert(row.id, (row.ack_window_start, row.ack_count));
+                loaded.insert(row.id, row);
             }
         }
         Ok(Contacts {
             ids,
             acks,
+            loaded,
             acks_changed: HashSet::new(),
             new: Vec::new(),
             seq: Counter::load(txn, "contact").await?,
@@ -1015,10 +1025,35 @@ impl Contacts {
         }
         insert_chunks(txn, rows, contact::Entity::insert_many).await?;
         self.seq.save(txn).await?;
+        // Changed budgets go back in one upsert per chunk of rows: a
+        // statement per sender would cost a round trip each.
+        let mut changed = Vec::new();
+        let mut one_by_one = Vec::new();
         for id in &self.acks_changed {
             if inserted.contains(id) {
                 continue;
             }
+            match (self.loaded.get(id), self.acks.get(id)) {
+                (Some(row), Some((start, count))) => changed.push(contact::ActiveModel {
+                    id: Set(row.id),
+                    email: Set(row.email.clone()),
+                    name: Set(row.name.clone()),
+                    created_at: Set(row.created_at),
+                    ack_window_start: Set(*start),
+                    ack_count: Set(*count),
+                }),
+                _ => one_by_one.push(*id),
+            }
+        }
+        insert_chunks(txn, changed, |c| {
+            contact::Entity::insert_many(c).on_conflict(
+                OnConflict::column(contact::Column::Id)
+                    .update_columns([contact::Column::AckWindowStart, contact::Column::AckCount])
+                    .to_owned(),
+            )
+        })
+        .await?;
+        for id in &one_by_one {
             if let Some((start, count)) = self.acks.get(id) {
                 contact::Entity::update_many()
                     .col_expr(contact::Column::AckWindowStart, Expr::value(*start))
@@ -1041,6 +1076,8 @@ struct States {
     touched: HashSet<i64>,
     /// The status each loaded ticket had before the batch.
     initial: HashMap<i64, Status>,
+    /// Each ticket's customer contact id.
+    customers: HashMap<i64, i64>,
 }
 
 impl States {
@@ -1095,6 +1132,7 @@ impl States {
                 };
                 let status: Status = t.status.parse().unwrap_or(Status::Open);
                 states.initial.insert(t.id, status);
+                states.customers.insert(t.id, t.customer_id);
                 states.by_id.insert(
                     t.id,
                     TicketState {
@@ -1125,6 +1163,7 @@ impl States {
 
     fn create(&mut self, state: TicketState, customer: i64, mailbox: &str) {
         self.created.push((state.id, customer, mailbox.to_string()));
+        self.customers.insert(state.id, customer);
         self.by_id.insert(state.id, state);
     }
 
@@ -1159,23 +1198,18 @@ impl States {
             })
             .collect();
         let dues = crate::service_level::after_change(txn, settings, &changed, now).await?;
-        let due = |id: i64| dues.get(&id).copied().unwrap_or_default();
-        let mut rows = Vec::with_capacity(self.created.len());
-        let mut participants = Vec::with_capacity(self.created.len());
-        for (id, customer, mailbox) in &self.created {
-            let Some(t) = self.by_id.get(id) else {
-                continue;
-            };
-            rows.push(ticket::ActiveModel {
+        let row = |t: &TicketState, customer: i64| {
+            let due = dues.get(&t.id).copied().unwrap_or_default();
+            ticket::ActiveModel {
                 id: Set(t.id),
                 number: Set(t.number.to_string()),
                 kind: Set(t.kind.as_str().into()),
                 subject: Set(t.subject.clone()),
                 status: Set(t.status.as_str().into()),
                 priority: Set(t.priority.as_str().into()),
-                customer_id: Set(*customer),
-                mailbox: Set(mailbox.clone()),
-                created_at: Set(now),
+                customer_id: Set(customer),
+                mailbox: Set(t.mailbox.clone()),
+                created_at: Set(t.created_at),
                 updated_at: Set(now),
                 assignee: Set(t.assignee.clone()),
                 team: Set(t.team.clone()),
@@ -1184,53 +1218,55 @@ impl States {
                 root_message_id: Set(t.root_message_id.clone()),
                 last_public_message_id: Set(t.last_public_message_id.clone()),
                 service: Set(t.service.clone()),
-                response_due_at: Set(due(t.id).response),
-                resolution_due_at: Set(due(t.id).resolution),
+                response_due_at: Set(due.response),
+                resolution_due_at: Set(due.resolution),
                 responded_at: Set(t.responded_at),
-                sla_next_at: Set(due(t.id).next_check),
-            });
+                sla_next_at: Set(due.next_check),
+            }
+        };
+        let mut rows = Vec::with_capacity(self.created.len());
+        let mut participants = Vec::with_capacity(self.created.len());
+        for (id, customer, _) in &self.created {
+            let Some(t) = self.by_id.get(id) else {
+                continue;
+            };
+            rows.push(row(t, *customer));
             participants.push(participant_row(t.id, *customer, "customer"));
         }
         insert_chunks(txn, rows, ticket::Entity::insert_many).await?;
         insert_participants(txn, participants).await?;
-        for id in &self.touched {
-            if created.contains(id) {
-                continue;
-            }
-            let Some(t) = self.by_id.get(id) else {
-                continue;
-            };
-            ticket::Entity::update_many()
-                .col_expr(ticket::Column::Kind, Expr::value(t.kind.as_str()))
-                .col_expr(ticket::Column::Status, Expr::value(t.status.as_str()))
-                .col_expr(ticket::Column::Priority, Expr::value(t.priority.as_str()))
-                .col_expr(ticket::Column::Assignee, Expr::value(t.assignee.clone()))
-                .col_expr(ticket::Column::Team, Expr::value(t.team.clone()))
-                .col_expr(ticket::Column::ResolvedAt, Expr::value(t.resolved_at))
-                .col_expr(
-                    ticket::Column::RootMessageId,
-                    Expr::value(t.root_message_id.clone()),
-                )
-                .col_expr(
-                    ticket::Column::LastPublicMessageId,
-                    Expr::value(t.last_public_message_id.clone()),
-                )
-                .col_expr(ticket::Column::Service, Expr::value(t.service.clone()))
-                .col_expr(ticket::Column::RespondedAt, Expr::value(t.responded_at))
-                .col_expr(
-                    ticket::Column::ResponseDueAt,
-                    Expr::value(due(*id).response),
-                )
-                .col_expr(
-                    ticket::Column::ResolutionDueAt,
-                    Expr::value(due(*id).resolution),
-                )
-                .col_expr(ticket::Column::SlaNextAt, Expr::value(due(*id).next_check))
-                .col_expr(ticket::Column::UpdatedAt, Expr::value(now))
-                .filter(ticket::Column::Id.eq(*id))
-                .exec(txn)
-                .await?;
-        }
+        // The changed tickets go back in one upsert per chunk of rows that
+        // writes only what a mail can change: a statement per ticket would
+        // cost a round trip each.
+        let changed: Vec<ticket::ActiveModel> = self
+            .touched
+            .iter()
+            .filter(|id| !created.contains(id))
+            .filter_map(|id| Some(row(self.by_id.get(id)?, *self.customers.get(id)?)))
+            .collect();
+        insert_chunks(txn, changed, |c| {
+            ticket::Entity::insert_many(c).on_conflict(
+                OnConflict::column(ticket::Column::Id)
+                    .update_columns([
+                        ticket::Column::Kind,
+                        ticket::Column::Status,
+                        ticket::Column::Priority,
+                        ticket::Column::Assignee,
+                        ticket::Column::Team,
+                        ticket::Column::ResolvedAt,
+                        ticket::Column::RootMessageId,
+                        ticket::Column::LastPublicMessageId,
+                        ticket::Column::Service,
+                        ticket::Column::RespondedAt,
+                        ticket::Column::ResponseDueAt,
+                        ticket::Column::ResolutionDueAt,
+                        ticket::Column::SlaNextAt,
+                        ticket::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+        })
+        .await?;
         Ok(())
     }
 }

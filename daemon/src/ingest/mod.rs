@@ -14,7 +14,7 @@ mod robot;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::clock::Clock;
 use crate::domain::conversation::Settings;
@@ -54,12 +54,19 @@ impl Writer {
     ) -> Writer {
         let (tx, mut rx) = mpsc::channel::<Job>(4);
         tokio::spawn(async move {
+            let checkpoint = store.spawn_checkpointer().await.unwrap_or_else(|e| {
+                warn!(error = %e, "no checkpoint connection; commits make their own checkpoints");
+                None
+            });
             while let Some(job) = rx.recv().await {
                 let result =
                     apply::apply_batch(&store, &settings, job.batch, job.watermark, clock.now())
                         .await;
                 match &result {
                     Ok(outcomes) => {
+                        if let Some(c) = &checkpoint {
+                            c.notify_one();
+                        }
                         if outcomes
                             .iter()
                             .any(|o| matches!(o, Outcome::Stored { mails, .. } if *mails > 0))
@@ -93,24 +100,42 @@ impl Writer {
     }
 }
 
-/// Parses raw mails on a blocking thread.
+/// Parses raw mails on blocking threads, one share of the batch per core;
+/// the result keeps the batch's order.
 pub async fn parse_batch(
     mailbox: String,
     raws: Vec<(Option<u32>, Vec<u8>)>,
     max_bytes: usize,
 ) -> Result<Vec<Incoming>> {
-    tokio::task::spawn_blocking(move || {
-        raws.into_iter()
-            .map(|(uid, raw)| Incoming {
-                mailbox: mailbox.clone(),
-                uid,
-                parsed: parse::parse(&raw, max_bytes),
-                raw,
-            })
-            .collect()
-    })
-    .await
-    .map_err(|e| Error::Invalid(format!("parser task failed: {e}")))
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let share = raws.len().div_ceil(cores).max(1);
+    let mut rest = raws.into_iter();
+    let mut tasks = Vec::with_capacity(cores);
+    loop {
+        let part: Vec<(Option<u32>, Vec<u8>)> = rest.by_ref().take(share).collect();
+        if part.is_empty() {
+            break;
+        }
+        let mailbox = mailbox.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            part.into_iter()
+                .map(|(uid, raw)| Incoming {
+                    mailbox: mailbox.clone(),
+                    uid,
+                    parsed: parse::parse(&raw, max_bytes),
+                    raw,
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        out.extend(
+            task.await
+                .map_err(|e| Error::Invalid(format!("parser task failed: {e}")))?,
+        );
+    }
+    Ok(out)
 }
 
 /// Counts of what a run ingested.

@@ -115,17 +115,9 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
     }
 
     let mut text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    let new_text = new_text(&msg, &text);
     if msg.text_body.is_empty() && msg.html_body.is_empty() && msg.attachments.is_empty() {
         warnings.push("no readable body".into());
     }
-    if text.chars().count() > MAX_TEXT_CHARS {
-        text = text.chars().take(MAX_TEXT_CHARS).collect();
-        warnings.push(format!(
-            "text body cut at {MAX_TEXT_CHARS} characters; the raw mail keeps all"
-        ));
-    }
-
     let attachments = msg
         .attachments
         .iter()
@@ -160,8 +152,8 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         subject: msg.subject().unwrap_or("").trim().to_string(),
         delivered_to: header_list(&msg, &["Delivered-To", "X-Original-To"]),
         auth_results: header_list(&msg, &["Authentication-Results"]),
-        text,
-        new_text,
+        text: String::new(),
+        new_text: None,
         attachments,
         robot,
         bounce: None,
@@ -171,6 +163,16 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
     if crate::domain::classify::classify(&inbound).is_bounce() {
         inbound.bounce = super::robot::bounce(&msg);
     }
+    if inbound.may_thread() {
+        inbound.new_text = Some(new_text(&msg, &text));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        text = text.chars().take(MAX_TEXT_CHARS).collect();
+        inbound.warnings.push(format!(
+            "text body cut at {MAX_TEXT_CHARS} characters; the raw mail keeps all"
+        ));
+    }
+    inbound.text = text;
     ParsedMail {
         dedup_key: key,
         parsed: Parsed::Mail(Box::new(inbound)),
@@ -193,6 +195,16 @@ fn new_text(msg: &mail_parser::Message<'_>, text: &str) -> String {
         out = out.chars().take(MAX_TEXT_CHARS).collect();
     }
     out
+}
+
+/// [`Inbound::new_text`] of a raw mail, for a mail whose parse skipped it
+/// (see [`Inbound::may_thread`]) and that threaded all the same.
+pub fn new_text_of(raw: &[u8]) -> String {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return String::new();
+    };
+    let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    new_text(&msg, &text)
 }
 
 /// The attachments of a raw mail with their bytes, to send along with a
@@ -296,6 +308,33 @@ In-Reply-To: <a@desk>\r\nReferences: <x@cust> <a@desk> <x@cust>\r\n\r\nHello\r\n
         assert_eq!(m.subject, "Re: [ACME INC-000001] Printer");
         assert_eq!(m.text.trim(), "Hello");
         assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    }
+
+    #[test]
+    fn quotes_are_stripped_only_from_mail_that_can_thread() {
+        let body = "Thanks, that works.\r\n\r\nOn Mon, 2 Mar 2026 at 10:00, Desk <support@example.test> wrote:\r\n> old text\r\n";
+        let fresh =
+            format!("From: jo@example.test\r\nSubject: Printer\r\nMessage-ID: <n@x>\r\n\r\n{body}");
+        let m = mail(parse(fresh.as_bytes(), 1 << 20));
+        assert!(!m.may_thread());
+        assert_eq!(m.new_text, None);
+        assert_eq!(m.reply_text(), m.text);
+        for extra in [
+            "In-Reply-To: <a@desk>\r\n",
+            "References: <a@desk>\r\n",
+            "Subject: Re: [ACME INC-000001] Printer\r\n",
+            "To: support+INC-000001.1.abc@example.test\r\n",
+            "Delivered-To: support+INC-000001.1.abc@example.test\r\n",
+        ] {
+            let reply = format!("From: jo@example.test\r\n{extra}Message-ID: <r@x>\r\n\r\n{body}");
+            let m = mail(parse(reply.as_bytes(), 1 << 20));
+            assert_eq!(
+                m.new_text.as_deref(),
+                Some("Thanks, that works."),
+                "{extra}"
+            );
+        }
+        assert_eq!(new_text_of(fresh.as_bytes()), "Thanks, that works.");
     }
 
     #[test]

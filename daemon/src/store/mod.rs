@@ -5,15 +5,19 @@
 pub mod entity;
 pub mod rows;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
+
+use tokio::sync::Notify;
+use tracing::debug;
 
 use crate::error::{Error, Result};
 use entity::{
@@ -24,6 +28,8 @@ use entity::{
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// The URL, for a SQLite database (see [`Store::spawn_checkpointer`]).
+    sqlite_url: Option<String>,
 }
 
 impl Store {
@@ -54,7 +60,39 @@ impl Store {
                     .foreign_keys(true)
             });
         let db = Database::connect(opts).await?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            sqlite_url: sqlite_path(url).map(|_| url.to_string()),
+        })
+    }
+
+    /// For SQLite, starts a task that copies committed pages from the WAL
+    /// into the database file (a passive checkpoint, which never blocks a
+    /// writer) on a connection of its own, each time it is woken. Woken
+    /// after every ingest commit, it does on another core the copy that the
+    /// committing connection would otherwise make inside its commit; the
+    /// connections' own `wal_autocheckpoint` stays as the backstop. `None`
+    /// for PostgreSQL.
+    pub async fn spawn_checkpointer(&self) -> Result<Option<Arc<Notify>>> {
+        let Some(url) = &self.sqlite_url else {
+            return Ok(None);
+        };
+        let own = Store::connect(url, 1).await?;
+        let wake = Arc::new(Notify::new());
+        let woken = wake.clone();
+        tokio::spawn(async move {
+            loop {
+                woken.notified().await;
+                if let Err(e) = own
+                    .db
+                    .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                    .await
+                {
+                    debug!(error = %e, "checkpoint failed; a later one or the autocheckpoint makes up for it");
+                }
+            }
+        });
+        Ok(Some(wake))
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
@@ -358,4 +396,60 @@ pub fn sqlite_path(url: &str) -> Option<String> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or("");
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit below the autocheckpoint threshold stays in the WAL until
+    /// the checkpointer, woken, copies it into the database file.
+    #[tokio::test]
+    async fn the_checkpointer_copies_commits_into_the_database_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("desk.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let store = Store::connect(&url, 1).await.expect("connect");
+        let db = store.conn();
+        db.execute_unprepared("CREATE TABLE filler (b BLOB)")
+            .await
+            .expect("create");
+        db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+            .expect("checkpoint");
+        let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let before = size();
+        db.execute_unprepared("INSERT INTO filler VALUES (zeroblob(2000000))")
+            .await
+            .expect("insert");
+        assert_eq!(size(), before, "the commit is only in the WAL");
+
+        let wake = store
+            .spawn_checkpointer()
+            .await
+            .expect("checkpoint connection")
+            .expect("SQLite has a checkpointer");
+        wake.notify_one();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size() < before + 1_900_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file did not grow: {} bytes",
+                size()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn in_memory_databases_have_no_checkpointer() {
+        let store = Store::connect("sqlite::memory:", 1).await.expect("connect");
+        assert!(
+            store
+                .spawn_checkpointer()
+                .await
+                .expect("no error")
+                .is_none()
+        );
+    }
 }

@@ -21,11 +21,26 @@ pub fn join_addresses(list: &[Address]) -> String {
         .join(", ")
 }
 
+/// Rows per INSERT of rows that carry whole mails: the statement and the
+/// driver each hold a copy of its values, so a small statement keeps a batch
+/// of large mails from being in memory several times over.
+pub const RAW_INSERT_CHUNK: usize = 16;
+
 /// Inserts rows in multi-row statements of [`INSERT_CHUNK`], moving them
-/// into each statement (raw mails are not copied again).
-pub async fn insert_chunks<A, F>(
+/// into each statement.
+pub async fn insert_chunks<A, F>(txn: &DatabaseTransaction, rows: Vec<A>, insert: F) -> Result<()>
+where
+    A: sea_orm::ActiveModelTrait,
+    F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
+{
+    insert_in(txn, rows, INSERT_CHUNK, insert).await
+}
+
+/// [`insert_chunks`] with `per_statement` rows a statement.
+pub async fn insert_in<A, F>(
     txn: &DatabaseTransaction,
     mut rows: Vec<A>,
+    per_statement: usize,
     insert: F,
 ) -> Result<()>
 where
@@ -33,7 +48,7 @@ where
     F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
 {
     while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(INSERT_CHUNK));
+        let rest = rows.split_off(rows.len().min(per_statement));
         insert(rows).exec_without_returning(txn).await?;
         rows = rest;
     }

@@ -91,7 +91,7 @@ fn mail(from: &str, text: &str) -> Inbound {
         from: Some(Address::new("", from)),
         subject: "Re: [ACME INC-000001] Printer on fire".into(),
         text: text.into(),
-        new_text: text.into(),
+        new_text: Some(text.into()),
         ..Default::default()
     }
 }
