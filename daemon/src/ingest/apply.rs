@@ -323,7 +323,6 @@ async fn write(
                         fields: "{}".into(),
                     },
                     contact_id,
-                    &mailbox,
                 );
                 let r = TicketRef { id, number };
                 known.participants.insert((id, sender.email.clone()));
@@ -1026,25 +1025,26 @@ impl Contacts {
         insert_chunks(txn, rows, contact::Entity::insert_many).await?;
         self.seq.save(txn).await?;
         // Changed budgets go back in one upsert per chunk of rows: a
-        // statement per sender would cost a round trip each.
-        let mut changed = Vec::new();
-        let mut one_by_one = Vec::new();
-        for id in &self.acks_changed {
-            if inserted.contains(id) {
-                continue;
-            }
-            match (self.loaded.get(id), self.acks.get(id)) {
-                (Some(row), Some((start, count))) => changed.push(contact::ActiveModel {
+        // statement per sender would cost a round trip each. A budget is only
+        // taken for a sender, and a sender is either new (inserted above) or
+        // was read by address in `load`.
+        let changed: Vec<contact::ActiveModel> = self
+            .acks_changed
+            .iter()
+            .filter(|id| !inserted.contains(id))
+            .filter_map(|id| {
+                let row = self.loaded.get(id)?;
+                let (start, count) = self.acks.get(id)?;
+                Some(contact::ActiveModel {
                     id: Set(row.id),
                     email: Set(row.email.clone()),
                     name: Set(row.name.clone()),
                     created_at: Set(row.created_at),
                     ack_window_start: Set(*start),
                     ack_count: Set(*count),
-                }),
-                _ => one_by_one.push(*id),
-            }
-        }
+                })
+            })
+            .collect();
         insert_chunks(txn, changed, |c| {
             contact::Entity::insert_many(c).on_conflict(
                 OnConflict::column(contact::Column::Id)
@@ -1053,16 +1053,6 @@ impl Contacts {
             )
         })
         .await?;
-        for id in &one_by_one {
-            if let Some((start, count)) = self.acks.get(id) {
-                contact::Entity::update_many()
-                    .col_expr(contact::Column::AckWindowStart, Expr::value(*start))
-                    .col_expr(contact::Column::AckCount, Expr::value(*count))
-                    .filter(contact::Column::Id.eq(*id))
-                    .exec(txn)
-                    .await?;
-            }
-        }
         Ok(())
     }
 }
@@ -1071,8 +1061,8 @@ impl Contacts {
 #[derive(Default)]
 struct States {
     by_id: HashMap<i64, TicketState>,
-    /// Tickets created by this batch, with their customer's contact id.
-    created: Vec<(i64, i64, String)>,
+    /// Tickets created by this batch.
+    created: Vec<i64>,
     touched: HashSet<i64>,
     /// The status each loaded ticket had before the batch.
     initial: HashMap<i64, Status>,
@@ -1161,8 +1151,8 @@ impl States {
         Ok(states)
     }
 
-    fn create(&mut self, state: TicketState, customer: i64, mailbox: &str) {
-        self.created.push((state.id, customer, mailbox.to_string()));
+    fn create(&mut self, state: TicketState, customer: i64) {
+        self.created.push(state.id);
         self.customers.insert(state.id, customer);
         self.by_id.insert(state.id, state);
     }
@@ -1179,13 +1169,13 @@ impl States {
         settings: &Settings,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let created: HashSet<i64> = self.created.iter().map(|(id, ..)| *id).collect();
+        let created: HashSet<i64> = self.created.iter().copied().collect();
         // SLA clocks: pauses, due times and the next check of every ticket
         // the batch created or changed.
         let changed: Vec<(&TicketState, Option<Status>)> = self
             .created
             .iter()
-            .map(|(id, ..)| *id)
+            .copied()
             .chain(
                 self.touched
                     .iter()
@@ -1226,8 +1216,8 @@ impl States {
         };
         let mut rows = Vec::with_capacity(self.created.len());
         let mut participants = Vec::with_capacity(self.created.len());
-        for (id, customer, _) in &self.created {
-            let Some(t) = self.by_id.get(id) else {
+        for id in &self.created {
+            let (Some(t), Some(customer)) = (self.by_id.get(id), self.customers.get(id)) else {
                 continue;
             };
             rows.push(row(t, *customer));
