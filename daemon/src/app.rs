@@ -414,3 +414,46 @@ fn line(name: &str, r: Result<String>) -> CheckLine {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_secret_is_created_once_private_and_then_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("data").join("token.key");
+        token_key(&path).expect("created");
+        let first = std::fs::read_to_string(&path).expect("written");
+        assert_eq!(first.len(), 64);
+        assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        token_key(&path).expect("read again");
+        assert_eq!(std::fs::read_to_string(&path).expect("kept"), first);
+    }
+
+    #[test]
+    fn an_unreadable_or_short_token_secret_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A folder where the file should be cannot be read, even by root.
+        let folder = dir.path().join("token.key");
+        std::fs::create_dir(&folder).expect("folder");
+        let e = token_key(&folder).expect_err("a folder is no secret");
+        assert!(e.to_string().contains(&folder.display().to_string()), "{e}");
+
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, "abc\n").expect("write");
+        let e = token_key(&short).expect_err("too short");
+        let text = e.to_string();
+        assert!(text.contains(&short.display().to_string()), "{text}");
+        assert!(text.contains("at least 16"), "{text}");
+    }
+}

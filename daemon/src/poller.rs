@@ -29,8 +29,15 @@ pub const PROCESSED_KEYWORD: &str = "$HelpdeskProcessed";
 /// alive as raw bytes plus the text read from them, so this keeps the
 /// daemon near 100 MB whatever the mail sizes.
 const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
-/// Committed mails marked processed per IMAP command.
-const MARK_GROUP: usize = 5000;
+/// Committed mails marked processed per IMAP command: a backlog is marked
+/// in about `MARK_COMMANDS` commands, of a size within these bounds. A command costs the server a part that grows with the
+/// folders (Dovecot updates their indexes) plus a part per mail. Small
+/// groups are marked while the writer commits the next batch, so they
+/// seldom hold the fetches up and leave little to mark after the last
+/// commit; a long backlog needs larger ones, or the fixed parts add up to
+/// more than the mails.
+const MARK_GROUP: std::ops::RangeInclusive<usize> = 400..=5000;
+const MARK_COMMANDS: usize = 25;
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
@@ -147,6 +154,7 @@ impl Poller {
         let mut parsing: Option<Parsing> = None;
         let mut pending: Option<(Vec<u32>, Pending)> = None;
         let mut committed: Vec<u32> = Vec::new();
+        let group = mark_group(sizes.len());
         for chunk in chunks(&sizes, self.ingest.batch_size, MAX_BATCH_BYTES) {
             let uids: Vec<u32> = chunk.iter().map(|(u, _)| *u).collect();
             let raws = self.fetch(session, &uids).await?;
@@ -184,10 +192,9 @@ impl Poller {
                     .await?;
             }
             last = top;
-            // A move costs the server more the larger the folder, so committed
-            // mail is marked in groups while the writer works; the watermark
-            // and `mark_leftovers` cover a crash in between.
-            if committed.len() >= MARK_GROUP {
+            // Committed mail is marked in groups while the writer works; the
+            // watermark and `mark_leftovers` cover a crash in between.
+            if committed.len() >= group {
                 self.mark(session, &committed).await?;
                 committed.clear();
             }
@@ -200,8 +207,8 @@ impl Poller {
             stats.add(&p.outcomes().await?);
             committed.extend(done);
         }
-        for group in committed.chunks(MARK_GROUP) {
-            self.mark(session, group).await?;
+        for part in committed.chunks(group) {
+            self.mark(session, part).await?;
         }
         info!(
             mailbox = name,
@@ -338,6 +345,11 @@ impl Poller {
     }
 }
 
+/// Mails marked per command for a backlog of `backlog` mails.
+fn mark_group(backlog: usize) -> usize {
+    (backlog / MARK_COMMANDS).clamp(*MARK_GROUP.start(), *MARK_GROUP.end())
+}
+
 /// Connects and logs in as the mailbox's `[mailbox.imap]` says.
 pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession> {
     let s = &cfg.imap;
@@ -456,6 +468,15 @@ pub fn chunks(sizes: &[(u32, u64)], count: usize, max_bytes: u64) -> Vec<&[(u32,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_backlogs_are_marked_in_larger_groups() {
+        assert_eq!(mark_group(50), 400);
+        assert_eq!(mark_group(10_000), 400);
+        assert_eq!(mark_group(40_000), 1_600);
+        assert_eq!(mark_group(100_000), 4_000);
+        assert_eq!(mark_group(1_000_000), 5_000);
+    }
 
     #[test]
     fn uid_sets_compress_runs() {

@@ -51,11 +51,16 @@ impl Store {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
                 // 16 KiB pages suit rows that carry whole mails (takes effect
                 // when the file is created); checkpoints every ~64 MB of WAL
-                // instead of every 4 MB keep them off most commits.
+                // instead of every 4 MB keep them off most commits. The
+                // statement journals of multi-row inserts inside a batch's
+                // transaction stay in memory (a few pages each) rather than
+                // in temporary files: half a gigabyte less written per
+                // 10,000 mails.
                 o.page_size(16384)
                     .pragma("wal_autocheckpoint", "4096")
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
+                    .pragma("temp_store", "memory")
                     .busy_timeout(Duration::from_secs(30))
                     .foreign_keys(true)
             });
