@@ -219,15 +219,16 @@ async fn response_target_breach_is_told_once(backend: Backend) {
 
 both_backends!(sla_breach, super::response_target_breach_is_told_once);
 
-async fn supplier_escalation_round_trip_and_review(backend: Backend) {
-    let Setup {
-        desk,
-        ada,
-        ada_addr,
-        noc,
-        noc_addr,
-        ..
-    } = setup(backend).await;
+/// A customer reports a dead switch at T0 (INC-000001), Ada escalates it to
+/// NetCo from her notification at T0+10m with `/supplier NetCo WHAT`; returns
+/// the customer's user and the escalation as NetCo's mailbox received it.
+async fn escalate_dead_switch(
+    desk: &Desk,
+    ada: &str,
+    ada_addr: &str,
+    noc: &str,
+    what: &str,
+) -> (String, String) {
     let cust = unique("cust");
     let cust_addr = add_user(&cust);
     desk.send_from(
@@ -239,21 +240,40 @@ async fn supplier_escalation_round_trip_and_review(backend: Backend) {
     )
     .await;
     wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
-    once_at(&desk, 0);
-    let note = wait_for_messages(&ada, "INBOX", 1, WAIT).await.remove(0);
+    once_at(desk, 0);
+    let note = wait_for_messages(ada, "INBOX", 1, WAIT).await.remove(0);
     let (to, raw) = reply_to(
         &note,
-        &ada_addr,
+        ada_addr,
         "Re:",
         "",
-        "/supplier NetCo port 4 on the core switch is dead",
+        &format!("/supplier NetCo {what}"),
     );
-    send(&ada_addr, &to, &raw).await;
+    send(ada_addr, &to, &raw).await;
     wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
-    once_at(&desk, 10);
+    once_at(desk, 10);
+    let escalation = wait_for_messages(noc, "INBOX", 1, WAIT).await.remove(0);
+    (cust, escalation)
+}
 
+async fn supplier_escalation_round_trip_and_review(backend: Backend) {
+    let Setup {
+        desk,
+        ada,
+        ada_addr,
+        noc,
+        noc_addr,
+        ..
+    } = setup(backend).await;
+    let (cust, esc) = escalate_dead_switch(
+        &desk,
+        &ada,
+        &ada_addr,
+        &noc,
+        "port 4 on the core switch is dead",
+    )
+    .await;
     // The supplier gets the escalation with the ticket tag and a token.
-    let esc = wait_for_messages(&noc, "INBOX", 1, WAIT).await.remove(0);
     assert!(
         header(&esc, "Subject")
             .unwrap_or_default()
@@ -375,30 +395,7 @@ thresholds = { escalate = 30 }
         "{list}"
     );
 
-    let cust = unique("cust");
-    let cust_addr = add_user(&cust);
-    desk.send_from(
-        &cust_addr,
-        "Switch dead",
-        &format!("{cust}.1@example.test"),
-        "",
-        "Port 4.",
-    )
-    .await;
-    wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
-    once_at(&desk, 0);
-    let note = wait_for_messages(&ada, "INBOX", 1, WAIT).await.remove(0);
-    let (to, raw) = reply_to(
-        &note,
-        &ada_addr,
-        "Re:",
-        "",
-        "/supplier NetCo port 4 is dead",
-    );
-    send(&ada_addr, &to, &raw).await;
-    wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
-    once_at(&desk, 10);
-    let esc = wait_for_messages(&noc, "INBOX", 1, WAIT).await.remove(0);
+    let (_, esc) = escalate_dead_switch(&desk, &ada, &ada_addr, &noc, "port 4 is dead").await;
     let (to, raw) = reply_to(&esc, &noc_addr, "Re:", "", "Looking into it.");
     send(&noc_addr, &to, &raw).await;
     wait_for_messages(&desk.user, "INBOX", 1, WAIT).await;
