@@ -311,6 +311,40 @@ async fn smtp_down_then_back(backend: Backend) {
 }
 both_backends!(smtp_down_then_back, super::smtp_down_then_back);
 
+/// A mail the SMTP server refuses for good (550: the test relay delivers
+/// only to its own domain) is marked failed at once with the server's
+/// words, and a later flush leaves it alone; the ticket is stored all the
+/// same.
+async fn smtp_refuses_for_good(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    // Outside the relay's domain: OpenSMTPD refuses it at RCPT TO.
+    let nobody = format!("{}@example.com", unique("nobody"));
+    desk.append_from(&nobody, "from an unknown user", &format!("{nobody}.1"))
+        .await;
+    let r = desk.run_once();
+    assert_eq!(r["stored"], 1, "{r}");
+    assert_eq!(r["new_tickets"], 1, "{r}");
+    assert_eq!(r["outbox"]["sent"], 0, "{r}");
+    assert_eq!(r["outbox"]["deferred"], 0, "{r}");
+    assert_eq!(r["outbox"]["failed"], 1, "{r}");
+    let t = desk.ticket("INC-000001");
+    assert_eq!(t["outbox"][0]["status"], "failed", "{t}");
+    assert_eq!(t["outbox"][0]["attempts"], 1, "{t}");
+    assert!(
+        t["outbox"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("550")),
+        "the server's reply is kept: {t}"
+    );
+
+    let again = desk.run_once();
+    assert_eq!(again["outbox"]["failed"], 0, "not tried again: {again}");
+    assert_eq!(again["outbox"]["sent"], 0, "{again}");
+    assert_eq!(desk.ticket("INC-000001")["outbox"][0]["attempts"], 1);
+    desk.finish().await;
+}
+both_backends!(smtp_refuses_for_good, super::smtp_refuses_for_good);
+
 /// xorshift: reproducible random delays, seed printed on failure.
 struct Rng(u64);
 impl Rng {
