@@ -23,7 +23,7 @@ use crate::domain::sla::{self, Alert, Clocks, Due, Policy, Target};
 use crate::domain::threading::{TicketRef, tagged_subject};
 use crate::domain::ticket::{Priority, Status, TicketNumber};
 use crate::error::{Error, Result};
-use crate::ingest::apply::{Contacts, Counter, insert_chunks, queue_drafts};
+use crate::ingest::apply::{Contacts, Counter, queue_drafts};
 use crate::store::Store;
 use crate::store::entity::{
     event, message, outbox, sla_event, sla_pause, supplier_escalation, ticket,
@@ -126,42 +126,24 @@ pub async fn after_change(
         .collect();
     let mut all_pauses = pauses(txn, &with_sla).await?;
     let sent = alerts_sent(txn, &with_sla).await?;
-    let mut opened = Vec::new();
     for (t, before) in changed {
         let was_pending = *before == Some(Status::Pending);
         let is_pending = t.status == Status::Pending;
         let list = all_pauses.entry(t.id).or_default();
+        if let Some(before) = before {
+            on_status_move(txn, t.id, *before, t.status, now).await?;
+        } else if is_pending {
+            on_status_move(txn, t.id, Status::New, t.status, now).await?;
+        }
         if is_pending && !was_pending {
-            opened.push(sla_pause::ActiveModel {
-                ticket_id: Set(t.id),
-                started_at: Set(now),
-                ended_at: Set(None),
-                ..Default::default()
-            });
             list.push(Pause {
                 from: now,
                 until: None,
             });
         } else if was_pending && !is_pending {
-            sla_pause::Entity::update_many()
-                .col_expr(sla_pause::Column::EndedAt, Expr::value(now))
-                .filter(sla_pause::Column::TicketId.eq(t.id))
-                .filter(sla_pause::Column::EndedAt.is_null())
-                .exec(txn)
-                .await?;
             for p in list.iter_mut().filter(|p| p.until.is_none()) {
                 p.until = Some(now);
             }
-        }
-        if matches!(t.status, Status::Resolved | Status::Closed)
-            && !matches!(before, Some(Status::Resolved | Status::Closed))
-        {
-            supplier_escalation::Entity::update_many()
-                .col_expr(supplier_escalation::Column::ResolvedAt, Expr::value(now))
-                .filter(supplier_escalation::Column::TicketId.eq(t.id))
-                .filter(supplier_escalation::Column::ResolvedAt.is_null())
-                .exec(txn)
-                .await?;
         }
         let Some(p) = policy(settings, t.service.as_deref(), t.priority) else {
             continue;
@@ -175,8 +157,50 @@ pub async fn after_change(
         let already = sent.get(&t.id).map(Vec::as_slice).unwrap_or(&[]);
         out.insert(t.id, sla::due(&p, &clocks, now, already));
     }
-    insert_chunks(txn, opened, sla_pause::Entity::insert_many).await?;
     Ok(out)
+}
+
+/// The bookkeeping of one ticket's status move, whoever made it (ingest, a
+/// staff command, a plugin): into `pending` opens an SLA pause, out of it
+/// closes the open one, and into resolved or closed ends the ticket's open
+/// supplier escalations.
+pub async fn on_status_move<C: ConnectionTrait>(
+    txn: &C,
+    ticket_id: i64,
+    before: Status,
+    after: Status,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let was_pending = before == Status::Pending;
+    let is_pending = after == Status::Pending;
+    if is_pending && !was_pending {
+        sla_pause::Entity::insert(sla_pause::ActiveModel {
+            ticket_id: Set(ticket_id),
+            started_at: Set(now),
+            ended_at: Set(None),
+            ..Default::default()
+        })
+        .exec_without_returning(txn)
+        .await?;
+    } else if was_pending && !is_pending {
+        sla_pause::Entity::update_many()
+            .col_expr(sla_pause::Column::EndedAt, Expr::value(now))
+            .filter(sla_pause::Column::TicketId.eq(ticket_id))
+            .filter(sla_pause::Column::EndedAt.is_null())
+            .exec(txn)
+            .await?;
+    }
+    if matches!(after, Status::Resolved | Status::Closed)
+        && !matches!(before, Status::Resolved | Status::Closed)
+    {
+        supplier_escalation::Entity::update_many()
+            .col_expr(supplier_escalation::Column::ResolvedAt, Expr::value(now))
+            .filter(supplier_escalation::Column::TicketId.eq(ticket_id))
+            .filter(supplier_escalation::Column::ResolvedAt.is_null())
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// What one SLA job run did.

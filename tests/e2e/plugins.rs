@@ -385,15 +385,146 @@ async fn scalar<T: sea_orm::TryGetable>(store: &helpdeskd::store::Store, sql: &s
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
 }
 
+/// A dispatcher on `store` with the plugins installed in `dir`; the noop
+/// plugin answers each hook with the actions `script` lists for it.
+async fn scripted_dispatcher(
+    store: &helpdeskd::store::Store,
+    dir: &std::path::Path,
+    script: Value,
+) -> helpdeskd::plugins::Dispatcher {
+    use helpdeskd::domain::ack::Desk as DeskId;
+    use helpdeskd::domain::mail::Address;
+    use helpdeskd::domain::staff::{Directory, StaffMember};
+
+    let cfg = helpdeskd::config::PluginsConfig {
+        enabled: true,
+        dir: dir.to_path_buf(),
+        isolation: helpdeskd::config::Isolation::Process,
+        timeout: Duration::from_secs(5),
+        retries: 1,
+        config: BTreeMap::from([("noop".to_string(), script)]),
+    };
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_helpdeskd"));
+    let loaded = helpdeskd::plugins::load(&cfg, &exe).await;
+    assert!(
+        loaded.statuses.iter().all(|s| s.result.is_ok()),
+        "{:?}",
+        loaded.statuses
+    );
+    let subs = loaded.subscriptions();
+    helpdeskd::plugins::Dispatcher::new(
+        store.clone(),
+        loaded.runner,
+        subs,
+        DeskId {
+            name: "Test Desk".into(),
+            address: Address::new("Test Desk", "support@example.test"),
+            tag: "TEST".into(),
+        },
+        Directory::new(vec![StaffMember {
+            name: "Ada".into(),
+            email: "ada@example.test".into(),
+            groups: vec![],
+        }]),
+        cfg.retries,
+        std::sync::Arc::new(helpdeskd::clock::SystemClock),
+    )
+    .with_services(vec!["email".into()])
+}
+
+/// A plugin's status moves keep the SLA and supplier books as a staff
+/// member's would: into pending opens a pause, out of it closes the pause,
+/// and resolving ends the ticket's open supplier escalations.
+#[tokio::test]
+async fn status_moves_by_a_plugin_pause_the_sla_and_close_escalations() {
+    use sea_orm::ConnectionTrait;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = plugin_dir(tmp.path());
+    install(&dir, &["plugin-noop"]);
+    let url = format!("sqlite://{}?mode=rwc", tmp.path().join("d.db").display());
+    let store = helpdeskd::store::Store::connect(&url, 2).await.expect("db");
+    store.migrate().await.expect("migrate");
+    let at = "'2026-11-25T10:00:00Z'";
+    let sql = vec![
+        format!(
+            "INSERT INTO contacts (id, email, name, created_at) VALUES (1, 'jo@customer.example', 'Jo', {at})"
+        ),
+        format!(
+            "INSERT INTO tickets (id, number, kind, subject, status, priority, customer_id, mailbox, created_at, updated_at) \
+             VALUES (1, 'INC-000001', 'incident', 'Switch dead', 'open', 'normal', 1, 'support', {at}, {at})"
+        ),
+        format!(
+            "INSERT INTO supplier_escalations (ticket_id, supplier, note, escalated_at) VALUES (1, 'NetCo', 'port 4', {at})"
+        ),
+    ];
+    for q in sql {
+        store.conn().execute_unprepared(&q).await.expect("seed");
+    }
+    // Events of ticket 1, queued one at a time as the story goes.
+    let queue = async |hook: &str| {
+        let mut e = event(1, "Switch dead");
+        e["hook"] = json!(hook);
+        e.as_object_mut().expect("object").remove("id");
+        let q = format!(
+            "INSERT INTO events (ticket_id, hook, payload, status, attempts, created_at, next_attempt_at) \
+             VALUES (1, '{hook}', '{}', 'pending', 0, {at}, {at})",
+            e.to_string().replace('\'', "''")
+        );
+        store.conn().execute_unprepared(&q).await.expect("event");
+    };
+    let count = async |sql: &str| scalar::<i64>(&store, sql).await;
+
+    // First the ticket waits for the customer: one open pause.
+    queue("ticket.created").await;
+    let script = json!({"on": {"ticket.created": [{"type": "set_status", "status": "pending"}]}});
+    let mut d = scripted_dispatcher(&store, &dir, script).await;
+    d.drain().await.expect("drain");
+    d.shutdown().await;
+    assert_eq!(
+        scalar::<String>(&store, "SELECT status FROM tickets WHERE id = 1").await,
+        "pending"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM sla_pauses WHERE ticket_id = 1 AND ended_at IS NULL").await,
+        1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM supplier_escalations WHERE resolved_at IS NULL").await,
+        1
+    );
+
+    // Then a plugin resolves it: the pause ends, and so does the escalation.
+    queue("message.received").await;
+    let script =
+        json!({"on": {"message.received": [{"type": "set_status", "status": "resolved"}]}});
+    let mut d = scripted_dispatcher(&store, &dir, script).await;
+    d.drain().await.expect("drain");
+    d.shutdown().await;
+    assert_eq!(
+        scalar::<String>(&store, "SELECT status FROM tickets WHERE id = 1").await,
+        "resolved"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM sla_pauses WHERE ticket_id = 1").await,
+        1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM sla_pauses WHERE ticket_id = 1 AND ended_at IS NOT NULL").await,
+        1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM supplier_escalations WHERE resolved_at IS NOT NULL").await,
+        1
+    );
+}
+
 /// The dispatcher on SQLite, without mail: a scripted plugin's valid actions
 /// are applied once, invalid ones refused and recorded, a panicking neighbour
 /// retried then failed without repeating the others, events of one ticket in
 /// order, and a plugin's own changes never come back to it.
 #[tokio::test]
 async fn the_dispatcher_validates_applies_retries_and_does_not_loop() {
-    use helpdeskd::domain::ack::Desk as DeskId;
-    use helpdeskd::domain::mail::Address;
-    use helpdeskd::domain::staff::{Directory, StaffMember};
     use sea_orm::ConnectionTrait;
 
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -447,42 +578,7 @@ async fn the_dispatcher_validates_applies_retries_and_does_not_loop() {
         "message.received": [{"type": "set_field", "name": "seen", "value": "yes"}],
         "ticket.updated": [{"type": "add_note", "text": "loop!"}]
     }});
-    let cfg = helpdeskd::config::PluginsConfig {
-        enabled: true,
-        dir: dir.clone(),
-        isolation: helpdeskd::config::Isolation::Process,
-        timeout: Duration::from_secs(5),
-        retries: 1,
-        config: BTreeMap::from([("noop".to_string(), script)]),
-    };
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_helpdeskd"));
-    let dispatcher = || async {
-        let loaded = helpdeskd::plugins::load(&cfg, &exe).await;
-        assert!(
-            loaded.statuses.iter().all(|s| s.result.is_ok()),
-            "{:?}",
-            loaded.statuses
-        );
-        let subs = loaded.subscriptions();
-        helpdeskd::plugins::Dispatcher::new(
-            store.clone(),
-            loaded.runner,
-            subs,
-            DeskId {
-                name: "Test Desk".into(),
-                address: Address::new("Test Desk", "support@example.test"),
-                tag: "TEST".into(),
-            },
-            Directory::new(vec![StaffMember {
-                name: "Ada".into(),
-                email: "ada@example.test".into(),
-                groups: vec![],
-            }]),
-            cfg.retries,
-            std::sync::Arc::new(helpdeskd::clock::SystemClock),
-        )
-        .with_services(vec!["email".into()])
-    };
+    let dispatcher = || scripted_dispatcher(&store, &dir, script.clone());
     let mut d = dispatcher().await;
     let stats = d.drain().await.expect("drain");
     d.shutdown().await;

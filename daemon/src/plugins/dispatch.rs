@@ -39,8 +39,9 @@ use crate::domain::mail::Address;
 use crate::domain::staff::{Assignee, Directory};
 use crate::domain::threading::tagged_subject;
 use crate::domain::ticket::{Kind, Priority, Status, TicketNumber};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::outbox::render;
+use crate::service_level::on_status_move;
 use crate::store::Store;
 use crate::store::entity::{counter, event, message, outbox, plugin_error, ticket};
 use crate::store::rows::{Shown, insert_chunks, note_row, outbound_row, outbox_row};
@@ -505,6 +506,8 @@ async fn set_state(
 struct Apply {
     tickets: HashMap<i64, ticket::Model>,
     dirty: HashSet<i64>,
+    /// The status of each ticket whose status a plugin set, before the round.
+    status_before: HashMap<i64, Status>,
     notes: Vec<message::ActiveModel>,
     mails: Vec<(Option<i64>, &'static str, Outgoing, String)>,
     events: Vec<event::ActiveModel>,
@@ -544,6 +547,7 @@ impl Apply {
         Ok(Apply {
             tickets,
             dirty: HashSet::new(),
+            status_before: HashMap::new(),
             notes: Vec::new(),
             mails: Vec::new(),
             events: Vec::new(),
@@ -694,6 +698,7 @@ impl Apply {
                 let from: Status = t.status.parse()?;
                 if from != to {
                     from.check_move(to)?;
+                    self.status_before.entry(tid).or_insert(from);
                     changes.push(change(
                         "status",
                         Some(t.status.clone()),
@@ -938,6 +943,12 @@ impl Apply {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.sign_notices(txn, d).await?;
+        for (id, before) in &self.status_before {
+            if let Some(t) = self.tickets.get(id) {
+                let after: Status = t.status.parse().map_err(Error::Invalid)?;
+                on_status_move(txn, *id, *before, after, now).await?;
+            }
+        }
         for id in &self.dirty {
             let Some(t) = self.tickets.get(id) else {
                 continue;
