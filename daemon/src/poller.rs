@@ -30,12 +30,12 @@ pub const PROCESSED_KEYWORD: &str = "$HelpdeskProcessed";
 /// daemon near 100 MB whatever the mail sizes.
 const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// Committed mails marked processed per IMAP command: a backlog is marked
-/// in about `MARK_COMMANDS` commands, of a size within these bounds. A command costs the server a part that grows with the
-/// folders (Dovecot updates their indexes) plus a part per mail. Small
-/// groups are marked while the writer commits the next batch, so they
-/// seldom hold the fetches up and leave little to mark after the last
-/// commit; a long backlog needs larger ones, or the fixed parts add up to
-/// more than the mails.
+/// in about `MARK_COMMANDS` commands, of a size within these bounds. A
+/// command costs the server a part that grows with the folders (Dovecot
+/// updates their indexes) plus a part per mail. Small groups are marked
+/// while the writer commits the next batch, so they seldom hold the fetches
+/// up and leave little to mark after the last commit; a long backlog needs
+/// larger ones, or the fixed parts add up to more than the mails.
 const MARK_GROUP: std::ops::RangeInclusive<usize> = 400..=5000;
 const MARK_COMMANDS: usize = 25;
 const BACKOFF_START: Duration = Duration::from_secs(1);

@@ -130,11 +130,7 @@ pub async fn after_change(
         let was_pending = *before == Some(Status::Pending);
         let is_pending = t.status == Status::Pending;
         let list = all_pauses.entry(t.id).or_default();
-        if let Some(before) = before {
-            on_status_move(txn, t.id, *before, t.status, now).await?;
-        } else if is_pending {
-            on_status_move(txn, t.id, Status::New, t.status, now).await?;
-        }
+        on_status_move(txn, t.id, before.unwrap_or(Status::New), t.status, now).await?;
         if is_pending && !was_pending {
             list.push(Pause {
                 from: now,

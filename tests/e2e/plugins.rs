@@ -461,8 +461,9 @@ async fn status_moves_by_a_plugin_pause_the_sla_and_close_escalations() {
     for q in sql {
         store.conn().execute_unprepared(&q).await.expect("seed");
     }
-    // Events of ticket 1, queued one at a time as the story goes.
-    let queue = async |hook: &str| {
+    // One event of ticket 1 at a time, answered by the plugin setting
+    // `status`; returns the ticket's status afterwards.
+    let plugin_sets = async |hook: &str, status: &str| {
         let mut e = event(1, "Switch dead");
         e["hook"] = json!(hook);
         e.as_object_mut().expect("object").remove("id");
@@ -472,19 +473,20 @@ async fn status_moves_by_a_plugin_pause_the_sla_and_close_escalations() {
             e.to_string().replace('\'', "''")
         );
         store.conn().execute_unprepared(&q).await.expect("event");
+        let mut on = serde_json::Map::new();
+        on.insert(
+            hook.to_string(),
+            json!([{"type": "set_status", "status": status}]),
+        );
+        let mut d = scripted_dispatcher(&store, &dir, json!({ "on": on })).await;
+        d.drain().await.expect("drain");
+        d.shutdown().await;
+        scalar::<String>(&store, "SELECT status FROM tickets WHERE id = 1").await
     };
     let count = async |sql: &str| scalar::<i64>(&store, sql).await;
 
     // First the ticket waits for the customer: one open pause.
-    queue("ticket.created").await;
-    let script = json!({"on": {"ticket.created": [{"type": "set_status", "status": "pending"}]}});
-    let mut d = scripted_dispatcher(&store, &dir, script).await;
-    d.drain().await.expect("drain");
-    d.shutdown().await;
-    assert_eq!(
-        scalar::<String>(&store, "SELECT status FROM tickets WHERE id = 1").await,
-        "pending"
-    );
+    assert_eq!(plugin_sets("ticket.created", "pending").await, "pending");
     assert_eq!(
         count("SELECT COUNT(*) FROM sla_pauses WHERE ticket_id = 1 AND ended_at IS NULL").await,
         1
@@ -495,14 +497,8 @@ async fn status_moves_by_a_plugin_pause_the_sla_and_close_escalations() {
     );
 
     // Then a plugin resolves it: the pause ends, and so does the escalation.
-    queue("message.received").await;
-    let script =
-        json!({"on": {"message.received": [{"type": "set_status", "status": "resolved"}]}});
-    let mut d = scripted_dispatcher(&store, &dir, script).await;
-    d.drain().await.expect("drain");
-    d.shutdown().await;
     assert_eq!(
-        scalar::<String>(&store, "SELECT status FROM tickets WHERE id = 1").await,
+        plugin_sets("message.received", "resolved").await,
         "resolved"
     );
     assert_eq!(
