@@ -40,7 +40,11 @@
 //! (the desk user's `imap` processes), postgres_cpu_seconds (the bench
 //! database's backends), loadavg_before (anything else running skews the
 //! figures on a small machine), load_seconds and index_seconds (preparation,
-//! not timed; index_seconds includes a `sync` of the written mails).
+//! not timed; index_seconds includes a `sync` of the written mails),
+//! yardstick_mails_per_sec and yardstick_6k7_mails_per_sec (the database
+//! alone writing the issue's three rows per mail, after the run: see
+//! `ingest/yardstick.rs`; for the run's first 10,000 mails, and for them cut
+//! to 6.7 KB) and of_yardstick (mails_per_sec over the first).
 //! Units: MB = 10^6 bytes (throughput and RSS alike), seconds.
 //! A summary with the issue's targets goes to stderr.
 
@@ -54,6 +58,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::Value;
+
+#[path = "ingest/yardstick.rs"]
+mod yardstick;
 
 const DOMAIN: &str = "example.test";
 const PASSWORD: &str = "secret";
@@ -74,6 +81,8 @@ const TARGET_SQLITE_MPS: f64 = 10_000.0;
 const FLOOR_SQLITE_MPS: f64 = 5_000.0;
 const TARGET_POSTGRES_MPS: f64 = 3_000.0;
 const TARGET_RSS_MB: f64 = 100.0;
+/// The issue's fact for the database yardstick with SQLite (see `yardstick`).
+const ISSUE_SQLITE_YARDSTICK_MPS: f64 = 20_000.0;
 
 // ---------------------------------------------------------------- options
 
@@ -228,6 +237,23 @@ fn real_main() -> Result<()> {
                 ""
             }
         );
+        eprintln!(
+            "ingest bench: {}: the database alone (the issue's yardstick: a ticket, a message \
+             with its raw bytes and an outbox row per mail, {} mails a commit, nothing parsed \
+             or decided) takes {:.0} mails/s for these mails, so the daemon runs at {:.0}% of \
+             it, and {:.0} mails/s for 6.7 KB mails{}",
+            r.backend.name(),
+            yardstick::MAILS_PER_COMMIT,
+            r.yardstick,
+            100.0 * r.mails_per_sec / r.yardstick,
+            r.yardstick_6k7,
+            match r.backend {
+                Backend::Sqlite => format!(
+                    " (the issue measured about {ISSUE_SQLITE_YARDSTICK_MPS:.0} on its machine)"
+                ),
+                Backend::Postgres => String::new(),
+            }
+        );
     }
     Ok(())
 }
@@ -239,6 +265,8 @@ struct Summary {
     mails_per_sec: f64,
     mb_per_sec: f64,
     peak_rss_mb: f64,
+    yardstick: f64,
+    yardstick_6k7: f64,
 }
 
 /// Prints `ingest.BACKEND.NAME VALUE` at once (so a failed run still shows
@@ -285,9 +313,11 @@ fn bench_one(o: &Options, stack: &Stack, backend: Backend) -> Result<Option<Summ
         .unwrap_or_default();
 
     let estimate = o.mails as u64 * 26 * 1024;
-    // The maildir holds every mail once, the database once more (raw bytes).
+    // The maildir holds every mail once, the database once more (raw bytes),
+    // and the yardstick's databases up to 10,000 mails again.
+    let yardstick_estimate = estimate.min(yardstick::MAX_MAILS as u64 * 26 * 1024) * 3 / 2;
     check_space(&stack.dir, estimate * 3 / 2)?;
-    check_space(&work, estimate * 3 / 2)?;
+    check_space(&work, estimate * 3 / 2 + yardstick_estimate)?;
 
     stack.adduser(&user)?;
     let maildir = cleanup.home.join("Maildir");
@@ -517,6 +547,32 @@ ack_limit_per_hour = 10000
     fig.put("loadavg_before", &loadavg);
     fig.put("load_seconds", format!("{load_seconds:.2}"));
     fig.put("index_seconds", format!("{index_seconds:.2}"));
+
+    // The database yardstick, after the timed run so that it cannot disturb it.
+    let files = mail_files(&cleanup.home.join("Maildir").join(".Processed"))?;
+    let yardstick_url = |name: &str| match backend {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", work.join(name).display()),
+        Backend::Postgres => db_url.clone(),
+    };
+    let yardstick = yardstick::measure(
+        &yardstick_url("yardstick.db"),
+        &yardstick::Mails {
+            files: files.clone(),
+            size: None,
+        },
+    )
+    .context("database yardstick")?;
+    let yardstick_6k7 = yardstick::measure(
+        &yardstick_url("yardstick-6k7.db"),
+        &yardstick::Mails {
+            files,
+            size: Some(yardstick::ISSUE_MAIL_BYTES),
+        },
+    )
+    .context("database yardstick, 6.7 KB mails")?;
+    fig.put("yardstick_mails_per_sec", format!("{yardstick:.1}"));
+    fig.put("yardstick_6k7_mails_per_sec", format!("{yardstick_6k7:.1}"));
+    fig.put("of_yardstick", format!("{:.2}", mails_per_sec / yardstick));
     if o.keep {
         eprintln!(
             "ingest bench: kept user {user} ({}), work dir {}{}",
@@ -537,7 +593,22 @@ ack_limit_per_hour = 10000
         mails_per_sec,
         mb_per_sec,
         peak_rss_mb,
+        yardstick,
+        yardstick_6k7,
     }))
+}
+
+/// The mail files of a maildir folder, in name order.
+fn mail_files(folder: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for sub in ["cur", "new"] {
+        let dir = folder.join(sub);
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
+            files.push(entry?.path());
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 fn tail(s: &str, max: usize) -> &str {
