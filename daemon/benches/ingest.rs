@@ -59,8 +59,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::Value;
 
+#[path = "common/flags.rs"]
+mod flags;
 #[path = "ingest/yardstick.rs"]
 mod yardstick;
+
+use flags::Flags;
 
 const DOMAIN: &str = "example.test";
 const PASSWORD: &str = "secret";
@@ -113,10 +117,9 @@ struct Options {
 }
 
 fn options() -> Result<Options> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let from_cargo_bench = args.iter().any(|a| a == "--bench");
+    let mut flags = Flags::from_env("ingest");
     let mut o = Options {
-        mails: if from_cargo_bench { 10_000 } else { 300 },
+        mails: if flags.from_cargo_bench { 10_000 } else { 300 },
         backends: vec![Backend::Sqlite, Backend::Postgres],
         seed: 42,
         batch_size: 500,
@@ -124,37 +127,28 @@ fn options() -> Result<Options> {
         keep: false,
         prepare_only: false,
     };
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (a.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| anyhow!("{name} needs a value"))
-        };
+    while let Some(flag) = flags.next_flag()? {
         match flag.as_str() {
-            "--bench" => {}
             "--mails" | "--backlog" => {
-                o.mails = value(&flag)?
+                o.mails = flags
+                    .value(&flag)?
                     .replace('_', "")
                     .parse()
                     .context("--mails N")?;
             }
             "--backend" => {
-                o.backends = match value(&flag)?.as_str() {
+                o.backends = match flags.value(&flag)?.as_str() {
                     "sqlite" => vec![Backend::Sqlite],
                     "postgres" | "postgresql" | "pg" => vec![Backend::Postgres],
                     "both" => vec![Backend::Sqlite, Backend::Postgres],
                     other => bail!("--backend sqlite|postgres|both, not {other}"),
                 }
             }
-            "--seed" => o.seed = value(&flag)?.parse().context("--seed N")?,
-            "--batch-size" => o.batch_size = value(&flag)?.parse().context("--batch-size N")?,
-            "--log-level" => o.log_level = value(&flag)?,
+            "--seed" => o.seed = flags.value(&flag)?.parse().context("--seed N")?,
+            "--batch-size" => {
+                o.batch_size = flags.value(&flag)?.parse().context("--batch-size N")?
+            }
+            "--log-level" => o.log_level = flags.value(&flag)?,
             "--keep" => o.keep = true,
             "--prepare-only" => {
                 o.prepare_only = true;
@@ -167,8 +161,6 @@ fn options() -> Result<Options> {
                 );
                 std::process::exit(0);
             }
-            // `cargo bench FILTER` hands FILTER to every bench binary.
-            f if !f.starts_with('-') => eprintln!("ingest bench: ignoring argument {f:?}"),
             f => bail!("unknown option {f} (try --help)"),
         }
     }

@@ -71,6 +71,11 @@ use helpdeskd::domain::conversation::Settings;
 use helpdeskd::store::Store;
 use sea_orm::{ConnectionTrait, Statement};
 
+#[path = "common/flags.rs"]
+mod flags;
+
+use flags::Flags;
+
 /// The target for one run.
 const TARGET_SECONDS: f64 = 1.0;
 /// The clock: a Wednesday, 13:00 in Berlin.
@@ -161,8 +166,8 @@ fn backends(s: &str) -> Result<Vec<Backend>> {
 }
 
 fn options() -> Result<Options> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let full = args.iter().any(|a| a == "--bench");
+    let mut flags = Flags::from_env("sla");
+    let full = flags.from_cargo_bench;
     let mut o = Options {
         tickets: if full {
             vec![1_000_000, 100_000]
@@ -197,35 +202,24 @@ fn options() -> Result<Options> {
     if let Ok(v) = std::env::var("SLA_BENCH_LAYOUT") {
         o.layouts = layouts(&v)?;
     }
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (a.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| anyhow!("{name} needs a value"))
-        };
+    while let Some(flag) = flags.next_flag()? {
         match flag.as_str() {
-            "--bench" => {}
             "--tickets" => {
                 // Several sizes: "--tickets 1000000/100000" (a comma is a
                 // thousands separator).
-                o.tickets = value(&flag)?
+                o.tickets = flags
+                    .value(&flag)?
                     .split(['/', ';', ' '])
                     .filter(|s| !s.is_empty())
                     .map(|n| number(n, "--tickets"))
                     .collect::<Result<_>>()?;
             }
-            "--due" => o.due = number(&value(&flag)?, "--due")?,
-            "--backend" => o.backends = backends(&value(&flag)?)?,
-            "--layout" => o.layouts = layouts(&value(&flag)?)?,
+            "--due" => o.due = number(&flags.value(&flag)?, "--due")?,
+            "--backend" => o.backends = backends(&flags.value(&flag)?)?,
+            "--layout" => o.layouts = layouts(&flags.value(&flag)?)?,
             "--no-events" => o.events = false,
             "--race" => o.race = true,
-            "--log-level" => o.log_level = value(&flag)?,
+            "--log-level" => o.log_level = flags.value(&flag)?,
             "--keep" => o.keep = true,
             "-h" | "--help" => {
                 eprintln!(
@@ -235,8 +229,6 @@ fn options() -> Result<Options> {
                 );
                 std::process::exit(0);
             }
-            // `cargo bench FILTER` hands FILTER to every bench binary.
-            f if !f.starts_with('-') => eprintln!("sla bench: ignoring argument {f:?}"),
             f => bail!("unknown option {f} (try --help)"),
         }
     }
