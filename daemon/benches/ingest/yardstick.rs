@@ -34,18 +34,18 @@ const ACK_BYTES: usize = 1_050;
 const TABLES: [(&str, &str); 3] = [
     (
         "yardstick_tickets",
-        "id INTEGER PRIMARY KEY, number TEXT NOT NULL UNIQUE, subject TEXT NOT NULL, \
+        "id {id}, number TEXT NOT NULL UNIQUE, subject TEXT NOT NULL, \
          status TEXT NOT NULL, created_at TEXT NOT NULL",
     ),
     (
         "yardstick_messages",
-        "id INTEGER PRIMARY KEY, ticket_id BIGINT NOT NULL, message_id TEXT NOT NULL UNIQUE, \
-         raw BLOB NOT NULL",
+        "id {id}, ticket_id BIGINT NOT NULL, message_id TEXT NOT NULL UNIQUE, \
+         raw {blob} NOT NULL",
     ),
     (
         "yardstick_outbox",
-        "id INTEGER PRIMARY KEY, ticket_id BIGINT NOT NULL, message_id TEXT NOT NULL UNIQUE, \
-         status TEXT NOT NULL, raw BLOB NOT NULL",
+        "id {id}, ticket_id BIGINT NOT NULL, message_id TEXT NOT NULL UNIQUE, \
+         status TEXT NOT NULL, raw {blob} NOT NULL",
     ),
 ];
 
@@ -85,35 +85,39 @@ pub fn measure(url: &str, mails: &Mails) -> Result<f64> {
 async fn measure_async(url: &str, mails: &Mails) -> Result<f64> {
     let store = Store::connect(url, 2).await.context("connect")?;
     let backend = store.conn().get_database_backend();
+    // On PostgreSQL raw columns are compressed with lz4 where the server has
+    // it, as the daemon's migrations set.
+    let (id, blob) = match backend {
+        DbBackend::Postgres => {
+            let lz4 = store
+                .conn()
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
+                     AND 'lz4' = ANY(enumvals)",
+                ))
+                .await?
+                .is_some();
+            let blob = if lz4 {
+                "BYTEA COMPRESSION lz4"
+            } else {
+                "BYTEA"
+            };
+            ("BIGINT PRIMARY KEY", blob)
+        }
+        _ => ("INTEGER PRIMARY KEY", "BLOB"),
+    };
     for (table, columns) in TABLES {
+        let columns = columns.replace("{id}", id).replace("{blob}", blob);
         store
             .conn()
             .execute_unprepared(&format!("DROP TABLE IF EXISTS {table}"))
             .await?;
-        // On PostgreSQL raw columns are compressed with lz4 where the server
-        // has it, as the daemon's migrations set.
-        let variants = match backend {
-            DbBackend::Postgres => {
-                let pg = columns.replace("INTEGER PRIMARY", "BIGINT PRIMARY");
-                vec![
-                    pg.replace("BLOB", "BYTEA COMPRESSION lz4"),
-                    pg.replace("BLOB", "BYTEA"),
-                ]
-            }
-            _ => vec![columns.to_string()],
-        };
-        let mut created = Err(anyhow::anyhow!("no table definition"));
-        for columns in variants {
-            created = store
-                .conn()
-                .execute_unprepared(&format!("CREATE TABLE {table} ({columns})"))
-                .await
-                .with_context(|| format!("create {table}"));
-            if created.is_ok() {
-                break;
-            }
-        }
-        created?;
+        store
+            .conn()
+            .execute_unprepared(&format!("CREATE TABLE {table} ({columns})"))
+            .await
+            .with_context(|| format!("create {table}"))?;
     }
     let checkpoint = store.spawn_checkpointer().await?;
     let ack = vec![b'a'; ACK_BYTES];
