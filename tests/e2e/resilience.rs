@@ -560,3 +560,96 @@ async fn sigterm_stops_the_daemon_gracefully() {
     assert!(desk.daemon_log().contains("helpdeskd stopped"));
     desk.finish().await;
 }
+
+/// SIGKILL while the outbox is being sent: every mail arrives, and a mail
+/// the server accepted just before the kill is not sent again (the sent
+/// journal); a copy that does go twice keeps its Message-ID.
+async fn sigkill_during_sending(backend: Backend) {
+    let desk = Desk::with(
+        backend,
+        DeskOptions {
+            extra_config: "[tickets]\nack_limit_per_hour = 10000\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    const N: usize = 400;
+    let raws: Vec<String> = (0..N)
+        .map(|i| {
+            mail(
+                &cust_addr,
+                &desk.address,
+                &format!("send {i}"),
+                &format!("{cust}.{i}@send"),
+                "",
+                "body",
+            )
+        })
+        .collect();
+    append_all(&desk.user, "INBOX", &raws).await;
+    // Queue every acknowledgement first; only the sending is killed.
+    desk.cli(&["run", "--once", "--no-send"]);
+
+    let seed = u64::from(std::process::id()) * 2_654_435_761 + 7;
+    let mut rng = Rng(seed);
+    let mut kills = 0u32;
+    let mut progress = Vec::new();
+    let sent = async || {
+        outbox_status(&desk.db.url)
+            .await
+            .iter()
+            .filter(|(s, _, _)| s == "sent")
+            .count()
+    };
+    while sent().await < N && kills < 40 {
+        let before = sent().await;
+        let mut daemon = desk.spawn();
+        tokio::time::sleep(Duration::from_millis(rng.next(150, 700))).await;
+        daemon.kill().expect("SIGKILL");
+        let _ = daemon.wait();
+        let after = sent().await;
+        // Only kills that landed while mail was going out count.
+        if after > before && after < N {
+            kills += 1;
+        }
+        progress.push(after);
+    }
+    let drained = eventually(Duration::from_secs(60), async || {
+        desk.run_once();
+        sent().await == N
+    })
+    .await;
+    assert!(drained, "outbox drained: {progress:?}");
+    assert!(
+        kills >= 5,
+        "seed {seed}: only {kills} kills landed while sending: {progress:?}"
+    );
+    let got = wait_for_messages(&cust, "INBOX", N, Duration::from_secs(120)).await;
+    // Let any late copy arrive before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = if got.len() >= N {
+        messages(&cust, "INBOX").await
+    } else {
+        got
+    };
+    let mut ids: Vec<String> = got
+        .iter()
+        .filter_map(|m| header(m, "Message-ID"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), N, "every mail arrived, copies under one Message-ID");
+    let duplicates = got.len() - N;
+    let per_kill = duplicates as f64 / f64::from(kills);
+    eprintln!(
+        "sending under SIGKILL ({backend:?}): {kills} kills while sending, {duplicates} duplicates, {per_kill:.3} per kill; progress {progress:?}"
+    );
+    assert!(
+        per_kill <= 0.1,
+        "seed {seed}: {duplicates} duplicates over {kills} kills ({per_kill:.3} per kill; target 0.1)"
+    );
+    desk.finish().await;
+}
+both_backends!(sigkill_during_sending, super::sigkill_during_sending);
