@@ -194,8 +194,8 @@ fn default_data_dir() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDatabase {
-    url: Option<String>,
-    url_env: Option<String>,
+    url: Option<Spanned<String>>,
+    url_env: Option<Spanned<String>>,
     #[serde(default = "default_max_connections")]
     max_connections: Spanned<i64>,
 }
@@ -222,7 +222,7 @@ struct RawDesk {
     address: Spanned<String>,
     #[serde(default = "default_tag")]
     tag: Spanned<String>,
-    token_secret_file: Option<String>,
+    token_secret_file: Option<Spanned<String>>,
 }
 
 fn default_desk_name() -> String {
@@ -299,10 +299,10 @@ struct RawServer {
     port: Option<Spanned<i64>>,
     #[serde(default = "default_tls")]
     tls: TlsMode,
-    ca_file: Option<String>,
+    ca_file: Option<Spanned<String>>,
     user: Option<String>,
-    password_file: Option<String>,
-    password_env: Option<String>,
+    password_file: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
     #[serde(default = "default_timeout")]
     timeout_secs: Spanned<i64>,
 }
@@ -561,29 +561,38 @@ impl Validator<'_> {
         }
     }
 
+    /// A password from `password_file` or `password_env`; each problem
+    /// carries the line of the key that caused it.
     fn secret(
         &mut self,
         key: &str,
-        file: &Option<String>,
-        env: &Option<String>,
+        file: &Option<Spanned<String>>,
+        env: &Option<Spanned<String>>,
         required: bool,
     ) -> Option<Secret> {
         match (file, env) {
-            (Some(_), Some(_)) => {
+            (Some(f), Some(e)) => {
+                // The line of whichever comes second.
+                let span = std::cmp::max_by_key(f.span(), e.span(), |s| s.start);
                 self.problem(
-                    None,
+                    Some(span),
                     key,
                     "set password_file or password_env, not both".into(),
                 );
                 None
             }
             (Some(f), None) => {
-                let p = self.path(f);
-                match std::fs::read_to_string(&p) {
+                let p = self.path(f.get_ref());
+                let read = if p.is_dir() {
+                    Err("is a directory, expected a file".to_string())
+                } else {
+                    std::fs::read_to_string(&p).map_err(|e| e.to_string())
+                };
+                match read {
                     Ok(s) => Some(Secret::new(s.trim_end_matches(['\r', '\n']))),
                     Err(e) => {
                         self.problem(
-                            None,
+                            Some(f.span()),
                             &format!("{key}.password_file"),
                             format!("cannot read {}: {e}", p.display()),
                         );
@@ -591,13 +600,13 @@ impl Validator<'_> {
                     }
                 }
             }
-            (None, Some(name)) => match (self.env)(name) {
+            (None, Some(name)) => match (self.env)(name.get_ref()) {
                 Some(s) => Some(Secret::new(s)),
                 None => {
                     self.problem(
-                        None,
+                        Some(name.span()),
                         &format!("{key}.password_env"),
-                        format!("environment variable {name} is not set"),
+                        format!("environment variable {} is not set", name.get_ref()),
                     );
                     None
                 }
@@ -632,12 +641,15 @@ impl Validator<'_> {
             self.problem(None, &format!("{key}.user"), "is required".into());
         }
         let password = self.secret(key, &raw.password_file, &raw.password_env, needs_login);
-        let ca_file = raw.ca_file.as_deref().map(|f| self.path(f));
-        if let Some(ca) = &ca_file
+        let ca_file = raw
+            .ca_file
+            .as_ref()
+            .map(|f| (self.path(f.get_ref()), f.span()));
+        if let Some((ca, span)) = &ca_file
             && !ca.is_file()
         {
             self.problem(
-                None,
+                Some(span.clone()),
                 &format!("{key}.ca_file"),
                 format!("{} is not a readable file", ca.display()),
             );
@@ -653,7 +665,7 @@ impl Validator<'_> {
             host: raw.host.clone(),
             port,
             tls: raw.tls,
-            ca_file,
+            ca_file: ca_file.map(|(p, _)| p),
             user: raw.user.clone(),
             password,
         }
@@ -706,16 +718,20 @@ impl Validator<'_> {
         let data_dir = self.path(&raw.data_dir);
 
         let url = match (&raw.database.url, &raw.database.url_env) {
-            (Some(_), Some(_)) => {
-                self.problem(None, "database", "set url or url_env, not both".into());
+            (Some(u), Some(e)) => {
+                self.problem(
+                    Some(std::cmp::max_by_key(u.span(), e.span(), |s| s.start)),
+                    "database",
+                    "set url or url_env, not both".into(),
+                );
                 String::new()
             }
-            (Some(u), None) => u.clone(),
-            (None, Some(name)) => (self.env)(name).unwrap_or_else(|| {
+            (Some(u), None) => u.get_ref().clone(),
+            (None, Some(name)) => (self.env)(name.get_ref()).unwrap_or_else(|| {
                 self.problem(
-                    None,
+                    Some(name.span()),
                     "database.url_env",
-                    format!("environment variable {name} is not set"),
+                    format!("environment variable {} is not set", name.get_ref()),
                 );
                 String::new()
             }),
@@ -729,9 +745,20 @@ impl Validator<'_> {
             || url.starts_with("postgres://")
             || url.starts_with("postgresql://"))
         {
+            let (span, key) = match &raw.database.url {
+                Some(u) => (u.span(), "database.url"),
+                None => (
+                    raw.database
+                        .url_env
+                        .as_ref()
+                        .map(|e| e.span())
+                        .unwrap_or(0..0),
+                    "database.url_env",
+                ),
+            };
             self.problem(
-                None,
-                "database.url",
+                Some(span),
+                key,
                 "expected a sqlite: or postgres:// URL".into(),
             );
         }
@@ -911,8 +938,20 @@ impl Validator<'_> {
                 10_000,
             ) as usize,
         };
+        // A missing secret file is created at start; a directory in its
+        // place would only fail then, without a line.
         let token_secret_file = match &raw.desk.token_secret_file {
-            Some(f) => self.path(f),
+            Some(f) => {
+                let p = self.path(f.get_ref());
+                if p.is_dir() {
+                    self.problem(
+                        Some(f.span()),
+                        "desk.token_secret_file",
+                        format!("{} is a directory, expected a file", p.display()),
+                    );
+                }
+                p
+            }
             None => data_dir.join("token.key"),
         };
 
@@ -1795,6 +1834,99 @@ ack_limit_per_hour = -1
             p[1].contains("mailbox[0].imap.password_env: environment variable NOPE is not set"),
             "{}",
             p[1]
+        );
+    }
+
+    /// GOOD with valid ports, and `secret` in place of the first
+    /// mailbox's `password_env = "PW"` (line 13).
+    fn with_first_secret(secret: &str) -> String {
+        GOOD.replace("70000", "993")
+            .replace("port = 0", "port = 25")
+            .replacen("password_env = \"PW\"", secret, 1)
+    }
+
+    #[test]
+    fn a_missing_password_file_names_line_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nope");
+        let p = problems(&with_first_secret(&format!(
+            "password_file = {:?}",
+            missing.display().to_string()
+        )));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("/etc/helpdesk.toml:13: mailbox[0].imap.password_file: cannot read "),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn a_password_file_that_is_a_directory_names_line_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = problems(&with_first_secret(&format!(
+            "password_file = {:?}",
+            dir.path().display().to_string()
+        )));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("/etc/helpdesk.toml:13: mailbox[0].imap.password_file: cannot read ")
+                && p[0].ends_with("is a directory, expected a file"),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn an_unset_password_env_names_line_and_key() {
+        let p = problems(&with_first_secret("password_env = \"NOPE\""));
+        assert_eq!(
+            p,
+            vec![
+                "/etc/helpdesk.toml:13: mailbox[0].imap.password_env: environment variable NOPE is not set"
+            ]
+        );
+        // Both set: the line of the second.
+        let p = problems(&with_first_secret(
+            "password_env = \"PW\"\npassword_file = \"pw.txt\"",
+        ));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("/etc/helpdesk.toml:14: mailbox[0].imap: set password_file"),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn database_and_token_secret_problems_name_their_line() {
+        let ok = with_first_secret("password_env = \"PW\"");
+        let p = problems(&format!("{ok}\n[database]\nurl_env = \"NO_DB_URL\"\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        let line = ok.lines().count() + 3;
+        assert!(
+            p[0].starts_with(&format!(
+                "/etc/helpdesk.toml:{line}: database.url_env: environment variable NO_DB_URL is not set"
+            )),
+            "{}",
+            p[0]
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = ok.replacen(
+            "tag = \"ACME\"",
+            &format!(
+                "tag = \"ACME\"\ntoken_secret_file = {:?}",
+                dir.path().display().to_string()
+            ),
+            1,
+        );
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("/etc/helpdesk.toml:6: desk.token_secret_file: ")
+                && p[0].ends_with("is a directory, expected a file"),
+            "{}",
+            p[0]
         );
     }
 

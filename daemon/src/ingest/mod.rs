@@ -9,6 +9,7 @@
 pub mod apply;
 pub(crate) mod events;
 pub mod parse;
+mod repairs;
 mod robot;
 
 use std::collections::HashSet;

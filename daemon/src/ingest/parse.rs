@@ -81,7 +81,7 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         Some(id) => dedup_key(Some(id), ""),
         None => by_hash(),
     };
-    let mut warnings = Vec::new();
+    let mut warnings = super::repairs::warnings(&msg);
     let robot = super::robot::signals(&msg);
 
     let from = first_address(msg.from())
@@ -438,6 +438,16 @@ Precedence: bulk\r\nX-Auto-Response-Suppress: All\r\nContent-Type: multipart/rep
         assert_eq!(a.content_type, "application/pdf");
         assert_eq!(a.size, 5);
         assert_eq!(a.sha256, sha256_hex(b"hello"));
+    }
+
+    #[test]
+    fn decoding_repairs_are_warned_on_the_message() {
+        let raw = b"From: a@b.test\r\nMessage-ID: <qp@x>\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nprice =ZZ\r\n";
+        let m = mail(parse(raw, 1 << 20));
+        assert_eq!(
+            m.warnings,
+            vec!["body (text/plain): invalid quoted-printable escapes repaired (kept as written)"]
+        );
     }
 
     #[test]
