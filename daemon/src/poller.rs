@@ -1,15 +1,21 @@
 //! One task per mailbox: connect (implicit TLS, STARTTLS or plain), select
 //! the folder, store every mail above the watermark in bounded batches, mark
 //! each batch processed only after the writer committed it, then wait for
-//! new mail with IDLE (or by polling) and start again. A lost connection is
+//! new mail with IDLE (or by polling) and start again. Before IDLE it asks
+//! once more for mail above the last fetched UID (`UID SEARCH`), and it looks
+//! at what the server announced as IDLE began: mail that arrived during the
+//! sync is fetched at once, not at the next mail or the IDLE timeout. A lost connection is
 //! retried with exponential backoff; a changed UIDVALIDITY starts the folder
 //! over, and deduplication keeps that from storing anything twice.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_imap::Session;
+use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -81,7 +87,7 @@ impl Poller {
     /// One full pass for `run --once`: everything above the watermark, then return.
     pub async fn run_once(&self) -> Result<Stats> {
         let mut session = connect(&self.mailbox).await?;
-        let stats = self.sync(&mut session).await?;
+        let (stats, _) = self.sync(&mut session).await?;
         let _ = session.logout().await;
         Ok(stats)
     }
@@ -94,15 +100,54 @@ impl Poller {
         };
         info!(mailbox = self.mailbox.name, idle, "connected");
         let mut total = Stats::default();
+        // The UID a sync ended at when the poller last went straight into
+        // another sync instead of waiting. Once per UID: if the next sync
+        // ends there again, the mail above it cannot be fetched (or the
+        // server announces mail that is not there), and the poller waits
+        // as usual instead of spinning.
+        let mut rechecked_at: Option<u32> = None;
         loop {
-            total.merge(self.sync(&mut session).await?);
+            let (stats, last) = self.sync(&mut session).await?;
+            total.merge(stats);
             if shutdown.is_set() {
                 let _ = session.logout().await;
                 return Ok(total);
             }
             if idle {
+                let recheck = rechecked_at != Some(last);
+                // Mail that arrived after the sync asked for new UIDs was
+                // announced (EXISTS) in the answers to its later commands,
+                // which the client puts aside (and nobody reads); IDLE would
+                // then wait for the next mail or the timeout. Ask once more.
+                while session.unsolicited_responses.try_recv().is_ok() {}
+                if self.newer_than(&mut session, last).await? {
+                    if recheck {
+                        debug!(
+                            mailbox = self.mailbox.name,
+                            last, "new mail arrived during the sync"
+                        );
+                        rechecked_at = Some(last);
+                        continue;
+                    }
+                    debug!(
+                        mailbox = self.mailbox.name,
+                        last, "mail above the last fetched UID could not be fetched; waiting"
+                    );
+                }
+                let announced = session.unsolicited_responses.clone();
                 let mut handle = session.idle();
                 handle.init().await.map_err(|e| self.err(e))?;
+                // Mail of the last moment may be announced before the
+                // server's continuation, which `init` puts aside as well.
+                if new_mail_announced(|| announced.try_recv().ok()) && recheck {
+                    debug!(
+                        mailbox = self.mailbox.name,
+                        "new mail announced as IDLE began"
+                    );
+                    rechecked_at = Some(last);
+                    session = handle.done().await.map_err(|e| self.err(e))?;
+                    continue;
+                }
                 let (wait, _stop) = handle.wait_with_timeout(self.mailbox.poll_interval);
                 tokio::select! {
                     r = wait => { r.map_err(|e| self.err(e))?; }
@@ -120,8 +165,17 @@ impl Poller {
         Error::imap(&self.mailbox.name, e)
     }
 
-    /// Selects the folder and stores everything above the watermark.
-    async fn sync(&self, session: &mut ImapSession) -> Result<Stats> {
+    /// Whether the selected folder holds mail above UID `last`.
+    async fn newer_than(&self, session: &mut ImapSession, last: u32) -> Result<bool> {
+        let query = format!("UID {}:*", last.saturating_add(1));
+        let found = session.uid_search(&query).await.map_err(|e| self.err(e))?;
+        // `n:*` always includes the highest UID, even when it is below n.
+        Ok(found.into_iter().any(|u| u > last))
+    }
+
+    /// Selects the folder and stores everything above the watermark;
+    /// returns the figures and the highest UID fetched (or the watermark).
+    async fn sync(&self, session: &mut ImapSession) -> Result<(Stats, u32)> {
         let name = &self.mailbox.name;
         let selected = session
             .select(&self.mailbox.folder)
@@ -144,8 +198,9 @@ impl Poller {
         self.mark_leftovers(session, last).await?;
 
         let sizes = self.sizes_above(session, last).await?;
+        test_pause_before_idle(name).await;
         if sizes.is_empty() {
-            return Ok(Stats::default());
+            return Ok((Stats::default(), last));
         }
         debug!(mailbox = name, backlog = sizes.len(), "fetching");
         let mut stats = Stats::default();
@@ -217,7 +272,7 @@ impl Poller {
             quarantined = stats.quarantined,
             "mailbox synced"
         );
-        Ok(stats)
+        Ok((stats, last))
     }
 
     /// Hands a parsed batch to the writer once the batch before it has
@@ -342,6 +397,42 @@ impl Poller {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether the server announced new mail (EXISTS or RECENT) among the
+/// responses put aside; takes them all.
+fn new_mail_announced(mut next: impl FnMut() -> Option<UnsolicitedResponse>) -> bool {
+    let mut any = false;
+    while let Some(r) = next() {
+        any |= matches!(
+            r,
+            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+        );
+    }
+    any
+}
+
+/// Test knob (hidden, for the end-to-end tests only):
+/// `HELPDESK_TEST_PAUSE_BEFORE_IDLE_MS=N` makes the first sync of the
+/// process wait N ms right after it asked the server for new UIDs, so that
+/// a test can deliver a mail in the window between that question and IDLE.
+/// Read once; the pause is logged at debug level ("test pause before IDLE").
+async fn test_pause_before_idle(mailbox: &str) {
+    static PAUSE: OnceLock<Option<Duration>> = OnceLock::new();
+    static PAUSED: AtomicBool = AtomicBool::new(false);
+    let pause = PAUSE.get_or_init(|| {
+        std::env::var("HELPDESK_TEST_PAUSE_BEFORE_IDLE_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis)
+    });
+    if let Some(pause) = *pause
+        && !PAUSED.swap(true, Ordering::Relaxed)
+    {
+        debug!(mailbox, ?pause, "test pause before IDLE");
+        tokio::time::sleep(pause).await;
+        debug!(mailbox, "test pause before IDLE over");
     }
 }
 
@@ -476,6 +567,22 @@ mod tests {
         assert_eq!(mark_group(40_000), 1_600);
         assert_eq!(mark_group(100_000), 4_000);
         assert_eq!(mark_group(1_000_000), 5_000);
+    }
+
+    #[test]
+    fn exists_or_recent_announce_new_mail_and_all_are_taken() {
+        let mut put_aside = vec![
+            UnsolicitedResponse::Expunge(3),
+            UnsolicitedResponse::Exists(7),
+            UnsolicitedResponse::Expunge(2),
+        ];
+        assert!(new_mail_announced(|| put_aside.pop()));
+        assert!(put_aside.is_empty());
+        let mut put_aside = vec![UnsolicitedResponse::Recent(1)];
+        assert!(new_mail_announced(|| put_aside.pop()));
+        let mut put_aside = vec![UnsolicitedResponse::Expunge(1)];
+        assert!(!new_mail_announced(|| put_aside.pop()));
+        assert!(!new_mail_announced(|| None));
     }
 
     #[test]
