@@ -33,8 +33,12 @@ pub const PROCESSED_KEYWORD: &str = "$HelpdeskProcessed";
 /// Upper bound of one fetched batch in bytes, besides `ingest.batch_size`:
 /// three batches are under way at once (fetched, parsed, committing), each
 /// alive as raw bytes plus the text read from them, so this keeps the
-/// daemon near 100 MB whatever the mail sizes.
+/// daemon near 100 MB whatever the mail sizes. A single larger mail (up to
+/// `ingest.max_message_bytes`) is a batch of its own and alone in flight.
 const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// A mail larger than this (alone in its batch, being larger than
+/// `MAX_BATCH_BYTES`) is fetched in pieces of this size.
+const FETCH_PIECE: u64 = 4 * 1024 * 1024;
 /// Committed mails marked processed per IMAP command: a backlog is marked
 /// in about `MARK_COMMANDS` commands, of a size within these bounds. A
 /// command costs the server a part that grows with the folders (Dovecot
@@ -210,9 +214,31 @@ impl Poller {
         let mut pending: Option<(Vec<u32>, Pending)> = None;
         let mut committed: Vec<u32> = Vec::new();
         let group = mark_group(sizes.len());
+        let mut after_large = false;
         for chunk in chunks(&sizes, self.ingest.batch_size, MAX_BATCH_BYTES) {
             let uids: Vec<u32> = chunk.iter().map(|(u, _)| *u).collect();
-            let raws = self.fetch(session, &uids).await?;
+            // A mail larger than a batch is alone in flight: the batches
+            // before it are committed before it is fetched, and it is
+            // committed before the next one is fetched, so the bytes in
+            // flight stay about one batch's, or that one mail's.
+            let large = chunk.iter().map(|(_, size)| size).sum::<u64>() > MAX_BATCH_BYTES;
+            if large || after_large {
+                if let Some(previous) = parsing.take() {
+                    self.submit(previous, &mut pending, &mut committed, &mut stats)
+                        .await?;
+                }
+                if let Some((done, p)) = pending.take() {
+                    stats.add(&p.outcomes().await?);
+                    committed.extend(done);
+                }
+            }
+            after_large = large;
+            let raws = match chunk {
+                [(uid, size)] if *size > FETCH_PIECE => {
+                    self.fetch_in_pieces(session, *uid, *size).await?
+                }
+                _ => self.fetch(session, &uids).await?,
+            };
             stats.bytes += raws.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
             let fetched: Vec<u32> = raws.iter().filter_map(|(u, _)| *u).collect();
             if fetched.len() < uids.len() {
@@ -337,6 +363,57 @@ impl Poller {
         }
         out.sort_by_key(|(u, _)| *u);
         Ok(out)
+    }
+
+    /// Fetches one large mail in pieces of [`FETCH_PIECE`] bytes into one
+    /// buffer of its size: fetched whole, it would be held twice, by the
+    /// client's response buffer and by its copy.
+    async fn fetch_in_pieces(
+        &self,
+        session: &mut ImapSession,
+        uid: u32,
+        size: u64,
+    ) -> Result<Vec<(Option<u32>, Vec<u8>)>> {
+        // The size is the server's word: a hint for the buffer, not a limit.
+        let hint = usize::try_from(size.min(1 << 30)).unwrap_or(0);
+        let mut raw: Vec<u8> = Vec::with_capacity(hint);
+        let mut found = false;
+        loop {
+            let offset = u32::try_from(raw.len())
+                .map_err(|_| self.err(format!("mail {uid} is larger than 4 GB")))?;
+            let mut stream = session
+                .uid_fetch(
+                    uid.to_string(),
+                    format!("(UID BODY.PEEK[]<{offset}.{FETCH_PIECE}>)"),
+                )
+                .await
+                .map_err(|e| self.err(e))?;
+            let mut piece_len: Option<usize> = None;
+            while let Some(f) = stream.try_next().await.map_err(|e| self.err(e))? {
+                if f.uid == Some(uid)
+                    && piece_len.is_none()
+                    && let Some(body) = f.body()
+                {
+                    raw.extend_from_slice(body);
+                    piece_len = Some(body.len());
+                }
+            }
+            match piece_len {
+                // Expunged meanwhile (or the connection ended): as `fetch`.
+                None => break,
+                Some(n) => {
+                    found = true;
+                    if (n as u64) < FETCH_PIECE {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(if found {
+            vec![(Some(uid), raw)]
+        } else {
+            Vec::new()
+        })
     }
 
     /// Marks committed mails processed: the flag, or a move to the processed folder.

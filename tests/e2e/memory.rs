@@ -1,8 +1,9 @@
 //! Memory per mail: a mail near `ingest.max_message_bytes` is held about
-//! once on its way to the database. One 60 MB mail (a short text and a
-//! base64 attachment) is appended to the desk's INBOX, `helpdeskd run
-//! --once --no-send` stores it, and the child's peak RSS (`wait4`'s
-//! `ru_maxrss`, this child alone) is compared with the mail's size.
+//! once on its way to the database, and a backlog of such mails costs no
+//! more than one. Two 60 MB mails (a short text and a base64 attachment
+//! each) are appended to the desk's INBOX, `helpdeskd run --once --no-send`
+//! stores them, and the child's peak RSS (`wait4`'s `ru_maxrss`, this child
+//! alone) is compared with the size of one mail.
 
 use std::time::Instant;
 
@@ -10,9 +11,11 @@ use crate::harness::*;
 
 /// The mail's size in bytes.
 const MAIL_BYTES: usize = 60_000_000;
-/// Peak RSS of the whole process over the mail's size (the process
-/// without any mail, runtime and SQLite, is about 20 MB). Measured: 4.4
-/// (5.4 before the raw bytes were moved into the insert statement). The
+/// Peak RSS of the whole process over one mail's size (the process
+/// without any mail, runtime and SQLite, is about 20 MB). Measured: 4.5
+/// (one mail: 5.4 before the raw bytes were moved into the insert
+/// statement; three in a row: 7.1 while a large mail was fetched and parsed
+/// as the one before it committed). The
 /// target, 3, is out of reach while SQLite gets the mail as one bound
 /// value: it is then held four times at the INSERT (sea-orm's statement
 /// values, the copy sea-orm hands sqlx, SQLite's copy of the bound value,
@@ -80,10 +83,29 @@ fn peak_rss_of(desk: &Desk, args: &[&str]) -> u64 {
     u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
 }
 
-/// A 60 MB mail is stored with a bounded peak RSS (`cargo test --test e2e
-/// -- memory --nocapture` prints the figure).
+/// The length of the stored raw bytes of the desk's inbound mail.
+async fn raw_length(url: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sea_orm::Database::connect(url)
+        .await
+        .expect("open the database");
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT length(raw) AS n FROM messages WHERE direction = 'in' ORDER BY id LIMIT 1",
+        ))
+        .await
+        .expect("query")
+        .expect("an inbound message");
+    let n: i64 = row.try_get("", "n").expect("length");
+    let _ = db.close().await;
+    n
+}
+
+/// Two 60 MB mails are stored with a peak RSS bounded by the size of one
+/// (`cargo test --test e2e -- memory --nocapture` prints the figure).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_mail_is_held_about_once_in_memory() {
+async fn large_mails_are_held_about_once_in_memory() {
     let desk = Desk::new(Backend::Sqlite).await;
     desk.cli(&["migrate"]);
     let cust = unique("cust");
@@ -95,19 +117,44 @@ async fn a_large_mail_is_held_about_once_in_memory() {
         MAIL_BYTES,
     );
     let size = raw.len();
-    append_all(&desk.user, "INBOX", &[raw]).await;
+    // What the attachment must be once stored (the poller fetches a mail
+    // this large in pieces: any piece lost or doubled changes it).
+    let expected = match helpdeskd::ingest::parse::parse(raw.as_bytes(), usize::MAX).parsed {
+        helpdeskd::ingest::parse::Parsed::Mail(m) => m.attachments[0].sha256.clone(),
+        other => panic!("the test mail does not parse: {other:?}"),
+    };
+    // The second mail would be fetched and parsed while the first one
+    // commits, were large mails not alone in flight.
+    let second = large_mail(
+        &cust_addr,
+        &desk.address,
+        &format!("{cust}@large2"),
+        MAIL_BYTES,
+    );
+    append_all(&desk.user, "INBOX", &[raw, second]).await;
     let started = Instant::now();
     let peak = peak_rss_of(&desk, &["run", "--once", "--no-send"]);
     let took = started.elapsed();
     let ratio = peak as f64 / size as f64;
     eprintln!(
-        "large mail: {:.1} MB, peak RSS {:.1} MB = {ratio:.2} x the mail (goal < {TARGET_RATIO}), in {:.1} s",
+        "two large mails of {:.1} MB: peak RSS {:.1} MB = {ratio:.2} x one mail (goal < {TARGET_RATIO}), in {:.1} s",
         size as f64 / 1e6,
         peak as f64 / 1e6,
         took.as_secs_f64()
     );
+    assert_eq!(desk.tickets().len(), 2, "both mails become tickets");
     let t = desk.ticket("INC-000001");
     assert_eq!(t["subject"], "Large attachment", "{t}");
+    assert_eq!(
+        t["messages"][0]["attachments"][0]["sha256"],
+        expected.as_str(),
+        "the stored mail differs from the one sent"
+    );
+    let stored = raw_length(&desk.db.url).await;
+    assert_eq!(
+        stored, size as i64,
+        "the stored raw mail has another length"
+    );
     assert!(
         ratio < MAX_RATIO,
         "peak RSS {peak} bytes is {ratio:.2} x the {size}-byte mail (bound {MAX_RATIO})"
