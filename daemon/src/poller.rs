@@ -2,11 +2,12 @@
 //! the folder, store every mail above the watermark in bounded batches, mark
 //! each batch processed only after the writer committed it, then wait for
 //! new mail with IDLE (or by polling) and start again. Before IDLE it asks
-//! once more for mail above the last fetched UID (`UID SEARCH`), and it looks
-//! at what the server announced as IDLE began: mail that arrived during the
-//! sync is fetched at once, not at the next mail or the IDLE timeout. A lost connection is
-//! retried with exponential backoff; a changed UIDVALIDITY starts the folder
-//! over, and deduplication keeps that from storing anything twice.
+//! once more for mail above the last fetched UID (`UID SEARCH`), and it
+//! looks at what the server announced as IDLE began: mail that arrived
+//! during the sync is fetched at once, not at the next mail or the IDLE
+//! timeout. A lost connection is retried with exponential backoff; a
+//! changed UIDVALIDITY starts the folder over, and deduplication keeps that
+//! from storing anything twice.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
