@@ -1,15 +1,22 @@
 //! One task per mailbox: connect (implicit TLS, STARTTLS or plain), select
 //! the folder, store every mail above the watermark in bounded batches, mark
 //! each batch processed only after the writer committed it, then wait for
-//! new mail with IDLE (or by polling) and start again. A lost connection is
-//! retried with exponential backoff; a changed UIDVALIDITY starts the folder
-//! over, and deduplication keeps that from storing anything twice.
+//! new mail with IDLE (or by polling) and start again. Before IDLE it asks
+//! once more for mail above the last fetched UID (`UID SEARCH`), and it
+//! looks at what the server announced as IDLE began: mail that arrived
+//! during the sync is fetched at once, not at the next mail or the IDLE
+//! timeout. A lost connection is retried with exponential backoff; a
+//! changed UIDVALIDITY starts the folder over, and deduplication keeps that
+//! from storing anything twice.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_imap::Session;
+use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -27,8 +34,12 @@ pub const PROCESSED_KEYWORD: &str = "$HelpdeskProcessed";
 /// Upper bound of one fetched batch in bytes, besides `ingest.batch_size`:
 /// three batches are under way at once (fetched, parsed, committing), each
 /// alive as raw bytes plus the text read from them, so this keeps the
-/// daemon near 100 MB whatever the mail sizes.
+/// daemon near 100 MB whatever the mail sizes. A single larger mail (up to
+/// `ingest.max_message_bytes`) is a batch of its own and alone in flight.
 const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// A mail larger than this (alone in its batch, being larger than
+/// `MAX_BATCH_BYTES`) is fetched in pieces of this size.
+const FETCH_PIECE: u64 = 4 * 1024 * 1024;
 /// Committed mails marked processed per IMAP command: a backlog is marked
 /// in about `MARK_COMMANDS` commands, of a size within these bounds. A
 /// command costs the server a part that grows with the folders (Dovecot
@@ -93,7 +104,7 @@ impl Poller {
 
     async fn pass(&self) -> Result<Stats> {
         let mut session = connect(&self.mailbox).await?;
-        let stats = self.sync(&mut session).await?;
+        let (stats, _) = self.sync(&mut session).await?;
         let _ = session.logout().await;
         Ok(stats)
     }
@@ -106,15 +117,54 @@ impl Poller {
         };
         info!(mailbox = self.mailbox.name, idle, "connected");
         let mut total = Stats::default();
+        // The UID a sync ended at when the poller last went straight into
+        // another sync instead of waiting. Once per UID: if the next sync
+        // ends there again, the mail above it cannot be fetched (or the
+        // server announces mail that is not there), and the poller waits
+        // as usual instead of spinning.
+        let mut rechecked_at: Option<u32> = None;
         loop {
-            total.merge(self.sync(&mut session).await?);
+            let (stats, last) = self.sync(&mut session).await?;
+            total.merge(stats);
             if shutdown.is_set() {
                 let _ = session.logout().await;
                 return Ok(total);
             }
             if idle {
+                let recheck = rechecked_at != Some(last);
+                // Mail that arrived after the sync asked for new UIDs was
+                // announced (EXISTS) in the answers to its later commands,
+                // which the client puts aside (and nobody reads); IDLE would
+                // then wait for the next mail or the timeout. Ask once more.
+                while session.unsolicited_responses.try_recv().is_ok() {}
+                if self.newer_than(&mut session, last).await? {
+                    if recheck {
+                        debug!(
+                            mailbox = self.mailbox.name,
+                            last, "new mail arrived during the sync"
+                        );
+                        rechecked_at = Some(last);
+                        continue;
+                    }
+                    debug!(
+                        mailbox = self.mailbox.name,
+                        last, "mail above the last fetched UID could not be fetched; waiting"
+                    );
+                }
+                let announced = session.unsolicited_responses.clone();
                 let mut handle = session.idle();
                 handle.init().await.map_err(|e| self.err(e))?;
+                // Mail of the last moment may be announced before the
+                // server's continuation, which `init` puts aside as well.
+                if new_mail_announced(|| announced.try_recv().ok()) && recheck {
+                    debug!(
+                        mailbox = self.mailbox.name,
+                        "new mail announced as IDLE began"
+                    );
+                    rechecked_at = Some(last);
+                    session = handle.done().await.map_err(|e| self.err(e))?;
+                    continue;
+                }
                 let (wait, _stop) = handle.wait_with_timeout(self.mailbox.poll_interval);
                 tokio::select! {
                     r = wait => { r.map_err(|e| self.err(e))?; }
@@ -132,8 +182,17 @@ impl Poller {
         Error::imap(&self.mailbox.name, e)
     }
 
-    /// Selects the folder and stores everything above the watermark.
-    async fn sync(&self, session: &mut ImapSession) -> Result<Stats> {
+    /// Whether the selected folder holds mail above UID `last`.
+    async fn newer_than(&self, session: &mut ImapSession, last: u32) -> Result<bool> {
+        let query = format!("UID {}:*", last.saturating_add(1));
+        let found = session.uid_search(&query).await.map_err(|e| self.err(e))?;
+        // `n:*` always includes the highest UID, even when it is below n.
+        Ok(found.into_iter().any(|u| u > last))
+    }
+
+    /// Selects the folder and stores everything above the watermark;
+    /// returns the figures and the highest UID fetched (or the watermark).
+    async fn sync(&self, session: &mut ImapSession) -> Result<(Stats, u32)> {
         let name = &self.mailbox.name;
         let selected = session
             .select(&self.mailbox.folder)
@@ -156,8 +215,9 @@ impl Poller {
         self.mark_leftovers(session, last).await?;
 
         let sizes = self.sizes_above(session, last).await?;
+        test_pause_before_idle(name).await;
         if sizes.is_empty() {
-            return Ok(Stats::default());
+            return Ok((Stats::default(), last));
         }
         debug!(mailbox = name, backlog = sizes.len(), "fetching");
         let mut stats = Stats::default();
@@ -167,9 +227,31 @@ impl Poller {
         let mut pending: Option<(Vec<u32>, Pending)> = None;
         let mut committed: Vec<u32> = Vec::new();
         let group = mark_group(sizes.len());
+        let mut after_large = false;
         for chunk in chunks(&sizes, self.ingest.batch_size, MAX_BATCH_BYTES) {
             let uids: Vec<u32> = chunk.iter().map(|(u, _)| *u).collect();
-            let raws = self.fetch(session, &uids).await?;
+            // A mail larger than a batch is alone in flight: the batches
+            // before it are committed before it is fetched, and it is
+            // committed before the next one is fetched, so the bytes in
+            // flight stay about one batch's, or that one mail's.
+            let large = chunk.iter().map(|(_, size)| size).sum::<u64>() > MAX_BATCH_BYTES;
+            if large || after_large {
+                if let Some(previous) = parsing.take() {
+                    self.submit(previous, &mut pending, &mut committed, &mut stats)
+                        .await?;
+                }
+                if let Some((done, p)) = pending.take() {
+                    stats.add(&p.outcomes().await?);
+                    committed.extend(done);
+                }
+            }
+            after_large = large;
+            let raws = match chunk {
+                [(uid, size)] if *size > FETCH_PIECE => {
+                    self.fetch_in_pieces(session, *uid, *size).await?
+                }
+                _ => self.fetch(session, &uids).await?,
+            };
             stats.bytes += raws.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
             let fetched: Vec<u32> = raws.iter().filter_map(|(u, _)| *u).collect();
             if fetched.len() < uids.len() {
@@ -229,7 +311,7 @@ impl Poller {
             quarantined = stats.quarantined,
             "mailbox synced"
         );
-        Ok(stats)
+        Ok((stats, last))
     }
 
     /// Hands a parsed batch to the writer once the batch before it has
@@ -296,6 +378,57 @@ impl Poller {
         Ok(out)
     }
 
+    /// Fetches one large mail in pieces of [`FETCH_PIECE`] bytes into one
+    /// buffer of its size: fetched whole, it would be held twice, by the
+    /// client's response buffer and by its copy.
+    async fn fetch_in_pieces(
+        &self,
+        session: &mut ImapSession,
+        uid: u32,
+        size: u64,
+    ) -> Result<Vec<(Option<u32>, Vec<u8>)>> {
+        // The size is the server's word: a hint for the buffer, not a limit.
+        let hint = usize::try_from(size.min(1 << 30)).unwrap_or(0);
+        let mut raw: Vec<u8> = Vec::with_capacity(hint);
+        let mut found = false;
+        loop {
+            let offset = u32::try_from(raw.len())
+                .map_err(|_| self.err(format!("mail {uid} is larger than 4 GB")))?;
+            let mut stream = session
+                .uid_fetch(
+                    uid.to_string(),
+                    format!("(UID BODY.PEEK[]<{offset}.{FETCH_PIECE}>)"),
+                )
+                .await
+                .map_err(|e| self.err(e))?;
+            let mut piece_len: Option<usize> = None;
+            while let Some(f) = stream.try_next().await.map_err(|e| self.err(e))? {
+                if f.uid == Some(uid)
+                    && piece_len.is_none()
+                    && let Some(body) = f.body()
+                {
+                    raw.extend_from_slice(body);
+                    piece_len = Some(body.len());
+                }
+            }
+            match piece_len {
+                // Expunged meanwhile (or the connection ended): as `fetch`.
+                None => break,
+                Some(n) => {
+                    found = true;
+                    if (n as u64) < FETCH_PIECE {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(if found {
+            vec![(Some(uid), raw)]
+        } else {
+            Vec::new()
+        })
+    }
+
     /// Marks committed mails processed: the flag, or a move to the processed folder.
     async fn mark(&self, session: &mut ImapSession, uids: &[u32]) -> Result<()> {
         if uids.is_empty() {
@@ -354,6 +487,42 @@ impl Poller {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether the server announced new mail (EXISTS or RECENT) among the
+/// responses put aside; takes them all.
+fn new_mail_announced(mut next: impl FnMut() -> Option<UnsolicitedResponse>) -> bool {
+    let mut any = false;
+    while let Some(r) = next() {
+        any |= matches!(
+            r,
+            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+        );
+    }
+    any
+}
+
+/// Test knob (hidden, for the end-to-end tests only):
+/// `HELPDESK_TEST_PAUSE_BEFORE_IDLE_MS=N` makes the first sync of the
+/// process wait N ms right after it asked the server for new UIDs, so that
+/// a test can deliver a mail in the window between that question and IDLE.
+/// Read once; the pause is logged at debug level ("test pause before IDLE").
+async fn test_pause_before_idle(mailbox: &str) {
+    static PAUSE: OnceLock<Option<Duration>> = OnceLock::new();
+    static PAUSED: AtomicBool = AtomicBool::new(false);
+    let pause = PAUSE.get_or_init(|| {
+        std::env::var("HELPDESK_TEST_PAUSE_BEFORE_IDLE_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis)
+    });
+    if let Some(pause) = *pause
+        && !PAUSED.swap(true, Ordering::Relaxed)
+    {
+        debug!(mailbox, ?pause, "test pause before IDLE");
+        tokio::time::sleep(pause).await;
+        debug!(mailbox, "test pause before IDLE over");
     }
 }
 
@@ -488,6 +657,22 @@ mod tests {
         assert_eq!(mark_group(40_000), 1_600);
         assert_eq!(mark_group(100_000), 4_000);
         assert_eq!(mark_group(1_000_000), 5_000);
+    }
+
+    #[test]
+    fn exists_or_recent_announce_new_mail_and_all_are_taken() {
+        let mut put_aside = vec![
+            UnsolicitedResponse::Expunge(3),
+            UnsolicitedResponse::Exists(7),
+            UnsolicitedResponse::Expunge(2),
+        ];
+        assert!(new_mail_announced(|| put_aside.pop()));
+        assert!(put_aside.is_empty());
+        let mut put_aside = vec![UnsolicitedResponse::Recent(1)];
+        assert!(new_mail_announced(|| put_aside.pop()));
+        let mut put_aside = vec![UnsolicitedResponse::Expunge(1)];
+        assert!(!new_mail_announced(|| put_aside.pop()));
+        assert!(!new_mail_announced(|| None));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! replies thread by In-Reply-To or by the subject tag (from participants
 //! only); duplicates are stored once; robots are never answered.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::both_backends;
 use crate::harness::*;
@@ -310,6 +310,76 @@ async fn idle_picks_up_new_mail_at_once() {
         1,
         "no acknowledgement within 15 s:\n{}",
         desk.daemon_log()
+    );
+    desk.finish().await;
+}
+
+/// A mail that arrives after a sync asked the server for new UIDs and
+/// before IDLE begins is picked up at once, not at the IDLE timeout (two
+/// minutes here). The daemon's test knob holds its first sync in that
+/// window while the test delivers the mail; a mail already waiting makes
+/// that sync go on to fetch and move, whose answers announce the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sees_mail_that_arrives_before_idle_begins() {
+    const PAUSE: Duration = Duration::from_secs(5);
+    let desk = Desk::with(
+        Backend::Sqlite,
+        DeskOptions {
+            poll_interval_secs: 120,
+            ..Default::default()
+        },
+    )
+    .await;
+    desk.cli(&["migrate"]);
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    desk.append_from(&cust_addr, "waiting at the start", &format!("{cust}@first"))
+        .await;
+    let pause_ms = PAUSE.as_millis().to_string();
+    let mut daemon = desk.spawn_with_env(&[
+        ("HELPDESK_TEST_PAUSE_BEFORE_IDLE_MS", &pause_ms),
+        (
+            "RUST_LOG",
+            "info,sea_orm_migration=warn,sqlx=warn,sea_orm=warn,helpdeskd::poller=debug",
+        ),
+    ]);
+    let paused = eventually(WAIT, async || {
+        desk.daemon_log().contains("test pause before IDLE")
+    })
+    .await;
+    assert!(paused, "the daemon did not pause:\n{}", desk.daemon_log());
+    desk.send_from(
+        &cust_addr,
+        "in the window",
+        &format!("{cust}@window"),
+        "",
+        "hi",
+    )
+    .await;
+    let delivered = wait_for_messages(&desk.user, "INBOX", 2, PAUSE).await;
+    let log = desk.daemon_log();
+    assert!(
+        delivered.len() >= 2 && !log.contains("test pause before IDLE over"),
+        "the mail did not arrive within the pause (a slow machine?): {} in INBOX\n{log}",
+        delivered.len()
+    );
+    let resumed = eventually(WAIT, async || {
+        desk.daemon_log().contains("test pause before IDLE over")
+    })
+    .await;
+    assert!(resumed, "the pause did not end:\n{}", desk.daemon_log());
+    let start = Instant::now();
+    let both = eventually(Duration::from_secs(10), async || desk.tickets().len() >= 2).await;
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        both,
+        "the mail of the window was not stored within 10 s of the pause (IDLE timeout 120 s):\n{}",
+        desk.daemon_log()
+    );
+    eprintln!(
+        "mail of the window stored {:.1} s after the pause",
+        start.elapsed().as_secs_f64()
     );
     desk.finish().await;
 }

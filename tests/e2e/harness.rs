@@ -317,6 +317,11 @@ level = "info"
     /// Starts `helpdeskd run`; the daemon is killed when the guard drops,
     /// so a failing test leaves no daemon behind.
     pub fn spawn(&self) -> Daemon {
+        self.spawn_with_env(&[])
+    }
+
+    /// `spawn` with extra environment variables (test knobs, `RUST_LOG`).
+    pub fn spawn_with_env(&self, env: &[(&str, &str)]) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -325,6 +330,7 @@ level = "info"
         Daemon(
             self.command()
                 .arg("run")
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()

@@ -7,6 +7,7 @@ mod harness;
 mod cli;
 mod conversation;
 mod corpus;
+mod memory;
 mod plugins;
 mod poison;
 mod report;

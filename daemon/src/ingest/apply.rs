@@ -37,7 +37,7 @@ use crate::store::entity::{
 };
 pub(crate) use crate::store::rows::insert_chunks;
 use crate::store::rows::{
-    RAW_INSERT_CHUNK, Shown, insert_in, join_addresses, outbound_row, outbox_row,
+    RAW_INSERT_CHUNK, Shown, insert_raw, join_addresses, outbound_row, outbox_row,
 };
 
 /// Values per `IN (…)` list.
@@ -716,16 +716,31 @@ async fn write(
         )
     })
     .await?;
-    insert_in(
+    insert_raw(
         txn,
         messages,
         RAW_INSERT_CHUNK,
+        message::Column::Raw,
         message::Entity::insert_many,
     )
     .await?;
     insert_chunks(txn, attachments, attachment::Entity::insert_many).await?;
-    insert_in(txn, outbox, RAW_INSERT_CHUNK, outbox::Entity::insert_many).await?;
-    insert_in(txn, held, RAW_INSERT_CHUNK, quarantine::Entity::insert_many).await?;
+    insert_raw(
+        txn,
+        outbox,
+        RAW_INSERT_CHUNK,
+        outbox::Column::Raw,
+        outbox::Entity::insert_many,
+    )
+    .await?;
+    insert_raw(
+        txn,
+        held,
+        RAW_INSERT_CHUNK,
+        quarantine::Column::Raw,
+        quarantine::Entity::insert_many,
+    )
+    .await?;
     for (id, why) in bounced {
         outbox::Entity::update_many()
             .col_expr(outbox::Column::Status, Expr::value("bounced"))

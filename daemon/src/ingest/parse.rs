@@ -3,7 +3,7 @@
 //! cannot keep as a ticket message at all (too large, not a mail, no sender)
 //! is sent to quarantine with the reason.
 
-use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
 use crate::domain::mail::{
@@ -232,27 +232,42 @@ pub fn new_text_of(raw: &[u8]) -> String {
 }
 
 /// The attachments of a raw mail with their bytes, to send along with a
-/// relayed answer.
+/// relayed answer. The decoded bodies are moved out of the parsed mail, not
+/// copied: a large attachment is held once, besides the raw mail.
 pub fn attachments(raw: &[u8]) -> Vec<crate::domain::ack::OutAttachment> {
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(mut msg) = MessageParser::default().parse(raw) else {
         return Vec::new();
     };
-    msg.attachments
-        .iter()
-        .filter_map(|&id| msg.parts.get(id as usize))
-        .map(|part| crate::domain::ack::OutAttachment {
-            filename: sanitize_filename(part.attachment_name().unwrap_or("")),
-            content_type: part
-                .content_type()
-                .map(|ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                    None => ct.ctype().to_string(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".into())
-                .to_ascii_lowercase(),
-            data: part.contents().to_vec(),
-        })
-        .collect()
+    let ids = std::mem::take(&mut msg.attachments);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(part) = msg.parts.get_mut(id as usize) else {
+            continue;
+        };
+        let filename = sanitize_filename(part.attachment_name().unwrap_or(""));
+        let content_type = part
+            .content_type()
+            .map(|ct| match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                None => ct.ctype().to_string(),
+            })
+            .unwrap_or_else(|| "application/octet-stream".into())
+            .to_ascii_lowercase();
+        let data = match std::mem::take(&mut part.body) {
+            PartType::Binary(b) | PartType::InlineBinary(b) => b.into_owned(),
+            PartType::Text(t) | PartType::Html(t) => t.into_owned().into_bytes(),
+            other => {
+                part.body = other;
+                part.contents().to_vec()
+            }
+        };
+        out.push(crate::domain::ack::OutAttachment {
+            filename,
+            content_type,
+            data,
+        });
+    }
+    out
 }
 
 /// The raw values of every header named in `names`, in message order.
@@ -438,6 +453,11 @@ Precedence: bulk\r\nX-Auto-Response-Suppress: All\r\nContent-Type: multipart/rep
         assert_eq!(a.content_type, "application/pdf");
         assert_eq!(a.size, 5);
         assert_eq!(a.sha256, sha256_hex(b"hello"));
+        let out = attachments(raw);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].filename, "x.pdf");
+        assert_eq!(out[0].content_type, "application/pdf");
+        assert_eq!(out[0].data, b"hello");
     }
 
     #[test]

