@@ -78,6 +78,7 @@ impl App {
             self.config.smtp.clone(),
             self.config.outbox.clone(),
             self.clock.clone(),
+            self.config.data_dir.join("outbox.sent"),
         )
     }
 
@@ -255,6 +256,7 @@ pub fn settings(config: &Config) -> Result<Settings> {
             })
             .collect(),
         emit_events: config.plugins.enabled && plugins_installed(&config.plugins.dir),
+        max_recipients: config.tickets.max_recipients,
     })
 }
 
@@ -376,7 +378,7 @@ pub async fn check(config: &Config) -> Vec<CheckLine> {
         lines.push(line(&format!("mailbox {}", m.name), r));
     }
     let smtp = async {
-        let t = outbox::transport(&config.smtp)?;
+        let t = outbox::transport_for(&config.smtp)?;
         match t.test_connection().await {
             Ok(true) => Ok(format!(
                 "{}:{} accepts connections",

@@ -163,6 +163,8 @@ struct RawTickets {
     reopen_window_days: Spanned<i64>,
     #[serde(default = "default_ack_limit")]
     ack_limit_per_hour: Spanned<i64>,
+    #[serde(default = "default_max_recipients")]
+    max_recipients: Spanned<i64>,
 }
 
 impl Default for RawTickets {
@@ -170,6 +172,7 @@ impl Default for RawTickets {
         RawTickets {
             reopen_window_days: default_reopen_days(),
             ack_limit_per_hour: default_ack_limit(),
+            max_recipients: default_max_recipients(),
         }
     }
 }
@@ -179,6 +182,9 @@ fn default_reopen_days() -> Spanned<i64> {
 }
 fn default_ack_limit() -> Spanned<i64> {
     Spanned::new(0..0, 5)
+}
+fn default_max_recipients() -> Spanned<i64> {
+    Spanned::new(0..0, 50)
 }
 
 fn default_data_dir() -> String {
@@ -403,6 +409,8 @@ pub struct TrustConfig {
 pub struct TicketsConfig {
     pub reopen_window: chrono::Duration,
     pub ack_limit_per_hour: u32,
+    /// Recipients of one desk mail at most (one copy each).
+    pub max_recipients: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -896,6 +904,12 @@ impl Validator<'_> {
                 0,
                 10_000,
             ) as u32,
+            max_recipients: self.int_in(
+                &raw.tickets.max_recipients,
+                "tickets.max_recipients",
+                1,
+                10_000,
+            ) as usize,
         };
         let token_secret_file = match &raw.desk.token_secret_file {
             Some(f) => self.path(f),

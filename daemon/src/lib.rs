@@ -25,3 +25,14 @@ pub mod supplier;
 pub mod tls;
 
 pub use error::{Error, Result};
+
+/// The message of a caught panic, for the log and the quarantine reason.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}

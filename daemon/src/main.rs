@@ -452,7 +452,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                             .iter()
                             .map(|q| {
                                 json!({
-                                    "id": q.id, "mailbox": q.mailbox, "uid": q.uid, "size": q.size,
+                                    "id": q.id, "mailbox": q.mailbox, "uid": q.uid, "size": q.size, "dedup_key": q.dedup_key,
                                     "reason": q.reason, "created_at": q.created_at.to_rfc3339(),
                                 })
                             })

@@ -4,6 +4,7 @@
 //! retried with exponential backoff, permanent ones (5xx) fail at once with
 //! the server's text.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,42 +23,103 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::{OutboxConfig, ServerConfig, TlsMode};
 use crate::domain::ack::Outgoing;
-use crate::domain::mail::Address;
+use crate::domain::mail::{Address, one_line};
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::entity::outbox;
 
 fn mailbox(a: &Address) -> Result<Mailbox> {
-    let email: LettreAddress = a
-        .email
-        .parse()
-        .map_err(|e| Error::Invalid(format!("cannot send to {:?}: {e}", a.email)))?;
-    Ok(Mailbox::new(
-        (!a.name.is_empty()).then(|| a.name.clone()),
-        email,
-    ))
+    let email = sendable_address(&a.email)
+        .map_err(|why| Error::Invalid(format!("cannot send to {:?}: {why}", a.email)))?;
+    let name = one_line(&a.name);
+    Ok(Mailbox::new((!name.is_empty()).then_some(name), email))
+}
+
+/// The address as lettre sends it, or why the desk does not send to it.
+fn sendable_address(email: &str) -> std::result::Result<LettreAddress, String> {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Err("no domain".into());
+    };
+    if local.is_empty() || domain.is_empty() {
+        return Err("empty local part or domain".into());
+    }
+    if domain.starts_with('[') {
+        return Err("a domain literal: the desk sends only to domain names".into());
+    }
+    if email.chars().any(char::is_control) {
+        return Err("control characters in the address".into());
+    }
+    email.parse::<LettreAddress>().map_err(|e| e.to_string())
+}
+
+/// Whether the desk can write to `a`: a mail to it renders and its address
+/// is a valid SMTP recipient. Checked when a mail is read, so a mail that
+/// cannot be answered is stored with the reason instead of failing later.
+pub fn check_recipient(a: &Address) -> std::result::Result<(), String> {
+    use std::fmt::Write;
+    let mb = mailbox(a).map_err(|e| match e {
+        Error::Invalid(m) => m,
+        other => other.to_string(),
+    })?;
+    // `to_string` panics where `Display` fails; `write!` reports it.
+    let mut shown = String::new();
+    write!(shown, "{mb}").map_err(|_| format!("{:?} cannot be written in a header", a.name))?;
+    Ok(())
 }
 
 /// Renders a mail the desk sends. Automatic mail carries `Auto-Submitted`
 /// and `X-Auto-Response-Suppress: All` so that robots do not answer it.
+///
+/// Never panics: every header value is made one line first, and a mail
+/// that cannot be written is an error for its caller to skip.
 pub fn render(out: &Outgoing, date: DateTime<Utc>) -> Result<Vec<u8>> {
+    let fail = |why: String| Error::Invalid(format!("cannot build mail {}: {why}", out.message_id));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render_unguarded(out, date))) {
+        Ok(r) => r,
+        Err(panic) => Err(fail(format!(
+            "the mail library panicked: {}",
+            crate::panic_message(&panic)
+        ))),
+    }
+}
+
+fn render_unguarded(out: &Outgoing, date: DateTime<Utc>) -> Result<Vec<u8>> {
+    let from = mailbox(&out.from)?;
+    let mut to_addrs = Vec::with_capacity(out.to.len());
     let mut b = Message::builder()
-        .message_id(Some(format!("<{}>", out.message_id)))
-        .from(mailbox(&out.from)?)
-        .subject(out.subject.clone())
+        .message_id(Some(format!("<{}>", one_line(&out.message_id))))
+        .from(from.clone())
+        .subject(one_line(&out.subject))
         .date(SystemTime::from(date));
     for to in &out.to {
-        b = b.to(mailbox(to)?);
+        let mb = mailbox(to)?;
+        to_addrs.push(mb.email.clone());
+        b = b.to(mb);
     }
+    // The envelope is set, not read back from the headers: a valid
+    // recipient whose header form lettre cannot parse again (a quoted local
+    // part) would otherwise fail the whole mail.
+    b = b.envelope(
+        lettre::address::Envelope::new(Some(from.email), to_addrs)
+            .map_err(|e| Error::Invalid(format!("cannot build mail {}: {e}", out.message_id)))?,
+    );
     if let Some(r) = &out.reply_to {
         b = b.reply_to(mailbox(r)?);
     }
+    let id = |r: &str| {
+        format!(
+            "<{}>",
+            r.chars()
+                .filter(|c| !c.is_control() && !c.is_whitespace())
+                .collect::<String>()
+        )
+    };
     if let Some(irt) = &out.in_reply_to {
-        b = b.in_reply_to(format!("<{irt}>"));
+        b = b.in_reply_to(id(irt));
     }
     if !out.references.is_empty() {
-        let refs: Vec<String> = out.references.iter().map(|r| format!("<{r}>")).collect();
+        let refs: Vec<String> = out.references.iter().map(|r| id(r)).collect();
         b = b.references(refs.join(" "));
     }
     if let Some(v) = out.auto_submitted {
@@ -114,12 +176,77 @@ enum SendError {
 
 /// Mails in flight at once; lettre pools one connection per mail in flight.
 const PARALLEL: usize = 8;
-/// Rows claimed at a time: a small claim is sent (and recorded) quickly, so
-/// a claim can be short and a crashed sender's rows come back soon.
+/// Rows claimed at a time: a small claim is sent (and recorded) quickly.
 const CLAIM_ROWS: u64 = 2 * PARALLEL as u64;
+/// How long a claim holds its rows; renewed every third of it while they
+/// are in flight, so the rows of a sender that died are due again within
+/// this time, however slow the SMTP server is for a live one.
+const LEASE: Duration = Duration::from_secs(10);
+
+/// The ids of mails the SMTP server accepted, appended the moment it said
+/// so, before the database is told (which may wait behind the ingest
+/// writer's commit). A write to the file survives the process being killed
+/// (the kernel has it), so a restarted sender marks those rows sent instead
+/// of sending them again. It is not fsynced: after a power loss a mail may
+/// go twice, which at-least-once delivery allows.
+pub struct SentJournal {
+    path: std::path::PathBuf,
+    file: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+impl SentJournal {
+    pub fn new(path: std::path::PathBuf) -> SentJournal {
+        SentJournal {
+            path,
+            file: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn append(&self, id: i64) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut guard = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("journal lock poisoned"))?;
+        if guard.is_none() {
+            *guard = Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            );
+        }
+        match guard.as_mut() {
+            Some(f) => f.write_all(format!("{id}\n").as_bytes()),
+            None => Ok(()),
+        }
+    }
+
+    /// The ids recorded since the last [`SentJournal::clear`].
+    fn read(&self) -> std::io::Result<Vec<i64>> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn clear(&self) -> std::io::Result<()> {
+        let guard = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("journal lock poisoned"))?;
+        drop(guard);
+        match std::fs::OpenOptions::new().write(true).open(&self.path) {
+            Ok(f) => f.set_len(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
 
 /// Builds the SMTP transport from the `[smtp]` section.
-pub fn transport(cfg: &ServerConfig) -> Result<Transport> {
+pub fn transport_for(cfg: &ServerConfig) -> Result<Transport> {
     let tls_params = || -> Result<TlsParameters> {
         let mut p = TlsParameters::builder(cfg.host.clone());
         if let Some(ca) = &cfg.ca_file {
@@ -163,75 +290,142 @@ pub struct Sender {
     transport: Transport,
     cfg: OutboxConfig,
     clock: Arc<dyn Clock>,
+    journal: Arc<SentJournal>,
+}
+
+/// Sends one mail; a transient failure is tried once more at once on a
+/// fresh connection, since servers limit mails per session (OpenSMTPD
+/// answers the 101st with 452) and pooled connections go stale.
+async fn send_one(
+    transport: &Transport,
+    smtp: &ServerConfig,
+    row: &outbox::Model,
+) -> std::result::Result<(), SendError> {
+    let envelope = envelope(&row.envelope_from, &row.recipients)
+        .map_err(|e| SendError::Permanent(e.to_string()))?;
+    match transport.send_raw(&envelope, &row.raw).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+        Err(first) => {
+            let fresh = transport_for(smtp).map_err(|e| SendError::Transient(e.to_string()))?;
+            match fresh.send_raw(&envelope, &row.raw).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                Err(e) => Err(SendError::Transient(format!("{e} (before that: {first})"))),
+            }
+        }
+    }
 }
 
 impl Sender {
+    /// `journal` is the file of accepted mails (`<data_dir>/outbox.sent`).
     pub fn new(
         store: Store,
         smtp: ServerConfig,
         cfg: OutboxConfig,
         clock: Arc<dyn Clock>,
+        journal: std::path::PathBuf,
     ) -> Result<Sender> {
         Ok(Sender {
             store,
-            transport: transport(&smtp)?,
+            transport: transport_for(&smtp)?,
             smtp,
             cfg,
             clock,
+            journal: Arc::new(SentJournal::new(journal)),
         })
     }
 
-    /// Sends one mail; a transient failure is tried once more at once on a
-    /// fresh connection, since servers limit mails per session (OpenSMTPD
-    /// answers the 101st with 452) and pooled connections go stale.
-    async fn send(&self, row: &outbox::Model) -> std::result::Result<(), SendError> {
-        let envelope = envelope(&row.envelope_from, &row.recipients)
-            .map_err(|e| SendError::Permanent(e.to_string()))?;
-        match self.transport.send_raw(&envelope, &row.raw).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-            Err(first) => {
-                let fresh =
-                    transport(&self.smtp).map_err(|e| SendError::Transient(e.to_string()))?;
-                match fresh.send_raw(&envelope, &row.raw).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-                    Err(e) => Err(SendError::Transient(format!("{e} (before that: {first})"))),
-                }
-            }
+    /// Marks sent what the journal says the server accepted (a sender killed
+    /// before the database heard of it), then empties the journal.
+    async fn reconcile(&self) -> Result<()> {
+        let ids = self
+            .journal
+            .read()
+            .map_err(|e| Error::io(&self.journal.path, e))?;
+        if ids.is_empty() {
+            return Ok(());
         }
+        let marked = self.store.outbox_sent_many(&ids, self.clock.now()).await?;
+        if marked > 0 {
+            info!(
+                marked,
+                "outbox rows accepted by the SMTP server before a restart marked sent"
+            );
+        }
+        self.journal
+            .clear()
+            .map_err(|e| Error::io(&self.journal.path, e))
     }
 
     /// Sends every row that is due now, `PARALLEL` at a time; each row is
     /// tried at most once per call.
     pub async fn flush(&self) -> Result<FlushStats> {
-        use futures::StreamExt;
         let mut stats = FlushStats::default();
         loop {
-            // A claim holds its rows for three SMTP timeouts (each send is
-            // one attempt plus one retry); its instant carries this
-            // process's own microseconds so two senders never share one.
+            self.reconcile().await?;
+            // The claim's instant carries this process's own microseconds so
+            // two senders never share one.
             let now = self.clock.now();
-            let hold = chrono::Duration::from_std(self.smtp.timeout * 3)
-                .unwrap_or(chrono::Duration::minutes(5));
-            let until = (now + hold)
-                .duration_trunc(chrono::Duration::milliseconds(1))
-                .unwrap_or(now + hold)
-                + chrono::Duration::microseconds(i64::from(std::process::id() % 1000));
+            let lease_until = |now: DateTime<Utc>| {
+                let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+                until
+                    .duration_trunc(chrono::Duration::milliseconds(1))
+                    .unwrap_or(until)
+                    + chrono::Duration::microseconds(i64::from(std::process::id() % 1000))
+            };
+            let mut until = lease_until(now);
             let rows = self.store.outbox_claim(now, until, CLAIM_ROWS).await?;
             if rows.is_empty() {
                 return Ok(stats);
             }
-            // Each result is recorded as soon as it is known, so a crash
-            // re-sends at most the mails in flight.
-            let mut in_flight = futures::stream::iter(rows)
-                .map(|row| async move {
-                    let r = self.send(&row).await;
-                    (row, r)
-                })
-                .buffer_unordered(PARALLEL);
-            while let Some((row, result)) = in_flight.next().await {
-                self.record(&row, result, &mut stats).await?;
+            // Each send runs as its own task, so a mail the server accepted
+            // is journaled at once, even while this loop waits for the
+            // database to record another.
+            let mut in_flight: HashSet<i64> = rows.iter().map(|r| r.id).collect();
+            let mut queue = rows.into_iter();
+            let mut tasks = tokio::task::JoinSet::new();
+            let spawn = |tasks: &mut tokio::task::JoinSet<_>, row: outbox::Model| {
+                let (transport, smtp, journal) = (
+                    self.transport.clone(),
+                    self.smtp.clone(),
+                    self.journal.clone(),
+                );
+                tasks.spawn(async move {
+                    let result = send_one(&transport, &smtp, &row).await;
+                    if result.is_ok()
+                        && let Err(e) = journal.append(row.id)
+                    {
+                        warn!(outbox = row.id, error = %e, "cannot journal a sent mail");
+                    }
+                    (row, result)
+                });
+            };
+            for row in queue.by_ref().take(PARALLEL) {
+                spawn(&mut tasks, row);
+            }
+            let mut renew = tokio::time::interval(LEASE / 3);
+            renew.tick().await;
+            loop {
+                tokio::select! {
+                    done = tasks.join_next() => {
+                        let Some(done) = done else { break };
+                        let (row, result) = done.map_err(|e| {
+                            Error::Smtp(format!("a send task failed: {e}"))
+                        })?;
+                        in_flight.remove(&row.id);
+                        self.record(&row, result, &mut stats).await?;
+                        if let Some(next) = queue.next() {
+                            spawn(&mut tasks, next);
+                        }
+                    }
+                    _ = renew.tick() => {
+                        let next = lease_until(self.clock.now());
+                        let ids: Vec<i64> = in_flight.iter().copied().collect();
+                        self.store.outbox_renew(&ids, until, next).await?;
+                        until = next;
+                    }
+                }
             }
         }
     }
@@ -373,6 +567,62 @@ mod tests {
         }
         assert!(envelope("a@b.test", "c@d.test,e@f.test").is_ok());
         assert!(envelope("a@b.test", "not an address").is_err());
+    }
+
+    fn to(name: &str, email: &str) -> Outgoing {
+        Outgoing {
+            message_id: "INC-000001.ack.x@example.test".into(),
+            from: Address::new("Desk", "support@example.test"),
+            reply_to: None,
+            to: vec![Address {
+                name: name.into(),
+                email: email.into(),
+            }],
+            subject: "Re: a\r\nBcc: victim@example.test".into(),
+            in_reply_to: Some("m1@cust\r\nBcc: x@y.test".into()),
+            references: Vec::new(),
+            auto_submitted: Some("auto-replied"),
+            body: "hello".into(),
+            html: None,
+            attachments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn hostile_names_and_ids_render_on_one_line_and_never_panic() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
+        // Built by hand, not by Address::new: rows stored before names were
+        // cleaned reach the renderer as they are.
+        for name in ["A\nB", "A\r\nB", "A\u{0}B", "\n", "\"q\"\\"] {
+            let raw = render(&to(name, "jo@example.test"), now).expect("renders");
+            let text = String::from_utf8_lossy(&raw);
+            let head = text.split("\r\n\r\n").next().unwrap_or("");
+            assert!(
+                head.lines().all(|l| !l.starts_with("Bcc")),
+                "{name:?}: no injected header in\n{head}"
+            );
+        }
+    }
+
+    #[test]
+    fn recipients_the_desk_cannot_write_to_are_named() {
+        let a = |e: &str| Address::new("Jo", e);
+        assert!(check_recipient(&a("jo@example.test")).is_ok());
+        assert!(check_recipient(&Address::new("A\nB", "jo@example.test")).is_ok());
+        for bad in [
+            "x@[127.0.0.1]",
+            "mailer-daemon",
+            "@example.test",
+            "jo@",
+            "a@b@",
+        ] {
+            assert!(check_recipient(&a(bad)).is_err(), "{bad}");
+        }
+        let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
+        assert!(render(&to("Jo", "x@[127.0.0.1]"), now).is_err());
+        // A quoted local part is valid and answered when the library takes it;
+        // either way it never panics.
+        let _ = render(&to("Jo", "\"a b\"@example.test"), now);
     }
 
     #[test]

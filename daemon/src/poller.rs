@@ -80,6 +80,18 @@ impl Poller {
 
     /// One full pass for `run --once`: everything above the watermark, then return.
     pub async fn run_once(&self) -> Result<Stats> {
+        match self.pass().await {
+            // A batch the database refused whole is stored mail by mail when
+            // it comes again: fetch it again at once rather than next cycle.
+            Err(e) if !matches!(e, Error::Imap { .. } | Error::Tls(_) | Error::Io { .. }) => {
+                warn!(mailbox = self.mailbox.name, error = %e, "a batch was not stored; fetching it again");
+                self.pass().await
+            }
+            r => r,
+        }
+    }
+
+    async fn pass(&self) -> Result<Stats> {
         let mut session = connect(&self.mailbox).await?;
         let stats = self.sync(&mut session).await?;
         let _ = session.logout().await;

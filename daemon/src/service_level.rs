@@ -548,8 +548,8 @@ impl Chunk<'_> {
                 &mut messages,
                 &mut outbox_rows,
                 now,
-            )?;
-            mails += queued.len() as u64;
+            );
+            mails += queued.ids.len() as u64;
             if messages.len() >= COMPOSED_ROWS_PER_STATEMENT {
                 let rows = std::mem::take(&mut messages);
                 self.send(Step::Insert(

@@ -163,7 +163,7 @@ pub async fn review(
         &mut messages,
         &mut outbox_rows,
         now,
-    )?;
+    );
     contacts.save(&txn).await?;
     insert_chunks(&txn, messages, message::Entity::insert_many).await?;
     insert_chunks(&txn, outbox_rows, outbox::Entity::insert_many).await?;

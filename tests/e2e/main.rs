@@ -8,6 +8,7 @@ mod cli;
 mod conversation;
 mod corpus;
 mod plugins;
+mod poison;
 mod report;
 mod resilience;
 mod service_levels;

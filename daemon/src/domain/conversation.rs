@@ -42,6 +42,8 @@ pub struct Settings {
     pub suppliers: Vec<Supplier>,
     /// Write hook events for plugins (some plugin is installed).
     pub emit_events: bool,
+    /// Recipients of one desk mail at most (`tickets.max_recipients`).
+    pub max_recipients: usize,
 }
 
 /// A supplier as the conversation sees it: who may answer for it.
@@ -692,9 +694,18 @@ fn staff_reply(
     if ticket.responded_at.is_none() {
         ticket.responded_at = Some(now);
     }
-    let audience = ticket.audience();
+    let (audience, left_out) = capped_audience(ticket, settings.max_recipients);
     if audience.is_empty() {
         return;
+    }
+    if !left_out.is_empty() {
+        fx.drafts.push(fan_out_notice(
+            settings,
+            ticket,
+            member,
+            audience.len(),
+            &left_out,
+        ));
     }
     let mut references: Vec<String> = Vec::new();
     for id in [&ticket.root_message_id, &ticket.last_public_message_id]
@@ -724,6 +735,66 @@ fn staff_reply(
         references,
         with_attachments: true,
     });
+}
+
+/// The customer side of a public answer, at most `max` recipients: the
+/// customer first, then the other participants in the order they joined.
+/// The rest are returned separately, so the staff member can be told.
+fn capped_audience(ticket: &TicketState, max: usize) -> (Vec<Address>, Vec<Address>) {
+    let mut audience = ticket.audience();
+    if let Some(i) = audience
+        .iter()
+        .position(|a| a.email == ticket.customer.email)
+    {
+        let customer = audience.remove(i);
+        audience.insert(0, customer);
+    }
+    let left_out = audience.split_off(audience.len().min(max.max(1)));
+    (audience, left_out)
+}
+
+/// Tells a staff member that their answer reached only the first recipients.
+fn fan_out_notice(
+    settings: &Settings,
+    ticket: &TicketState,
+    member: &StaffMember,
+    sent: usize,
+    left_out: &[Address],
+) -> Draft {
+    const LISTED: usize = 20;
+    let mut list: Vec<String> = left_out
+        .iter()
+        .take(LISTED)
+        .map(|a| format!("  {}", a.email))
+        .collect();
+    if left_out.len() > LISTED {
+        list.push(format!("  … and {} more", left_out.len() - LISTED));
+    }
+    Draft {
+        kind: DraftKind::CommandError,
+        to: vec![Address::new(member.name.clone(), &member.email)],
+        from_name: settings.desk.name.clone(),
+        subject: tagged_subject(
+            &format!(
+                "Answer sent to {sent} of {} recipients",
+                sent + left_out.len()
+            ),
+            &settings.desk.tag,
+            ticket.number,
+        ),
+        body: format!(
+            "Your answer on {} went to the customer and the first {} participants only: \
+             one desk mail has at most {} recipients (tickets.max_recipients).\n\n\
+             Not sent to:\n{}\n",
+            ticket.number,
+            sent.saturating_sub(1),
+            settings.max_recipients,
+            list.join("\n")
+        ),
+        in_reply_to: None,
+        references: Vec::new(),
+        with_attachments: false,
+    }
 }
 
 fn command(

@@ -9,10 +9,24 @@ pub struct Address {
 }
 
 impl Address {
+    /// Made safe to write back at once: the name on one line (a display
+    /// name that decodes to a line break or a NUL is common in hostile
+    /// mail), the address without control characters, lower-cased.
     pub fn new(name: impl Into<String>, email: &str) -> Address {
+        let name = name.into();
+        let name = if name.chars().any(|c| c.is_control()) || name.contains("  ") {
+            one_line(&name)
+        } else {
+            name.trim().to_string()
+        };
         Address {
-            name: name.into(),
-            email: email.trim().to_ascii_lowercase(),
+            name,
+            email: email
+                .trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+                .to_ascii_lowercase(),
         }
     }
 
@@ -175,6 +189,33 @@ impl Inbound {
     }
 }
 
+/// A header value on one line: control characters (CR, LF, NUL …) become
+/// spaces and runs of white space one space. Text read from outside ends up
+/// in headers the desk writes, where a line break would inject a header.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// Text without NUL characters, which PostgreSQL's text columns refuse;
+/// borrowed when there is none.
+pub fn without_nul(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', ""))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// The dedup key of a mail: its Message-ID, or a content hash when it has none.
 pub fn dedup_key(message_id: Option<&str>, raw_sha256_hex: &str) -> String {
     match message_id {
@@ -219,6 +260,16 @@ mod tests {
         assert_eq!(sanitize_filename(""), "attachment");
         assert_eq!(sanitize_filename("..."), "attachment");
         assert_eq!(sanitize_filename(&"x".repeat(500)).len(), 200);
+    }
+
+    #[test]
+    fn addresses_are_made_safe_to_write_back() {
+        let a = Address::new("A\nB\r\n\0 C", " Jo@Example.TEST\0 ");
+        assert_eq!(a.name, "A B C");
+        assert_eq!(a.email, "jo@example.test");
+        assert_eq!(Address::new("  Jo   Doe ", "j@x.test").name, "Jo Doe");
+        assert_eq!(one_line("a\tb\u{0}\u{7f}c"), "a b c");
+        assert_eq!(without_nul("a\0b"), "ab");
     }
 
     #[test]

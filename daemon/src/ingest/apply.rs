@@ -15,7 +15,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QuerySelect,
 };
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::events;
 use super::parse::{Parsed, ParsedMail};
@@ -76,17 +76,98 @@ pub enum Outcome {
 }
 
 /// Stores a batch in one transaction; the outcomes are in the batch's order.
+///
+/// A mail whose processing fails (an error that is not the database's, or a
+/// panic) is quarantined with the reason, and the batch is decided again
+/// without it, so the rest commits: one mail never holds up the others.
 pub async fn apply_batch(
     store: &Store,
     settings: &Settings,
-    batch: Vec<Incoming>,
+    mut batch: Vec<Incoming>,
     watermark: Option<Watermark>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Outcome>> {
+    let mut excluded: HashMap<usize, String> = HashMap::new();
+    loop {
+        let txn = store.begin().await?;
+        match write(
+            &txn,
+            settings,
+            &mut batch,
+            &excluded,
+            watermark.as_ref(),
+            now,
+        )
+        .await?
+        {
+            Ok(outcomes) => {
+                txn.commit().await?;
+                return Ok(outcomes);
+            }
+            Err(Poisoned { index, reason }) => {
+                txn.rollback().await?;
+                if let Some(m) = batch.get(index) {
+                    let message_id = match &m.parsed.parsed {
+                        Parsed::Mail(mail) => mail.message_id.as_deref().unwrap_or(""),
+                        Parsed::Quarantine(_) => "",
+                    };
+                    error!(
+                        mailbox = m.mailbox,
+                        uid = m.uid,
+                        message_id,
+                        dedup_key = m.parsed.dedup_key,
+                        reason,
+                        "mail quarantined: its processing failed; the rest of the batch goes on"
+                    );
+                }
+                excluded.insert(index, reason);
+            }
+        }
+    }
+}
+
+/// A mail of the batch whose processing failed, and why.
+struct Poisoned {
+    index: usize,
+    reason: String,
+}
+
+/// Stores one mail in quarantine with the reason, in its own transaction
+/// (with the batch's watermark, when it is the batch's last mail).
+pub async fn quarantine_one(
+    store: &Store,
+    m: Incoming,
+    reason: String,
+    watermark: Option<&Watermark>,
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
     let txn = store.begin().await?;
-    let outcomes = write(&txn, settings, batch, watermark, now).await?;
+    let Incoming {
+        mailbox,
+        uid,
+        raw,
+        parsed,
+    } = m;
+    quarantine::Entity::insert(quarantine_row(
+        parsed.dedup_key,
+        mailbox,
+        uid,
+        raw,
+        reason.clone(),
+        now,
+    ))
+    .on_conflict(
+        OnConflict::column(quarantine::Column::DedupKey)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    if let Some(w) = watermark {
+        save_watermark(&txn, w, now).await?;
+    }
     txn.commit().await?;
-    Ok(outcomes)
+    Ok(Outcome::Quarantined(reason))
 }
 
 /// Rows a batch writes, collected while its mails are decided.
@@ -105,13 +186,17 @@ struct Rows {
     events: Vec<events::Pending>,
 }
 
+/// Decides and writes a batch. The outer error is the database's (the batch
+/// is tried again); the inner one names a mail whose processing failed.
+/// Raw mails are moved out of `batch` only once every mail is decided.
 async fn write(
     txn: &DatabaseTransaction,
     settings: &Settings,
-    batch: Vec<Incoming>,
-    watermark: Option<Watermark>,
+    batch: &mut [Incoming],
+    excluded: &HashMap<usize, String>,
+    watermark: Option<&Watermark>,
     now: DateTime<Utc>,
-) -> Result<Vec<Outcome>> {
+) -> Result<std::result::Result<Vec<Outcome>, Poisoned>> {
     let desk = &settings.desk;
     let mut known = BatchKnown::default();
     let mut outcomes = vec![Outcome::Duplicate; batch.len()];
@@ -196,347 +281,396 @@ async fn write(
     let mut messages_seq = Counter::load(txn, "message").await?;
     let mut rows = Rows::default();
 
-    for (i, (m, toks)) in batch.into_iter().zip(tokens).enumerate() {
-        let Incoming {
-            mailbox,
-            uid,
-            raw,
-            parsed: ParsedMail {
-                dedup_key, parsed, ..
-            },
-        } = m;
+    // Which batch mail each message and quarantine row takes its raw bytes from.
+    let mut message_raw: Vec<(usize, usize)> = Vec::new();
+    let mut quarantine_raw: Vec<(usize, usize)> = Vec::new();
+    for (i, toks) in tokens.into_iter().enumerate() {
+        let m = &batch[i];
+        let (mailbox, uid) = (m.mailbox.clone(), m.uid);
+        let dedup_key = m.parsed.dedup_key.clone();
         if !seen.insert(dedup_key.clone()) {
             debug!(mailbox, uid, dedup_key, "duplicate: already stored");
             continue;
         }
-        let mut mail = match parsed {
-            Parsed::Mail(mail) => mail,
-            Parsed::Quarantine(reason) => {
-                outcomes[i] = Outcome::Quarantined(reason.clone());
-                rows.quarantine
-                    .push(quarantine_row(dedup_key, mailbox, uid, raw, reason, now));
-                continue;
+        let held = match (excluded.get(&i), &m.parsed.parsed) {
+            (Some(reason), _) => Some(reason.clone()),
+            (None, Parsed::Quarantine(reason)) => Some(reason.clone()),
+            // parse() quarantines mail without a sender; should one slip
+            // through, it is quarantined here too, never dropped.
+            (None, Parsed::Mail(mail)) if mail.from.is_none() => {
+                Some("no sender address".to_string())
             }
+            (None, Parsed::Mail(_)) => None,
         };
-        // parse() quarantines mail without a sender; should one slip through,
-        // it is quarantined here too, never dropped.
-        let Some(sender) = mail.from.clone() else {
-            let reason = "no sender address".to_string();
+        if let Some(reason) = held {
             outcomes[i] = Outcome::Quarantined(reason.clone());
-            rows.quarantine
-                .push(quarantine_row(dedup_key, mailbox, uid, raw, reason, now));
+            quarantine_raw.push((rows.quarantine.len(), i));
+            rows.quarantine.push(quarantine_row(
+                dedup_key,
+                mailbox,
+                uid,
+                Vec::new(),
+                reason,
+                now,
+            ));
+            continue;
+        }
+        let Parsed::Mail(inbound) = &m.parsed.parsed else {
             continue;
         };
-        let class = classify(&mail);
-        let token_numbers: Vec<TicketNumber> = toks.iter().map(|t| t.number).collect();
-        let mut in_reply_to = mail.in_reply_to.clone();
-        if class.is_bounce()
-            && let Some(id) = mail
-                .bounce
-                .as_ref()
-                .and_then(|b| b.original_message_id.clone())
-        {
-            in_reply_to.insert(0, id);
-        }
-        let decision = threading::thread(
-            &threading::Keys {
-                in_reply_to: &in_reply_to,
-                references: &mail.references,
-                subject: &mail.subject,
-                sender: Some(&sender.email),
-                tokens: &token_numbers,
-                sender_is_staff: settings.staff.by_email(&sender.email).is_some(),
-            },
-            &desk.tag,
-            &known,
-        );
-        let contact_id = contacts.id_for(&sender, now);
-        let mut author = conversation::author(
-            settings,
-            &mail,
-            &sender,
-            &class,
-            decision.ticket().map(|t| t.number),
-            &toks,
-            contact_id,
-        );
-        let mut rule = decision.rule();
-        let mut link: Option<(i64, &str)> = match decision {
-            Decision::New {
-                linked_to: Some(other),
-            } => Some((
-                other.id,
-                "subject tag of another ticket from a non-participant",
-            )),
-            _ => None,
-        };
-        let mut existing = decision.ticket();
-        // A customer writing to a closed ticket, or to a resolved one after
-        // the reopen window, starts a new ticket linked to the old one.
-        if let Some(t) = existing
-            && matches!(author, Author::Customer | Author::ClaimedStaff(_))
-            && states
-                .by_id
-                .get(&t.id)
-                .is_some_and(|st| st.is_finished(now, settings.reopen_window))
-        {
-            link = Some((t.id, "reply to a finished ticket"));
-            existing = None;
-            rule = "new_after_finished";
-            author =
-                conversation::author(settings, &mail, &sender, &class, None, &toks, contact_id);
-        }
-        let new_ticket = existing.is_none();
-        if !new_ticket && mail.new_text.is_none() {
-            mail.new_text = Some(super::parse::new_text_of(&raw));
-        }
-        let t = match existing {
-            Some(t) => t,
-            None => {
-                let id = tickets_seq.take();
-                let number = TicketNumber {
-                    kind: Kind::Incident,
-                    seq: id,
-                };
-                states.create(
-                    TicketState {
-                        id,
-                        number,
-                        subject: mail.subject.clone(),
-                        status: Status::New,
-                        priority: Priority::Normal,
-                        kind: Kind::Incident,
-                        assignee: None,
-                        team: settings.mailbox_groups.get(&mailbox).cloned(),
-                        customer: sender.clone(),
-                        resolved_at: None,
-                        root_message_id: None,
-                        last_public_message_id: None,
-                        participants: vec![Participant {
-                            address: sender.clone(),
-                            role: "customer".into(),
-                        }],
-                        created_at: now,
-                        service: settings.mailbox_services.get(&mailbox).cloned(),
-                        responded_at: None,
-                        mailbox: mailbox.clone(),
-                        fields: "{}".into(),
-                    },
-                    contact_id,
-                );
-                let r = TicketRef { id, number };
-                known.participants.insert((id, sender.email.clone()));
-                known.by_number.insert(number.seq, r);
-                if let Some((other, reason)) = link {
-                    rows.links.push(ticket_link::ActiveModel {
-                        ticket_id: Set(id),
-                        other_id: Set(other),
-                        reason: Set(reason.into()),
-                    });
-                }
-                r
-            }
-        };
-        let Some(state) = states.by_id.get_mut(&t.id) else {
-            return Err(crate::Error::Invalid(format!(
-                "ticket {} vanished during the batch",
-                t.number
-            )));
-        };
-        if !new_ticket && !state.is_participant(&sender.email) {
-            let role = if matches!(author, Author::Staff(_)) {
-                "staff"
-            } else {
-                "participant"
+        let raw: &[u8] = &m.raw;
+        // Everything one mail does is caught at the mail: an error or a
+        // panic while deciding it quarantines it, never the batch.
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
+            let mut mail: std::borrow::Cow<'_, Inbound> = std::borrow::Cow::Borrowed(&**inbound);
+            let Some(sender) = mail.from.clone() else {
+                return Ok(());
             };
-            state.participants.push(Participant {
-                address: sender.clone(),
-                role: role.into(),
-            });
-            rows.participants
-                .push(participant_row(t.id, contact_id, role));
-            known.participants.insert((t.id, sender.email.clone()));
-        }
-        if let Some(mid) = &mail.message_id {
-            known.by_mid.insert(mid.clone(), t);
-        }
-
-        let bounced = if class.is_bounce() {
-            mail.bounce.as_ref().and_then(|b| {
-                // Delay notices and complaints report mail that was (or may
-                // still be) delivered: only a failure marks the delivery.
-                if b.kind != BounceKind::Failed {
-                    return None;
+            let class = classify(&mail);
+            let token_numbers: Vec<TicketNumber> = toks.iter().map(|t| t.number).collect();
+            let mut in_reply_to = mail.in_reply_to.clone();
+            if class.is_bounce()
+                && let Some(id) = mail
+                    .bounce
+                    .as_ref()
+                    .and_then(|b| b.original_message_id.clone())
+            {
+                in_reply_to.insert(0, id);
+            }
+            let decision = threading::thread(
+                &threading::Keys {
+                    in_reply_to: &in_reply_to,
+                    references: &mail.references,
+                    subject: &mail.subject,
+                    sender: Some(&sender.email),
+                    tokens: &token_numbers,
+                    sender_is_staff: settings.staff.by_email(&sender.email).is_some(),
+                },
+                &desk.tag,
+                &known,
+            );
+            let contact_id = contacts.id_for(&sender, now);
+            let mut author = conversation::author(
+                settings,
+                &mail,
+                &sender,
+                &class,
+                decision.ticket().map(|t| t.number),
+                &toks,
+                contact_id,
+            );
+            let mut rule = decision.rule();
+            let mut link: Option<(i64, &str)> = match decision {
+                Decision::New {
+                    linked_to: Some(other),
+                } => Some((
+                    other.id,
+                    "subject tag of another ticket from a non-participant",
+                )),
+                _ => None,
+            };
+            let mut existing = decision.ticket();
+            // A customer writing to a closed ticket, or to a resolved one after
+            // the reopen window, starts a new ticket linked to the old one.
+            if let Some(t) = existing
+                && matches!(author, Author::Customer | Author::ClaimedStaff(_))
+                && states
+                    .by_id
+                    .get(&t.id)
+                    .is_some_and(|st| st.is_finished(now, settings.reopen_window))
+            {
+                link = Some((t.id, "reply to a finished ticket"));
+                existing = None;
+                rule = "new_after_finished";
+                author =
+                    conversation::author(settings, &mail, &sender, &class, None, &toks, contact_id);
+            }
+            let new_ticket = existing.is_none();
+            if !new_ticket && mail.new_text.is_none() {
+                mail.to_mut().new_text = Some(super::parse::new_text_of(raw));
+            }
+            let t = match existing {
+                Some(t) => t,
+                None => {
+                    let id = tickets_seq.take();
+                    let number = TicketNumber {
+                        kind: Kind::Incident,
+                        seq: id,
+                    };
+                    states.create(
+                        TicketState {
+                            id,
+                            number,
+                            subject: mail.subject.clone(),
+                            status: Status::New,
+                            priority: Priority::Normal,
+                            kind: Kind::Incident,
+                            assignee: None,
+                            team: settings.mailbox_groups.get(&mailbox).cloned(),
+                            customer: sender.clone(),
+                            resolved_at: None,
+                            root_message_id: None,
+                            last_public_message_id: None,
+                            participants: vec![Participant {
+                                address: sender.clone(),
+                                role: "customer".into(),
+                            }],
+                            created_at: now,
+                            service: settings.mailbox_services.get(&mailbox).cloned(),
+                            responded_at: None,
+                            mailbox: mailbox.clone(),
+                            fields: "{}".into(),
+                        },
+                        contact_id,
+                    );
+                    let r = TicketRef { id, number };
+                    known.participants.insert((id, sender.email.clone()));
+                    known.by_number.insert(number.seq, r);
+                    if let Some((other, reason)) = link {
+                        rows.links.push(ticket_link::ActiveModel {
+                            ticket_id: Set(id),
+                            other_id: Set(other),
+                            reason: Set(reason.into()),
+                        });
+                    }
+                    r
                 }
-                let id = b.original_message_id.as_ref()?;
-                let (outbox_id, recipients) = bounce_targets.get(id)?;
-                let who = if b.recipients.is_empty() {
-                    recipients.clone()
+            };
+            let Some(state) = states.by_id.get_mut(&t.id) else {
+                return Err(crate::Error::Invalid(format!(
+                    "ticket {} vanished during the batch",
+                    t.number
+                )));
+            };
+            if !new_ticket && !state.is_participant(&sender.email) {
+                let role = if matches!(author, Author::Staff(_)) {
+                    "staff"
                 } else {
-                    b.recipients.join(", ")
+                    "participant"
                 };
-                let why = [b.status.as_deref(), b.diagnostic.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let what = if why.is_empty() {
-                    who
-                } else {
-                    format!("{who} ({why})")
-                };
-                rows.bounced.push((*outbox_id, format!("bounced: {what}")));
-                Some(what)
-            })
-        } else {
-            None
-        };
-        let may_acknowledge = new_ticket
-            && matches!(author, Author::Customer)
-            && contacts.ack_allowed(contact_id, now, settings.ack_limit_per_hour);
-        let fx = conversation::apply(
-            settings,
-            state,
-            &MailIn {
-                mail: &mail,
-                sender: &sender,
-                author: &author,
-                class: &class,
-                new_ticket,
-                may_acknowledge,
-                bounced,
-            },
-            &known,
-            now,
-        );
-        states.touch(t.id);
-        let state = states.by_id.get(&t.id).cloned().ok_or_else(|| {
-            crate::Error::Invalid(format!("ticket {} vanished during the batch", t.number))
-        })?;
+                state.participants.push(Participant {
+                    address: sender.clone(),
+                    role: role.into(),
+                });
+                rows.participants
+                    .push(participant_row(t.id, contact_id, role));
+                known.participants.insert((t.id, sender.email.clone()));
+            }
+            if let Some(mid) = &mail.message_id {
+                known.by_mid.insert(mid.clone(), t);
+            }
 
-        let message_row_id = messages_seq.take();
-        for a in &mail.attachments {
-            rows.attachments.push(attachment::ActiveModel {
-                message_id: Set(message_row_id),
-                part: Set(a.part as i32),
-                filename: Set(a.filename.clone()),
-                content_type: Set(a.content_type.clone()),
-                size: Set(a.size as i64),
-                sha256: Set(a.sha256.clone()),
-                ..Default::default()
-            });
-        }
-        for p in &fx.added {
-            let id = contacts.id_for(&p.address, now);
-            rows.participants.push(participant_row(t.id, id, &p.role));
-            known.participants.insert((t.id, p.address.email.clone()));
-        }
-        for e in &fx.removed {
-            rows.removed.push((t.id, e.clone()));
-            known.participants.remove(&(t.id, e.clone()));
-        }
-        for n in &fx.links {
-            if let Some(other) = known.ticket_by_number(*n) {
-                rows.links.push(ticket_link::ActiveModel {
-                    ticket_id: Set(t.id),
-                    other_id: Set(other.id),
-                    reason: Set("linked by staff".into()),
+            let bounced = if class.is_bounce() {
+                mail.bounce.as_ref().and_then(|b| {
+                    // Delay notices and complaints report mail that was (or may
+                    // still be) delivered: only a failure marks the delivery.
+                    if b.kind != BounceKind::Failed {
+                        return None;
+                    }
+                    let id = b.original_message_id.as_ref()?;
+                    let (outbox_id, recipients) = bounce_targets.get(id)?;
+                    let who = if b.recipients.is_empty() {
+                        recipients.clone()
+                    } else {
+                        b.recipients.join(", ")
+                    };
+                    let why = [b.status.as_deref(), b.diagnostic.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let what = if why.is_empty() {
+                        who
+                    } else {
+                        format!("{who} ({why})")
+                    };
+                    rows.bounced.push((*outbox_id, format!("bounced: {what}")));
+                    Some(what)
+                })
+            } else {
+                None
+            };
+            let may_acknowledge = new_ticket
+                && matches!(author, Author::Customer)
+                && contacts.ack_allowed(contact_id, now, settings.ack_limit_per_hour);
+            let fx = conversation::apply(
+                settings,
+                state,
+                &MailIn {
+                    mail: &mail,
+                    sender: &sender,
+                    author: &author,
+                    class: &class,
+                    new_ticket,
+                    may_acknowledge,
+                    bounced,
+                },
+                &known,
+                now,
+            );
+            states.touch(t.id);
+            let state = states.by_id.get(&t.id).cloned().ok_or_else(|| {
+                crate::Error::Invalid(format!("ticket {} vanished during the batch", t.number))
+            })?;
+
+            let message_row_id = messages_seq.take();
+            for a in &mail.attachments {
+                rows.attachments.push(attachment::ActiveModel {
+                    message_id: Set(message_row_id),
+                    part: Set(a.part as i32),
+                    filename: Set(a.filename.clone()),
+                    content_type: Set(a.content_type.clone()),
+                    size: Set(a.size as i64),
+                    sha256: Set(a.sha256.clone()),
+                    ..Default::default()
                 });
             }
-        }
+            for p in &fx.added {
+                let id = contacts.id_for(&p.address, now);
+                rows.participants.push(participant_row(t.id, id, &p.role));
+                known.participants.insert((t.id, p.address.email.clone()));
+            }
+            for e in &fx.removed {
+                rows.removed.push((t.id, e.clone()));
+                known.participants.remove(&(t.id, e.clone()));
+            }
+            for n in &fx.links {
+                if let Some(other) = known.ticket_by_number(*n) {
+                    rows.links.push(ticket_link::ActiveModel {
+                        ticket_id: Set(t.id),
+                        other_id: Set(other.id),
+                        reason: Set("linked by staff".into()),
+                    });
+                }
+            }
 
-        let acknowledged = fx
-            .drafts
-            .iter()
-            .any(|d| d.kind == DraftKind::Acknowledgement);
-        info!(
-            mailbox,
-            uid,
-            message_id = mail.message_id.as_deref().unwrap_or(""),
-            ticket = %t.number,
-            rule,
-            class = class.as_str(),
-            author = author.as_str(),
-            acknowledged,
-            mails = fx.drafts.len(),
-            flag = fx.flag.as_deref().unwrap_or(""),
-            "stored"
-        );
-        if let Some(flag) = &fx.flag {
-            warn!(ticket = %t.number, message_id = mail.message_id.as_deref().unwrap_or(""), flag, "flagged");
-        }
-        for (supplier, note) in &fx.escalations {
-            rows.escalations.push(supplier_escalation::ActiveModel {
-                ticket_id: Set(t.id),
-                supplier: Set(supplier.clone()),
-                note: Set(note.clone()),
-                escalated_at: Set(now),
-                responded_at: Set(None),
-                resolved_at: Set(None),
-                ..Default::default()
-            });
-        }
-        if let Some(supplier) = &fx.supplier_reply {
-            rows.supplier_replies.push((t.id, supplier.clone()));
-        }
-        if settings.emit_events {
-            rows.events
-                .extend(events::for_mail(&state, &mail, &fx, new_ticket));
-        }
-        let unique = dedup_token(&dedup_key);
-        let attachments =
-            if fx.drafts.iter().any(|d| d.with_attachments) && !mail.attachments.is_empty() {
-                super::parse::attachments(&raw)
-            } else {
-                Vec::new()
-            };
-        rows.messages.push(inbound_row(
-            message_row_id,
-            t.id,
-            &mail,
-            &class,
-            &fx,
-            author.as_str(),
-            rule,
-            dedup_key,
-            Some(mailbox),
-            uid,
-            raw,
-            now,
-        ));
-        let queued = queue_drafts(
-            settings,
-            t,
-            &fx.drafts,
-            &attachments,
-            &unique,
-            &mut contacts,
-            &mut messages_seq,
-            &mut rows.messages,
-            &mut rows.outbox,
-            now,
-        )?;
-        for (known_id, _) in &queued {
-            known.by_mid.insert(known_id.clone(), t);
-        }
-        let sent = queued.len();
-        if let Some(state) = states.by_id.get_mut(&t.id)
-            && fx.drafts.iter().any(|d| d.kind == DraftKind::Answer)
-            && let Some((id, _)) = queued
+            let acknowledged = fx
+                .drafts
                 .iter()
-                .rev()
-                .find(|(_, kind)| *kind == DraftKind::Answer)
-        {
-            // Later answers reply to the newest mail the customer received.
-            state.last_public_message_id = Some(id.clone());
+                .any(|d| d.kind == DraftKind::Acknowledgement);
+            info!(
+                mailbox,
+                uid,
+                message_id = mail.message_id.as_deref().unwrap_or(""),
+                ticket = %t.number,
+                rule,
+                class = class.as_str(),
+                author = author.as_str(),
+                acknowledged,
+                mails = fx.drafts.len(),
+                flag = fx.flag.as_deref().unwrap_or(""),
+                "stored"
+            );
+            if let Some(flag) = &fx.flag {
+                warn!(ticket = %t.number, message_id = mail.message_id.as_deref().unwrap_or(""), flag, "flagged");
+            }
+            for (supplier, note) in &fx.escalations {
+                rows.escalations.push(supplier_escalation::ActiveModel {
+                    ticket_id: Set(t.id),
+                    supplier: Set(supplier.clone()),
+                    note: Set(note.clone()),
+                    escalated_at: Set(now),
+                    responded_at: Set(None),
+                    resolved_at: Set(None),
+                    ..Default::default()
+                });
+            }
+            if let Some(supplier) = &fx.supplier_reply {
+                rows.supplier_replies.push((t.id, supplier.clone()));
+            }
+            if settings.emit_events {
+                rows.events
+                    .extend(events::for_mail(&state, &mail, &fx, new_ticket));
+            }
+            let unique = dedup_token(&dedup_key);
+            let attachments =
+                if fx.drafts.iter().any(|d| d.with_attachments) && !mail.attachments.is_empty() {
+                    super::parse::attachments(raw)
+                } else {
+                    Vec::new()
+                };
+            let queued = queue_drafts(
+                settings,
+                t,
+                &fx.drafts,
+                &attachments,
+                &unique,
+                &mut contacts,
+                &mut messages_seq,
+                &mut rows.messages,
+                &mut rows.outbox,
+                now,
+            );
+            message_raw.push((rows.messages.len(), i));
+            rows.messages.push(inbound_row(
+                message_row_id,
+                t.id,
+                &mail,
+                &class,
+                &fx,
+                author.as_str(),
+                rule,
+                dedup_key,
+                Some(mailbox),
+                uid,
+                &queued.skipped,
+                now,
+            ));
+            for (known_id, _) in &queued.ids {
+                known.by_mid.insert(known_id.clone(), t);
+            }
+            let sent = queued.ids.len();
+            if let Some(state) = states.by_id.get_mut(&t.id)
+                && fx.drafts.iter().any(|d| d.kind == DraftKind::Answer)
+                && let Some((id, _)) = queued
+                    .ids
+                    .iter()
+                    .rev()
+                    .find(|(_, kind)| *kind == DraftKind::Answer)
+            {
+                // Later answers reply to the newest mail the customer received.
+                state.last_public_message_id = Some(id.clone());
+            }
+            outcomes[i] = Outcome::Stored {
+                ticket: t.number.to_string(),
+                new_ticket,
+                acknowledged: acknowledged
+                    && queued
+                        .ids
+                        .iter()
+                        .any(|(_, k)| *k == DraftKind::Acknowledgement),
+                mails: sent,
+                rule,
+            };
+            Ok(())
+        }));
+        match step {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Ok(Err(Poisoned {
+                    index: i,
+                    reason: format!("processing failed: {e}"),
+                }));
+            }
+            Err(panic) => {
+                return Ok(Err(Poisoned {
+                    index: i,
+                    reason: format!("processing panicked: {}", crate::panic_message(&*panic)),
+                }));
+            }
         }
-        outcomes[i] = Outcome::Stored {
-            ticket: t.number.to_string(),
-            new_ticket,
-            acknowledged,
-            mails: sent,
-            rule,
-        };
+    }
+
+    // Every mail is decided: now the raw bytes move into their rows, once.
+    for (row, i) in message_raw {
+        if let (Some(r), Some(m)) = (rows.messages.get_mut(row), batch.get_mut(i)) {
+            r.raw = Set(std::mem::take(&mut m.raw));
+        }
+    }
+    for (row, i) in quarantine_raw {
+        if let (Some(r), Some(m)) = (rows.quarantine.get_mut(row), batch.get_mut(i)) {
+            r.raw = Set(std::mem::take(&mut m.raw));
+        }
     }
 
     contacts.save(txn).await?;
@@ -604,14 +738,25 @@ async fn write(
     tickets_seq.save(txn).await?;
     messages_seq.save(txn).await?;
     if let Some(w) = watermark {
-        save_watermark(txn, &w, now).await?;
+        save_watermark(txn, w, now).await?;
     }
-    Ok(outcomes)
+    Ok(Ok(outcomes))
+}
+
+/// The desk mails one mail (or job) queued, and the recipients it skipped.
+#[derive(Default)]
+pub(crate) struct Queued {
+    /// Each copy's Message-ID and kind.
+    pub ids: Vec<(String, DraftKind)>,
+    /// Why a recipient got no copy, one line each, for the message's warnings.
+    pub skipped: Vec<String>,
 }
 
 /// Gives every recipient of `drafts` a copy of its own, with its own reply
 /// token, renders it, and queues it: a message row on the ticket and an
-/// outbox row. Returns each copy's Message-ID and kind.
+/// outbox row. A recipient the desk cannot write to (a domain literal, an
+/// address lettre refuses) is skipped with the reason, never the batch;
+/// a draft to more than `max_recipients` goes to the first of them.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn queue_drafts(
     settings: &Settings,
@@ -624,10 +769,24 @@ pub(crate) fn queue_drafts(
     messages: &mut Vec<message::ActiveModel>,
     outbox_rows: &mut Vec<outbox::ActiveModel>,
     now: DateTime<Utc>,
-) -> Result<Vec<(String, DraftKind)>> {
-    let mut queued = Vec::new();
+) -> Queued {
+    let mut queued = Queued::default();
     for (d, draft) in drafts.iter().enumerate() {
-        for (r, to) in draft.to.iter().enumerate() {
+        if draft.to.len() > settings.max_recipients {
+            queued.skipped.push(format!(
+                "{} to {} recipients sent to the first {} only (tickets.max_recipients)",
+                draft.kind.as_str(),
+                draft.to.len(),
+                settings.max_recipients
+            ));
+        }
+        for (r, to) in draft.to.iter().take(settings.max_recipients).enumerate() {
+            if let Err(why) = crate::outbox::check_recipient(to) {
+                queued
+                    .skipped
+                    .push(format!("no {} to {}: {why}", draft.kind.as_str(), to.email));
+                continue;
+            }
             let token = Token {
                 number: t.number,
                 contact: contacts.id_for(to, now),
@@ -637,7 +796,15 @@ pub(crate) fn queue_drafts(
             if draft.with_attachments {
                 out.attachments = attachments.to_vec();
             }
-            let raw_out = render(&out, now)?;
+            let raw_out = match render(&out, now) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    queued
+                        .skipped
+                        .push(format!("no {} to {}: {e}", draft.kind.as_str(), to.email));
+                    continue;
+                }
+            };
             let visibility = if draft.kind.is_public() {
                 "public"
             } else {
@@ -663,10 +830,15 @@ pub(crate) fn queue_drafts(
                 raw_out,
                 now,
             ));
-            queued.push((out.message_id.clone(), draft.kind.clone()));
+            queued
+                .ids
+                .push((out.message_id.clone(), draft.kind.clone()));
         }
     }
-    Ok(queued)
+    for why in &queued.skipped {
+        warn!(ticket = %t.number, reason = why.as_str(), "recipient skipped");
+    }
+    queued
 }
 
 /// The verified tokens of a mail: in the addresses it was delivered to and
@@ -813,10 +985,11 @@ fn inbound_row(
     dedup_key: String,
     mailbox: Option<String>,
     uid: Option<u32>,
-    raw: Vec<u8>,
+    skipped: &[String],
     now: DateTime<Utc>,
 ) -> message::ActiveModel {
     let mut warnings = mail.warnings.clone();
+    warnings.extend(skipped.iter().cloned());
     if !class.reason().is_empty() {
         warnings.push(format!("{}: {}", class.as_str(), class.reason()));
     }
@@ -841,7 +1014,8 @@ fn inbound_row(
         uid: Set(uid.map(i64::from)),
         warnings: Set(warnings.join("\n")),
         created_at: Set(now),
-        raw: Set(raw),
+        // Filled from the batch once every mail is decided.
+        raw: Set(Vec::new()),
         author: Set(author.into()),
         flag: Set(fx.flag.clone()),
     }

@@ -11,6 +11,7 @@ pub(crate) mod events;
 pub mod parse;
 mod robot;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -58,10 +59,51 @@ impl Writer {
                 warn!(error = %e, "no checkpoint connection; commits make their own checkpoints");
                 None
             });
+            // Dedup keys of batches that failed whole: when they come again
+            // (the poller fetches a failed batch again), they go mail by mail.
+            let mut suspects: HashSet<String> = HashSet::new();
             while let Some(job) = rx.recv().await {
-                let result =
-                    apply::apply_batch(&store, &settings, job.batch, job.watermark, clock.now())
+                let one_by_one = job.batch.len() > 1
+                    && job
+                        .batch
+                        .iter()
+                        .any(|m| suspects.contains(&m.parsed.dedup_key));
+                let keys: Vec<String> = if one_by_one {
+                    Vec::new()
+                } else {
+                    job.batch
+                        .iter()
+                        .map(|m| m.parsed.dedup_key.clone())
+                        .collect()
+                };
+                let result = if one_by_one {
+                    warn!(
+                        mails = job.batch.len(),
+                        "a batch that failed whole is stored mail by mail"
+                    );
+                    let r = apply_one_by_one(&store, &settings, job.batch, job.watermark, &*clock)
                         .await;
+                    if r.is_ok() {
+                        suspects.clear();
+                    }
+                    r
+                } else {
+                    let r = guarded(apply::apply_batch(
+                        &store,
+                        &settings,
+                        job.batch,
+                        job.watermark,
+                        clock.now(),
+                    ))
+                    .await;
+                    if r.is_err() && keys.len() > 1 {
+                        if suspects.len() > MAX_SUSPECTS {
+                            suspects.clear();
+                        }
+                        suspects.extend(keys);
+                    }
+                    r
+                };
                 match &result {
                     Ok(outcomes) => {
                         if let Some(c) = &checkpoint {
@@ -100,6 +142,82 @@ impl Writer {
     }
 }
 
+/// Dedup keys remembered from failed batches, at most.
+const MAX_SUSPECTS: usize = 100_000;
+
+/// Runs a batch's transaction with panics caught: a panic outside the
+/// per-mail decisions (which catch their own) fails the batch like a
+/// database error, and the writer lives on.
+async fn guarded(
+    work: impl std::future::Future<Output = Result<Vec<Outcome>>>,
+) -> Result<Vec<Outcome>> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => Err(Error::Invalid(format!(
+            "storing the batch panicked: {}",
+            crate::panic_message(&*panic)
+        ))),
+    }
+}
+
+/// Stores a batch that failed whole, one transaction per mail. A mail that
+/// fails alone, twice, is quarantined with the database's reason; if even
+/// that fails, the database itself is in trouble and the batch is left to
+/// be fetched again (what was stored is then a duplicate, counted as such).
+async fn apply_one_by_one(
+    store: &Store,
+    settings: &Settings,
+    batch: Vec<Incoming>,
+    watermark: Option<Watermark>,
+    clock: &dyn Clock,
+) -> Result<Vec<Outcome>> {
+    let last = batch.len().saturating_sub(1);
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (i, m) in batch.into_iter().enumerate() {
+        let w = if i == last { watermark.clone() } else { None };
+        let mut failure = String::new();
+        for _ in 0..2 {
+            // A copy of one mail, so it can still be quarantined after a
+            // failed attempt consumed it.
+            let copy = Incoming {
+                mailbox: m.mailbox.clone(),
+                uid: m.uid,
+                raw: m.raw.clone(),
+                parsed: m.parsed.clone(),
+            };
+            match guarded(apply::apply_batch(
+                store,
+                settings,
+                vec![copy],
+                w.clone(),
+                clock.now(),
+            ))
+            .await
+            {
+                Ok(o) => {
+                    outcomes.extend(o);
+                    failure.clear();
+                    break;
+                }
+                Err(e) => failure = e.to_string(),
+            }
+        }
+        if !failure.is_empty() {
+            error!(
+                mailbox = m.mailbox,
+                uid = m.uid,
+                dedup_key = m.parsed.dedup_key,
+                reason = failure,
+                "mail quarantined: it cannot be stored"
+            );
+            let reason = format!("cannot be stored: {failure}");
+            outcomes.push(apply::quarantine_one(store, m, reason, w.as_ref(), clock.now()).await?);
+        }
+    }
+    Ok(outcomes)
+}
+
 /// Parses raw mails on blocking threads, one share of the batch per core;
 /// the result keeps the batch's order.
 pub async fn parse_batch(
@@ -122,7 +240,7 @@ pub async fn parse_batch(
                 .map(|(uid, raw)| Incoming {
                     mailbox: mailbox.clone(),
                     uid,
-                    parsed: parse::parse(&raw, max_bytes),
+                    parsed: parse::parse_guarded(&raw, max_bytes),
                     raw,
                 })
                 .collect::<Vec<_>>()

@@ -6,19 +6,21 @@
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
-use crate::domain::mail::{Address, AttachmentMeta, Inbound, dedup_key, sanitize_filename};
+use crate::domain::mail::{
+    Address, AttachmentMeta, Inbound, dedup_key, one_line, sanitize_filename, without_nul,
+};
 
 /// Text bodies longer than this are cut on the ticket; the raw mail keeps all.
 const MAX_TEXT_CHARS: usize = 1 << 20;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Parsed {
     Mail(Box<Inbound>),
     Quarantine(String),
 }
 
 /// A parsed mail with the key the pipeline deduplicates by.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ParsedMail {
     pub dedup_key: String,
     pub parsed: Parsed,
@@ -36,6 +38,18 @@ pub fn hex(bytes: &[u8]) -> String {
 
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
+}
+
+/// [`parse`] with a panic in the parser caught: the mail is quarantined
+/// with the panic's message instead of failing its batch.
+pub fn parse_guarded(raw: &[u8], max_bytes: usize) -> ParsedMail {
+    std::panic::catch_unwind(|| parse(raw, max_bytes)).unwrap_or_else(|panic| ParsedMail {
+        dedup_key: dedup_key(None, &sha256_hex(raw)),
+        parsed: Parsed::Quarantine(format!(
+            "the parser panicked: {}",
+            crate::panic_message(&*panic)
+        )),
+    })
 }
 
 pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
@@ -107,6 +121,8 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
             ),
         };
     };
+    let to = addresses(msg.to());
+    let cc = addresses(msg.cc());
     if msg.from().is_none() {
         warnings.push("no readable From header; sender taken from Sender or Return-Path".into());
     }
@@ -114,7 +130,12 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         warnings.push("no Message-ID; deduplicated by content hash".into());
     }
 
-    let mut text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    unanswerable_warnings(std::iter::once(&from).chain(&to).chain(&cc), &mut warnings);
+
+    let mut text = msg
+        .body_text(0)
+        .map(|t| without_nul(&t).into_owned())
+        .unwrap_or_default();
     if msg.text_body.is_empty() && msg.html_body.is_empty() && msg.attachments.is_empty() {
         warnings.push("no readable body".into());
     }
@@ -147,9 +168,9 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         in_reply_to: id_list(msg.in_reply_to()),
         references: id_list(msg.references()),
         from: Some(from),
-        to: addresses(msg.to()),
-        cc: addresses(msg.cc()),
-        subject: msg.subject().unwrap_or("").trim().to_string(),
+        to,
+        cc,
+        subject: one_line(msg.subject().unwrap_or("")),
         delivered_to: header_list(&msg, &["Delivered-To", "X-Original-To"]),
         auth_results: header_list(&msg, &["Authentication-Results"]),
         text: String::new(),
@@ -191,6 +212,9 @@ fn new_text(msg: &mail_parser::Message<'_>, text: &str) -> String {
         _ => None,
     });
     let mut out = crate::domain::quote::reply_text(plain, html);
+    if out.contains('\0') {
+        out = without_nul(&out).into_owned();
+    }
     if out.chars().count() > MAX_TEXT_CHARS {
         out = out.chars().take(MAX_TEXT_CHARS).collect();
     }
@@ -235,18 +259,50 @@ pub fn attachments(raw: &[u8]) -> Vec<crate::domain::ack::OutAttachment> {
 fn header_list(msg: &mail_parser::Message<'_>, names: &[&str]) -> Vec<String> {
     msg.headers_raw()
         .filter(|(n, _)| names.iter().any(|x| x.eq_ignore_ascii_case(n)))
-        .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(|(_, v)| one_line(v))
         .filter(|v| !v.is_empty())
         .collect()
 }
 
 /// A Message-ID without its angle brackets and surrounding space.
+/// Control characters and white space are dropped: a Message-ID is written
+/// back into the `In-Reply-To` and `References` of the desk's answers.
 pub(super) fn clean_id(id: &str) -> String {
     id.trim()
         .trim_start_matches('<')
         .trim_end_matches('>')
-        .trim()
-        .to_string()
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace())
+        .collect()
+}
+
+/// One warning for the addresses of a mail the desk cannot write to (a
+/// domain literal, a malformed address): the mail is stored and answered
+/// to everybody else.
+fn unanswerable_warnings<'a>(all: impl Iterator<Item = &'a Address>, warnings: &mut Vec<String>) {
+    const LISTED: usize = 5;
+    let mut bad: Vec<String> = Vec::new();
+    let mut count = 0usize;
+    // The placeholder sender of a bounce without one has no address at all.
+    for a in all.filter(|a| a.email.contains('@')) {
+        if let Err(why) = crate::outbox::check_recipient(a) {
+            count += 1;
+            if bad.len() < LISTED {
+                bad.push(format!("{} ({why})", a.email));
+            }
+        }
+    }
+    if count > 0 {
+        let more = if count > LISTED {
+            format!(" and {} more", count - LISTED)
+        } else {
+            String::new()
+        };
+        warnings.push(format!(
+            "cannot be answered, no desk mail goes to: {}{more}",
+            bad.join(", ")
+        ));
+    }
 }
 
 fn id_list(value: &HeaderValue<'_>) -> Vec<String> {

@@ -185,6 +185,46 @@ impl Store {
         Ok(())
     }
 
+    /// Marks sent the rows of `ids` that are still pending; returns how many.
+    pub async fn outbox_sent_many(&self, ids: &[i64], now: DateTime<Utc>) -> Result<u64> {
+        let mut marked = 0;
+        for chunk in ids.chunks(1000) {
+            marked += outbox::Entity::update_many()
+                .col_expr(outbox::Column::Status, Expr::value("sent"))
+                .col_expr(outbox::Column::SentAt, Expr::value(now))
+                .col_expr(
+                    outbox::Column::Attempts,
+                    Expr::col(outbox::Column::Attempts).add(1),
+                )
+                .filter(outbox::Column::Id.is_in(chunk.iter().copied()))
+                .filter(outbox::Column::Status.eq("pending"))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        Ok(marked)
+    }
+
+    /// Extends a claim (rows whose `next_attempt_at` is still `until`) to `next`.
+    pub async fn outbox_renew(
+        &self,
+        ids: &[i64],
+        until: DateTime<Utc>,
+        next: DateTime<Utc>,
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(next))
+            .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+            .filter(outbox::Column::Status.eq("pending"))
+            .filter(outbox::Column::NextAttemptAt.eq(until))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Records a failed attempt: retried at `next`, or failed for good when `next` is `None`.
     pub async fn outbox_attempt_failed(
         &self,

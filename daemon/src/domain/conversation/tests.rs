@@ -44,6 +44,7 @@ fn settings() -> Settings {
         .collect(),
         service_escalation: Default::default(),
         emit_events: false,
+        max_recipients: 50,
         suppliers: vec![Supplier {
             name: "NetCo".into(),
             contacts: vec![Address::new("NOC", "noc@netco.test")],
@@ -511,4 +512,46 @@ fn the_first_answer_is_the_response() {
         false,
     );
     assert_eq!(t.responded_at, Some(now()));
+}
+
+#[test]
+fn an_answer_to_more_than_max_recipients_goes_to_the_customer_first_and_tells_staff() {
+    let mut t = ticket();
+    // The customer joined after others, as rows loaded from a database may come.
+    t.participants.clear();
+    for i in 0..60 {
+        t.participants.push(Participant {
+            address: Address::new("", &format!("cc{i}@cust.test")),
+            role: "cc".into(),
+        });
+    }
+    t.participants.push(Participant {
+        address: t.customer.clone(),
+        role: "customer".into(),
+    });
+    let m = mail("ada@example.test", "Please restart it.");
+    let fx = run(&mut t, &m, &Author::Staff(staff("ada@example.test")), false);
+    assert_eq!(kinds(&fx), ["command-error", "answer"]);
+    let answer = &fx.drafts[1];
+    assert_eq!(answer.to.len(), 50);
+    assert_eq!(answer.to[0].email, "jo@cust.test");
+    assert_eq!(answer.to[1].email, "cc0@cust.test");
+    let notice = &fx.drafts[0];
+    assert_eq!(notice.to[0].email, "ada@example.test");
+    assert!(notice.subject.contains("50 of 61"), "{}", notice.subject);
+    assert!(notice.body.contains("cc49@cust.test"), "{}", notice.body);
+    assert!(notice.body.contains("cc59@cust.test"), "{}", notice.body);
+    assert!(!notice.body.contains("cc48@cust.test"), "{}", notice.body);
+
+    // At the cap exactly, nobody is left out and nothing is said.
+    let mut t = ticket();
+    for i in 0..49 {
+        t.participants.push(Participant {
+            address: Address::new("", &format!("cc{i}@cust.test")),
+            role: "cc".into(),
+        });
+    }
+    let fx = run(&mut t, &m, &Author::Staff(staff("ada@example.test")), false);
+    assert_eq!(kinds(&fx), ["answer"]);
+    assert_eq!(fx.drafts[0].to.len(), 50);
 }
