@@ -168,7 +168,7 @@ pub fn run_one(raw: &[u8]) -> Result<(), Finding> {
     let result = std::panic::catch_unwind(|| exercise(desk, raw));
     CAPTURING.set(false);
     match result {
-        Ok(r) => r,
+        Ok(r) => r.map(|_| ()),
         Err(payload) => {
             let message = payload
                 .downcast_ref::<&str>()
@@ -500,20 +500,44 @@ impl Contacts<'_> {
     }
 }
 
+/// Where one mail went, for the tests that check the seeds reach each path.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Trace {
+    /// The threading rule, `quarantine` or `no sender`.
+    pub rule: &'static str,
+    pub author: &'static str,
+    pub ticket: i64,
+    pub drafts: Vec<&'static str>,
+    pub flag: Option<String>,
+}
+
+/// [`run_one`] without the panic guard, saying where the mail went.
+pub fn trace_one(raw: &[u8]) -> Result<Trace, Finding> {
+    exercise(&DESK, raw)
+}
+
 /// One mail through the pure steps of `ingest::apply::write` and
 /// `queue_drafts`, in their order. `parse` is called unguarded (the daemon
 /// calls `parse_guarded`), so a parser panic is still a finding.
-fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<(), Finding> {
+fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
     let settings = &desk.settings;
     let now = desk.now;
     let parsed = parse::parse(raw, MAX_BYTES);
     let dedup_key = parsed.dedup_key;
     let mut mail = match parsed.parsed {
         Parsed::Mail(mail) => mail,
-        Parsed::Quarantine(_) => return Ok(()),
+        Parsed::Quarantine(_) => {
+            return Ok(Trace {
+                rule: "quarantine",
+                ..Trace::default()
+            });
+        }
     };
     let Some(sender) = mail.from.clone() else {
-        return Ok(());
+        return Ok(Trace {
+            rule: "no sender",
+            ..Trace::default()
+        });
     };
     let class = classify(&mail);
     let toks = crate::ingest::apply::mail_tokens(settings, &mail);
@@ -555,7 +579,7 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<(), Finding> {
         &toks,
         contact_id,
     );
-    let _rule = decision.rule();
+    let mut rule = decision.rule();
     let mut existing = decision.ticket();
     if let Some(t) = existing
         && matches!(author, Author::Customer | Author::ClaimedStaff(_))
@@ -565,6 +589,7 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<(), Finding> {
             .is_some_and(|st| st.is_finished(now, settings.reopen_window))
     {
         existing = None;
+        rule = "new_after_finished";
         author = conversation::author(settings, &mail, &sender, &class, None, &toks, contact_id);
     }
     let new_ticket = existing.is_none();
@@ -687,5 +712,11 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<(), Finding> {
             })?;
         }
     }
-    Ok(())
+    Ok(Trace {
+        rule,
+        author: author.as_str(),
+        ticket: t.id,
+        drafts: fx.drafts.iter().map(|d| d.kind.as_str()).collect(),
+        flag: fx.flag.clone(),
+    })
 }

@@ -165,7 +165,8 @@ pub const COMMANDS: &[&str] = &[
     "/link INC-999999",
     "/note",
     "/note private words",
-    "/cc add Other <other@cust.test>",
+    "/cc add other@cust.test",
+    "/cc add <other2@cust.test>",
     "/cc add support@example.test",
     "/cc add ada@example.test",
     "/cc remove cc@cust.test",
@@ -273,7 +274,7 @@ pub fn builtin_seeds() -> Vec<Vec<u8>> {
         ),
         // Staff with a token: commands and a public answer.
         format!(
-            "{}\r\n/priority high\r\n/assign me\r\n/cc add Other <other@cust.test>\r\n\r\nWe are on it.\r\n\r\nOn Mon, Desk wrote:\r\n> news\r\n",
+            "{}\r\n/priority high\r\n/assign me\r\n/cc add other@cust.test\r\n\r\nWe are on it.\r\n\r\nOn Mon, Desk wrote:\r\n> news\r\n",
             staff_head(ADA, &proof_to, "")
         ),
         // Staff with a token: a note.
