@@ -13,7 +13,8 @@
 //! `--crash-dir DIR` (default `fuzz-crashes`), `--corpus DIR` (default
 //! `../shared/corpus` beside the repository; `--corpus none`: built-in seeds
 //! only), `--replay FILE…` (run saved inputs once, print each finding with
-//! its stack). Exit status: 1 when something panicked, 2 when a draft could
+//! its stack), `--write-seeds DIR` (write the built-in seeds and the corpus
+//! files up to 16 KiB to DIR, e.g. as AFL++'s input folder). Exit status: 1 when something panicked, 2 when a draft could
 //! not be rendered (and nothing panicked), 0 otherwise.
 
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ fn run() -> Result<ExitCode> {
     let mut crash_dir = PathBuf::from("fuzz-crashes");
     let mut corpus = fuzzing::corpus_dir();
     let mut replay: Vec<PathBuf> = Vec::new();
+    let mut write_seeds: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -63,9 +65,28 @@ fn run() -> Result<ExitCode> {
                 replay.push(PathBuf::from(value()?));
                 replay.extend(args.by_ref().map(PathBuf::from));
             }
+            "--write-seeds" => write_seeds = Some(PathBuf::from(value()?)),
             "--bench" => {}
             other => bail!("unknown option {other:?} (see the file's head for the options)"),
         }
+    }
+
+    if let Some(dir) = write_seeds {
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+        let mut seeds = fuzzing::builtin_seeds();
+        if let Some(c) = &corpus {
+            seeds.extend(
+                fuzzing::corpus_seeds(c, 16 << 10)
+                    .into_iter()
+                    .map(|(_, b)| b),
+            );
+        }
+        for (i, s) in seeds.iter().enumerate() {
+            let path = dir.join(format!("seed-{i:04}.eml"));
+            std::fs::write(&path, s).with_context(|| format!("{}", path.display()))?;
+        }
+        println!("{} seeds written to {}", seeds.len(), dir.display());
+        return Ok(ExitCode::SUCCESS);
     }
 
     if !replay.is_empty() {
