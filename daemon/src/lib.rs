@@ -9,6 +9,8 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod ingest;
 pub mod jobs;

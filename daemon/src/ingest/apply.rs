@@ -858,7 +858,7 @@ pub(crate) fn queue_drafts(
 
 /// The verified tokens of a mail: in the addresses it was delivered to and
 /// in the Message-IDs it references.
-fn mail_tokens(settings: &Settings, mail: &Inbound) -> Vec<Token> {
+pub(crate) fn mail_tokens(settings: &Settings, mail: &Inbound) -> Vec<Token> {
     let clean = |s: &str| {
         s.trim()
             .trim_start_matches('<')
