@@ -603,16 +603,26 @@ async fn sigkill_during_sending(backend: Backend) {
             .filter(|(s, _, _)| s == "sent")
             .count()
     };
-    while sent().await < N && kills < 40 {
+    let mut lives = 0;
+    let mut window = 400;
+    while sent().await < N && kills < 30 && lives < 80 {
+        lives += 1;
         let before = sent().await;
         let mut daemon = desk.spawn();
-        tokio::time::sleep(Duration::from_millis(rng.next(150, 700))).await;
+        tokio::time::sleep(Duration::from_millis(rng.next(window / 2, window))).await;
         daemon.kill().expect("SIGKILL");
         let _ = daemon.wait();
         let after = sent().await;
         // Only kills that landed while mail was going out count.
         if after > before && after < N {
             kills += 1;
+        }
+        // Keep the kills inside the sending: a life that sent nothing was
+        // too short, one that sent a tenth of the mails too long.
+        if after == before {
+            window = (window * 2).min(4000);
+        } else if after - before > N / 10 {
+            window = (window * 2 / 3).max(100);
         }
         progress.push(after);
     }
@@ -634,13 +644,14 @@ async fn sigkill_during_sending(backend: Backend) {
     } else {
         got
     };
-    let mut ids: Vec<String> = got
-        .iter()
-        .filter_map(|m| header(m, "Message-ID"))
-        .collect();
+    let mut ids: Vec<String> = got.iter().filter_map(|m| header(m, "Message-ID")).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), N, "every mail arrived, copies under one Message-ID");
+    assert_eq!(
+        ids.len(),
+        N,
+        "every mail arrived, copies under one Message-ID"
+    );
     let duplicates = got.len() - N;
     let per_kill = duplicates as f64 / f64::from(kills);
     eprintln!(

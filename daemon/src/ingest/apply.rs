@@ -275,7 +275,7 @@ async fn write(
             known.participants.insert((st.id, p.address.email.clone()));
         }
     }
-    let bounce_targets = load_bounce_targets(txn, &batch).await?;
+    let bounce_targets = load_bounce_targets(txn, batch).await?;
 
     let mut tickets_seq = Counter::load(txn, "ticket").await?;
     let mut messages_seq = Counter::load(txn, "message").await?;
