@@ -236,14 +236,8 @@ impl Poller {
             // flight stay about one batch's, or that one mail's.
             let large = chunk.iter().map(|(_, size)| size).sum::<u64>() > MAX_BATCH_BYTES;
             if large || after_large {
-                if let Some(previous) = parsing.take() {
-                    self.submit(previous, &mut pending, &mut committed, &mut stats)
-                        .await?;
-                }
-                if let Some((done, p)) = pending.take() {
-                    stats.add(&p.outcomes().await?);
-                    committed.extend(done);
-                }
+                self.drain(&mut parsing, &mut pending, &mut committed, &mut stats)
+                    .await?;
             }
             after_large = large;
             let raws = match chunk {
@@ -293,14 +287,8 @@ impl Poller {
                 committed.clear();
             }
         }
-        if let Some(previous) = parsing.take() {
-            self.submit(previous, &mut pending, &mut committed, &mut stats)
-                .await?;
-        }
-        if let Some((done, p)) = pending.take() {
-            stats.add(&p.outcomes().await?);
-            committed.extend(done);
-        }
+        self.drain(&mut parsing, &mut pending, &mut committed, &mut stats)
+            .await?;
         for part in committed.chunks(group) {
             self.mark(session, part).await?;
         }
@@ -312,6 +300,25 @@ impl Poller {
             "mailbox synced"
         );
         Ok((stats, last))
+    }
+
+    /// Submits the batch being parsed and waits until every submitted batch
+    /// has committed.
+    async fn drain(
+        &self,
+        parsing: &mut Option<Parsing>,
+        pending: &mut Option<(Vec<u32>, Pending)>,
+        committed: &mut Vec<u32>,
+        stats: &mut Stats,
+    ) -> Result<()> {
+        if let Some(previous) = parsing.take() {
+            self.submit(previous, pending, committed, stats).await?;
+        }
+        if let Some((done, p)) = pending.take() {
+            stats.add(&p.outcomes().await?);
+            committed.extend(done);
+        }
+        Ok(())
     }
 
     /// Hands a parsed batch to the writer once the batch before it has

@@ -64,11 +64,12 @@ impl Writer {
             // (the poller fetches a failed batch again), they go mail by mail.
             let mut suspects: HashSet<String> = HashSet::new();
             while let Some(job) = rx.recv().await {
-                let one_by_one = job.batch.len() > 1
-                    && job
-                        .batch
-                        .iter()
-                        .any(|m| suspects.contains(&m.parsed.dedup_key));
+                // A lone mail goes this way too: failing alone twice
+                // quarantines it, so it cannot come back forever.
+                let one_by_one = job
+                    .batch
+                    .iter()
+                    .any(|m| suspects.contains(&m.parsed.dedup_key));
                 let keys: Vec<String> = if one_by_one {
                     Vec::new()
                 } else {
@@ -97,7 +98,7 @@ impl Writer {
                         clock.now(),
                     ))
                     .await;
-                    if r.is_err() && keys.len() > 1 {
+                    if r.is_err() {
                         if suspects.len() > MAX_SUSPECTS {
                             suspects.clear();
                         }

@@ -144,14 +144,7 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         .iter()
         .filter_map(|&id| msg.parts.get(id as usize).map(|p| (id, p)))
         .map(|(id, part)| {
-            let content_type = part
-                .content_type()
-                .map(|ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                    None => ct.ctype().to_string(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".into())
-                .to_ascii_lowercase();
+            let content_type = content_type_of(part);
             let bytes = part.contents();
             AttachmentMeta {
                 part: id,
@@ -245,14 +238,7 @@ pub fn attachments(raw: &[u8]) -> Vec<crate::domain::ack::OutAttachment> {
             continue;
         };
         let filename = sanitize_filename(part.attachment_name().unwrap_or(""));
-        let content_type = part
-            .content_type()
-            .map(|ct| match ct.subtype() {
-                Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                None => ct.ctype().to_string(),
-            })
-            .unwrap_or_else(|| "application/octet-stream".into())
-            .to_ascii_lowercase();
+        let content_type = content_type_of(part);
         let data = match std::mem::take(&mut part.body) {
             PartType::Binary(b) | PartType::InlineBinary(b) => b.into_owned(),
             PartType::Text(t) | PartType::Html(t) => t.into_owned().into_bytes(),
@@ -268,6 +254,17 @@ pub fn attachments(raw: &[u8]) -> Vec<crate::domain::ack::OutAttachment> {
         });
     }
     out
+}
+
+/// A part's `type/subtype`, lower-cased; `application/octet-stream` without one.
+fn content_type_of(part: &mail_parser::MessagePart<'_>) -> String {
+    part.content_type()
+        .map(|ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+            None => ct.ctype().to_string(),
+        })
+        .unwrap_or_else(|| "application/octet-stream".into())
+        .to_ascii_lowercase()
 }
 
 /// The raw values of every header named in `names`, in message order.
