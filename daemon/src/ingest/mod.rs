@@ -301,3 +301,89 @@ impl Stats {
         self.stored + self.duplicates + self.quarantined
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::ConnectionTrait;
+
+    fn incoming(uid: u32, subject: &str) -> Incoming {
+        let raw = format!(
+            "From: Jo <jo{uid}@cust.test>\r\nTo: support@example.test\r\nSubject: {subject}\r\n\
+Message-ID: <m{uid}@cust.test>\r\n\r\nhello\r\n"
+        )
+        .into_bytes();
+        Incoming {
+            mailbox: "support".into(),
+            uid: Some(uid),
+            parsed: parse::parse(&raw, 1 << 20),
+            raw,
+        }
+    }
+
+    /// A mail the database refuses (here a trigger, as PostgreSQL refuses
+    /// a NUL in text) fails its batch once; when the batch comes again it is
+    /// stored mail by mail, the refused mail is quarantined with the
+    /// database's reason, and the others become tickets.
+    #[tokio::test]
+    async fn a_batch_refused_whole_is_stored_mail_by_mail_the_next_time() {
+        let store = Store::connect("sqlite::memory:", 1).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+            .conn()
+            .execute_unprepared(
+                "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.subject = 'poison' \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+            )
+            .await
+            .expect("trigger");
+        let writer = Writer::spawn(
+            store.clone(),
+            Arc::new(crate::fuzzing::settings().clone()),
+            Arc::new(crate::clock::SystemClock),
+            Arc::new(Notify::new()),
+        );
+        let batch = || {
+            vec![
+                incoming(1, "one"),
+                incoming(2, "poison"),
+                incoming(3, "three"),
+            ]
+        };
+
+        let first = writer.submit(batch(), None).await.expect("submitted");
+        assert!(
+            first.outcomes().await.is_err(),
+            "the database refuses the batch"
+        );
+
+        let again = writer.submit(batch(), None).await.expect("submitted");
+        let outcomes = again.outcomes().await.expect("stored mail by mail");
+        assert!(
+            matches!(outcomes[0], Outcome::Stored { .. }),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(&outcomes[1], Outcome::Quarantined(r) if r.contains("refused by the test")),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[2], Outcome::Stored { .. }),
+            "{outcomes:?}"
+        );
+        let held = store.quarantined().await.expect("quarantine");
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].dedup_key, "mid:m2@cust.test");
+
+        // The writer lives on: the next batch is stored whole.
+        let next = writer
+            .submit(vec![incoming(4, "four")], None)
+            .await
+            .expect("submitted");
+        let outcomes = next.outcomes().await.expect("stored");
+        assert!(
+            matches!(outcomes[0], Outcome::Stored { .. }),
+            "{outcomes:?}"
+        );
+    }
+}
