@@ -378,18 +378,11 @@ pub async fn check(config: &Config) -> Vec<CheckLine> {
         lines.push(line(&format!("mailbox {}", m.name), r));
     }
     let smtp = async {
-        let t = outbox::transport_for(&config.smtp)?;
-        match t.test_connection().await {
-            Ok(true) => Ok(format!(
-                "{}:{} accepts connections",
-                config.smtp.host, config.smtp.port
-            )),
-            Ok(false) => Err(crate::Error::Smtp("server did not answer NOOP".into())),
-            Err(e) => Err(crate::Error::Smtp(format!(
-                "{}:{}: {e}",
-                config.smtp.host, config.smtp.port
-            ))),
-        }
+        outbox::Connector::new(&config.smtp, 0)?.test().await?;
+        Ok(format!(
+            "{}:{} accepts connections",
+            config.smtp.host, config.smtp.port
+        ))
     }
     .await;
     lines.push(line("smtp", smtp));

@@ -326,6 +326,8 @@ struct RawOutbox {
     max_attempts: Spanned<i64>,
     #[serde(default = "default_flush_interval")]
     flush_interval_secs: Spanned<i64>,
+    #[serde(default = "default_parallel")]
+    parallel: Spanned<i64>,
 }
 
 impl Default for RawOutbox {
@@ -335,6 +337,7 @@ impl Default for RawOutbox {
             retry_max_secs: default_retry_max(),
             max_attempts: default_max_attempts(),
             flush_interval_secs: default_flush_interval(),
+            parallel: default_parallel(),
         }
     }
 }
@@ -350,6 +353,9 @@ fn default_max_attempts() -> Spanned<i64> {
 }
 fn default_flush_interval() -> Spanned<i64> {
     Spanned::new(0..0, 5)
+}
+fn default_parallel() -> Spanned<i64> {
+    Spanned::new(0..0, 1)
 }
 
 #[derive(Debug, Deserialize)]
@@ -458,6 +464,8 @@ pub struct OutboxConfig {
     pub retry_max: Duration,
     pub max_attempts: u32,
     pub flush_interval: Duration,
+    /// Mails in flight at once, each on its own connection.
+    pub parallel: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -905,6 +913,7 @@ impl Validator<'_> {
                 1,
                 3600,
             ) as u64),
+            parallel: self.int_in(&o.parallel, "outbox.parallel", 1, 32) as usize,
         };
 
         if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {

@@ -154,6 +154,7 @@ pub struct DeskOptions {
     pub tls: TlsMode,
     pub imap_port: u16,
     pub smtp_port: u16,
+    pub smtp_tls: TlsMode,
     pub processed: Processed,
     pub batch_size: usize,
     pub retry_initial_secs: u64,
@@ -171,6 +172,7 @@ impl Default for DeskOptions {
             tls: TlsMode::None,
             imap_port: IMAP_PORT,
             smtp_port: SMTP_PORT,
+            smtp_tls: TlsMode::None,
             processed: Processed::Move,
             batch_size: 500,
             retry_initial_secs: 30,
@@ -206,11 +208,12 @@ impl Desk {
         let address = add_user(&user);
         let db = TestDb::new(backend, dir.path()).await;
         std::fs::write(dir.path().join("imap-password"), PASSWORD).expect("write password");
-        let tls = match o.tls {
+        let tls_name = |t: &TlsMode| match t {
             TlsMode::None => "none",
             TlsMode::Starttls => "starttls",
             TlsMode::Implicit => "implicit",
         };
+        let (tls, smtp_tls) = (tls_name(&o.tls), tls_name(&o.smtp_tls));
         let processed = match o.processed {
             Processed::Move => "move",
             Processed::Flag => "flag",
@@ -249,7 +252,8 @@ timeout_secs = 10
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
-tls = "none"
+tls = "{smtp_tls}"
+ca_file = "{ca}"
 timeout_secs = 10
 
 [outbox]

@@ -101,6 +101,114 @@ async fn an_untrusted_certificate_is_refused_clearly() {
     desk.finish().await;
 }
 
+/// A TLS front for the mail stack's SMTP server, which cannot do TLS here
+/// (README of tests/mailstack): it ends TLS, implicit or after STARTTLS,
+/// and relays the session to OpenSMTPD, so the mail really arrives.
+async fn tls_smtp_front(mode: TlsMode) -> u16 {
+    use std::sync::Arc;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio_rustls::rustls;
+
+    let ca = &stack().ca_file;
+    let certs = helpdeskd::tls::read_pem_certs(ca).expect("cert");
+    let key_path = ca.with_file_name("key.pem");
+    let key = rustls_pemfile::private_key(&mut std::fs::read(&key_path).expect("key").as_slice())
+        .expect("key pem")
+        .expect("a key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if mode == TlsMode::Starttls {
+                    let (r, mut w) = tcp.split();
+                    let mut r = BufReader::new(r);
+                    w.write_all(b"220 front ESMTP\r\n").await?;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).await? == 0 {
+                            return Ok(());
+                        }
+                        let verb = line.trim().to_ascii_uppercase();
+                        if verb.starts_with("EHLO") {
+                            w.write_all(b"250-front\r\n250 STARTTLS\r\n").await?;
+                        } else if verb == "STARTTLS" {
+                            w.write_all(b"220 go ahead\r\n").await?;
+                            break;
+                        } else {
+                            w.write_all(b"530 STARTTLS first\r\n").await?;
+                        }
+                    }
+                }
+                let mut tls = acceptor.accept(tcp).await?;
+                let mut upstream = tokio::net::TcpStream::connect(("127.0.0.1", SMTP_PORT)).await?;
+                if mode == TlsMode::Starttls {
+                    // The client greets again after STARTTLS and expects no
+                    // second 220: the server's goes no further.
+                    let mut greeting = String::new();
+                    BufReader::new(&mut upstream)
+                        .read_line(&mut greeting)
+                        .await?;
+                }
+                tokio::io::copy_bidirectional(&mut tls, &mut upstream).await?;
+                Ok::<_, std::io::Error>(())
+            });
+        }
+    });
+    port
+}
+
+async fn smtp_over_tls(mode: TlsMode) {
+    let port = tls_smtp_front(mode).await;
+    let desk = Desk::with(
+        Backend::Sqlite,
+        DeskOptions {
+            smtp_port: port,
+            smtp_tls: mode,
+            ..Default::default()
+        },
+    )
+    .await;
+    let out = desk.cli(&["check"]);
+    assert!(out.contains("accepts connections"), "{mode:?}: {out}");
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    desk.append_from(&cust_addr, "answer me over TLS", &format!("{cust}@smtptls"))
+        .await;
+    let r = desk.run_once();
+    assert_eq!(r["outbox"]["sent"], 1, "{mode:?}: {r}");
+    let got = wait_for_messages(&cust, "INBOX", 1, WAIT).await;
+    assert!(
+        got[0].contains("answer me over TLS"),
+        "{mode:?}: the acknowledgement arrived: {}",
+        got[0]
+    );
+    desk.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtps_with_a_trusted_self_signed_certificate() {
+    smtp_over_tls(TlsMode::Implicit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_starttls_with_a_trusted_self_signed_certificate() {
+    smtp_over_tls(TlsMode::Starttls).await;
+}
+
 struct PrivateDovecot {
     dir: tempfile::TempDir,
     port: u16,
@@ -344,9 +452,6 @@ async fn smtp_refuses_for_good(backend: Backend) {
     desk.finish().await;
 }
 both_backends!(smtp_refuses_for_good, super::smtp_refuses_for_good);
-
-/// Mails the outbox sender has in flight at once (`outbox::PARALLEL`).
-const PARALLEL_SENDS: usize = 8;
 
 /// xorshift: reproducible random delays, seed printed on failure.
 struct Rng(u64);
@@ -675,14 +780,15 @@ async fn sigkill_during_sending(backend: Backend) {
     eprintln!(
         "sending under SIGKILL ({backend:?}): {kills} kills while sending, {duplicates} duplicates, {per_kill:.3} per kill; progress {progress:?}"
     );
-    // The target is 0.1 per kill; measured here 0.75-1.6 (README,
-    // "Running it for real"): the copies are mails the SMTP server had
-    // committed but whose 250 had not reached the killed sender yet, which
-    // no client-side record can see. What is guaranteed is asserted above;
-    // the figure is reported.
+    // The target is 0.1 per kill (measured 0-0.1 with one mail in flight,
+    // README "Running it for real"). A copy needs the kill to land between
+    // the server's commit and the journal write, so the count is random;
+    // 0.25 per kill keeps the check from flaking (about 1 in 1,500 runs at
+    // the measured rate) and still fails the old transport, whose delayed
+    // final `.` gave 0.75-1.0 per kill.
     assert!(
-        duplicates <= (kills as usize) * PARALLEL_SENDS,
-        "seed {seed}: at most the mails in flight go twice per kill: {duplicates} over {kills}"
+        duplicates * 4 <= kills as usize,
+        "seed {seed}: {duplicates} duplicates over {kills} kills, more than 0.25 per kill"
     );
     desk.finish().await;
 }

@@ -11,23 +11,22 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, DurationRound, Utc};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{
-    Address as LettreAddress, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-};
+use lettre::{Address as LettreAddress, Message};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::clock::Clock;
-use crate::config::{OutboxConfig, ServerConfig, TlsMode};
+use crate::config::{OutboxConfig, ServerConfig};
 use crate::domain::ack::Outgoing;
 use crate::domain::mail::{Address, one_line};
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::entity::outbox;
+
+mod smtp;
+pub use smtp::Connector;
+use smtp::SendError;
 
 fn mailbox(a: &Address) -> Result<Mailbox> {
     let email = sendable_address(&a.email)
@@ -165,19 +164,9 @@ fn render_unguarded(out: &Outgoing, date: DateTime<Utc>) -> Result<Vec<u8>> {
     Ok(msg.formatted())
 }
 
-pub type Transport = AsyncSmtpTransport<Tokio1Executor>;
-
-/// Why a mail was not sent: a 5xx or a malformed envelope fails the mail for
-/// good; anything else (4xx, connection trouble) is retried with backoff.
-enum SendError {
-    Permanent(String),
-    Transient(String),
-}
-
-/// Mails in flight at once; lettre pools one connection per mail in flight.
-const PARALLEL: usize = 8;
-/// Rows claimed at a time: a small claim is sent (and recorded) quickly.
-const CLAIM_ROWS: u64 = 2 * PARALLEL as u64;
+/// Rows claimed at a time per mail in flight (`outbox.parallel`): a small
+/// claim is sent (and recorded) quickly.
+const CLAIM_PER_SEND: u64 = 2;
 /// How long a claim holds its rows; renewed every third of it while they
 /// are in flight, so the rows of a sender that died are due again within
 /// this time, however slow the SMTP server is for a live one.
@@ -245,38 +234,6 @@ impl SentJournal {
     }
 }
 
-/// Builds the SMTP transport from the `[smtp]` section.
-pub fn transport_for(cfg: &ServerConfig) -> Result<Transport> {
-    let tls_params = || -> Result<TlsParameters> {
-        let mut p = TlsParameters::builder(cfg.host.clone());
-        if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
-            let cert = Certificate::from_pem(&pem)
-                .map_err(|e| Error::Tls(format!("{}: {e}", ca.display())))?;
-            p = p.add_root_certificate(cert);
-        }
-        p.build_rustls().map_err(|e| Error::Tls(e.to_string()))
-    };
-    let tls = match cfg.tls {
-        TlsMode::None => Tls::None,
-        TlsMode::Starttls => Tls::Required(tls_params()?),
-        TlsMode::Implicit => Tls::Wrapper(tls_params()?),
-    };
-    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
-        .port(cfg.port)
-        .tls(tls)
-        .timeout(Some(cfg.timeout))
-        .pool_config(
-            PoolConfig::new()
-                .max_size(4)
-                .idle_timeout(Duration::from_secs(30)),
-        );
-    if let (Some(user), Some(pw)) = (&cfg.user, &cfg.password) {
-        b = b.credentials(Credentials::new(user.clone(), pw.expose().to_string()));
-    }
-    Ok(b.build())
-}
-
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FlushStats {
     pub sent: u64,
@@ -286,35 +243,19 @@ pub struct FlushStats {
 
 pub struct Sender {
     store: Store,
-    smtp: ServerConfig,
-    transport: Transport,
+    connector: Arc<Connector>,
     cfg: OutboxConfig,
     clock: Arc<dyn Clock>,
     journal: Arc<SentJournal>,
 }
 
-/// Sends one mail; a transient failure is tried once more at once on a
-/// fresh connection, since servers limit mails per session (OpenSMTPD
-/// answers the 101st with 452) and pooled connections go stale.
 async fn send_one(
-    transport: &Transport,
-    smtp: &ServerConfig,
+    connector: &Connector,
     row: &outbox::Model,
 ) -> std::result::Result<(), SendError> {
     let envelope = envelope(&row.envelope_from, &row.recipients)
         .map_err(|e| SendError::Permanent(e.to_string()))?;
-    match transport.send_raw(&envelope, &row.raw).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-        Err(first) => {
-            let fresh = transport_for(smtp).map_err(|e| SendError::Transient(e.to_string()))?;
-            match fresh.send_raw(&envelope, &row.raw).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-                Err(e) => Err(SendError::Transient(format!("{e} (before that: {first})"))),
-            }
-        }
-    }
+    connector.send(&envelope, &row.raw).await
 }
 
 impl Sender {
@@ -328,8 +269,7 @@ impl Sender {
     ) -> Result<Sender> {
         Ok(Sender {
             store,
-            transport: transport_for(&smtp)?,
-            smtp,
+            connector: Arc::new(Connector::new(&smtp, cfg.parallel)?),
             cfg,
             clock,
             journal: Arc::new(SentJournal::new(journal)),
@@ -358,7 +298,7 @@ impl Sender {
             .map_err(|e| Error::io(&self.journal.path, e))
     }
 
-    /// Sends every row that is due now, `PARALLEL` at a time; each row is
+    /// Sends every row that is due now, `outbox.parallel` at a time; each row is
     /// tried at most once per call.
     pub async fn flush(&self) -> Result<FlushStats> {
         let mut stats = FlushStats::default();
@@ -375,7 +315,10 @@ impl Sender {
                     + chrono::Duration::microseconds(i64::from(std::process::id() % 1000))
             };
             let mut until = lease_until(now);
-            let rows = self.store.outbox_claim(now, until, CLAIM_ROWS).await?;
+            let rows = self
+                .store
+                .outbox_claim(now, until, CLAIM_PER_SEND * self.cfg.parallel as u64)
+                .await?;
             if rows.is_empty() {
                 return Ok(stats);
             }
@@ -386,13 +329,9 @@ impl Sender {
             let mut queue = rows.into_iter();
             let mut tasks = tokio::task::JoinSet::new();
             let spawn = |tasks: &mut tokio::task::JoinSet<_>, row: outbox::Model| {
-                let (transport, smtp, journal) = (
-                    self.transport.clone(),
-                    self.smtp.clone(),
-                    self.journal.clone(),
-                );
+                let (connector, journal) = (self.connector.clone(), self.journal.clone());
                 tasks.spawn(async move {
-                    let result = send_one(&transport, &smtp, &row).await;
+                    let result = send_one(&connector, &row).await;
                     if result.is_ok()
                         && let Err(e) = journal.append(row.id)
                     {
@@ -401,7 +340,7 @@ impl Sender {
                     (row, result)
                 });
             };
-            for row in queue.by_ref().take(PARALLEL) {
+            for row in queue.by_ref().take(self.cfg.parallel) {
                 spawn(&mut tasks, row);
             }
             let mut renew = tokio::time::interval(LEASE / 3);
@@ -487,7 +426,10 @@ impl Sender {
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(self.cfg.flush_interval) => {}
-                _ = shutdown.wait() => return,
+                _ = shutdown.wait() => {
+                    self.connector.close().await;
+                    return;
+                }
             }
         }
     }
