@@ -153,6 +153,9 @@ enum TicketCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the raw bytes of a ticket's message: 1 is the first, in the
+    /// order `ticket show` lists them.
+    Raw { number: String, message: usize },
 }
 
 #[derive(Subcommand)]
@@ -340,6 +343,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                         "mails": r.plugins.mails}),
                     "outbox": r.outbox.map(|o| json!({"sent": o.sent, "deferred": o.deferred, "failed": o.failed})),
                     "jobs": r.jobs,
+                    "peak_rss_bytes": peak_rss_bytes(),
                 });
                 println!("{out}");
             } else {
@@ -484,6 +488,22 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// This process's peak resident memory (`VmHWM`, Linux): it counts from
+/// the exec, unlike `ru_maxrss`, which a child inherits from the process
+/// that forked it.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCode> {
     match command {
         TicketCommand::List { status, json } => {
@@ -512,6 +532,20 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                     );
                 }
             }
+        }
+        TicketCommand::Raw { number, message } => {
+            use std::io::Write;
+            let d = store.ticket_detail(&number).await?;
+            let Some((m, _)) = message.checked_sub(1).and_then(|i| d.messages.get(i)) else {
+                anyhow::bail!(
+                    "{number} has {} messages; there is no message {message}",
+                    d.messages.len()
+                );
+            };
+            let raw = store.message_raw(m.id).await?;
+            std::io::stdout()
+                .write_all(&raw)
+                .context("writing to stdout")?;
         }
         TicketCommand::Show { number, json } => {
             let d = store.ticket_detail(&number).await?;

@@ -9,6 +9,7 @@ mod m20261125_000001_initial;
 mod m20261125_000002_staff;
 mod m20261125_000003_plugin_events;
 mod m20261125_000004_service_levels;
+mod m20261204_000005_raw_pieces;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_staff::Migration),
             Box::new(m20261125_000003_plugin_events::Migration),
             Box::new(m20261125_000004_service_levels::Migration),
+            Box::new(m20261204_000005_raw_pieces::Migration),
         ]
     }
 }

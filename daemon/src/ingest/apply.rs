@@ -37,7 +37,8 @@ use crate::store::entity::{
 };
 pub(crate) use crate::store::rows::insert_chunks;
 use crate::store::rows::{
-    RAW_INSERT_CHUNK, Shown, insert_raw, join_addresses, outbound_row, outbox_row,
+    RAW_INSERT_CHUNK, RAW_PIECE, Shown, insert_raw, insert_raw_pieces, join_addresses,
+    outbound_row, outbox_row,
 };
 
 /// Values per `IN (…)` list.
@@ -661,10 +662,20 @@ async fn write(
         }
     }
 
-    // Every mail is decided: now the raw bytes move into their rows, once.
+    // Every mail is decided: now the raw bytes move into their rows, once;
+    // a large mail's first piece goes into its row and the rest is written
+    // piece by piece after it.
+    let mut large: Vec<(i64, Vec<u8>)> = Vec::new();
     for (row, i) in message_raw {
         if let (Some(r), Some(m)) = (rows.messages.get_mut(row), batch.get_mut(i)) {
-            r.raw = Set(std::mem::take(&mut m.raw));
+            if m.raw.len() > RAW_PIECE
+                && let Set(id) = r.id
+            {
+                r.raw = Set(m.raw[..RAW_PIECE].to_vec());
+                large.push((id, std::mem::take(&mut m.raw)));
+            } else {
+                r.raw = Set(std::mem::take(&mut m.raw));
+            }
         }
     }
     for (row, i) in quarantine_raw {
@@ -724,6 +735,9 @@ async fn write(
         message::Entity::insert_many,
     )
     .await?;
+    for (id, raw) in large {
+        insert_raw_pieces(txn, id, &raw).await?;
+    }
     insert_chunks(txn, attachments, attachment::Entity::insert_many).await?;
     insert_raw(
         txn,

@@ -374,6 +374,13 @@ impl Store {
             .await?)
     }
 
+    /// A stored mail's raw bytes, its pieces put together.
+    pub async fn message_raw(&self, message_id: i64) -> Result<Vec<u8>> {
+        rows::message_raw(&self.db, message_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no message {message_id}")))
+    }
+
     pub async fn quarantined_one(&self, id: i64) -> Result<quarantine::Model> {
         quarantine::Entity::find_by_id(id)
             .one(&self.db)

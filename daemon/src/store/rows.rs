@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryTrait,
-    Value,
+    ActiveValue, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Value,
 };
 
-use super::entity::{message, outbox};
+use super::entity::{message, message_raw_piece, outbox};
 use crate::domain::ack::Outgoing;
 use crate::domain::mail::Address;
 use crate::error::{Error, Result};
@@ -112,6 +112,63 @@ where
         rows = rest;
     }
     Ok(())
+}
+
+/// A stored raw mail larger than this keeps its first piece in
+/// `messages.raw` and the rest in `message_raw_pieces`, one statement a
+/// piece: a bound value is copied by the driver and again by the database
+/// as it builds the row, so a mail written whole was held four times.
+pub const RAW_PIECE: usize = 1024 * 1024;
+
+/// Writes `raw[RAW_PIECE..]` as the pieces of message `message_id`.
+pub async fn insert_raw_pieces(
+    txn: &DatabaseTransaction,
+    message_id: i64,
+    raw: &[u8],
+) -> Result<()> {
+    for (i, piece) in raw.chunks(RAW_PIECE).enumerate().skip(1) {
+        let seq = i32::try_from(i)
+            .map_err(|_| Error::Invalid(format!("message {message_id}: too many raw pieces")))?;
+        insert_raw(
+            txn,
+            vec![message_raw_piece::ActiveModel {
+                message_id: ActiveValue::Set(message_id),
+                seq: ActiveValue::Set(seq),
+                bytes: ActiveValue::Set(piece.to_vec()),
+            }],
+            1,
+            message_raw_piece::Column::Bytes,
+            message_raw_piece::Entity::insert_many,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A stored mail's raw bytes, its pieces put together.
+pub async fn message_raw(db: &impl ConnectionTrait, message_id: i64) -> Result<Option<Vec<u8>>> {
+    let Some(first) = message::Entity::find_by_id(message_id)
+        .select_only()
+        .column(message::Column::Raw)
+        .into_tuple::<Vec<u8>>()
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut raw = first;
+    let pieces: Vec<Vec<u8>> = message_raw_piece::Entity::find()
+        .select_only()
+        .column(message_raw_piece::Column::Bytes)
+        .filter(message_raw_piece::Column::MessageId.eq(message_id))
+        .order_by_asc(message_raw_piece::Column::Seq)
+        .into_tuple()
+        .all(db)
+        .await?;
+    for p in pieces {
+        raw.extend_from_slice(&p);
+    }
+    Ok(Some(raw))
 }
 
 /// How a sent mail shows on its ticket.

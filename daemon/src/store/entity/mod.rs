@@ -8,6 +8,7 @@ pub mod job_run;
 pub mod job_state;
 pub mod mailbox_state;
 pub mod message;
+pub mod message_raw_piece;
 pub mod outbox;
 pub mod participant;
 pub mod plugin_error;
