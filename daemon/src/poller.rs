@@ -40,6 +40,8 @@ const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// A mail larger than this (alone in its batch, being larger than
 /// `MAX_BATCH_BYTES`) is fetched in pieces of this size.
 const FETCH_PIECE: u64 = 4 * 1024 * 1024;
+/// What is fetched and kept of a mail larger than `ingest.max_message_bytes`.
+const TOO_LARGE_KEPT: usize = 1024 * 1024;
 /// Committed mails marked processed per IMAP command: a backlog is marked
 /// in about `MARK_COMMANDS` commands, of a size within these bounds. A
 /// command costs the server a part that grows with the folders (Dovecot
@@ -240,9 +242,20 @@ impl Poller {
                     .await?;
             }
             after_large = large;
+            let max = self.ingest.max_message_bytes;
+            let too_large = match chunk {
+                [(_, size)] => usize::try_from(*size).map_or(true, |s| s > max),
+                _ => false,
+            };
             let raws = match chunk {
+                // Only its head is fetched: it is quarantined whatever it says.
+                [(uid, _)] if too_large => {
+                    self.fetch_in_pieces(session, *uid, TOO_LARGE_KEPT as u64, TOO_LARGE_KEPT)
+                        .await?
+                }
                 [(uid, size)] if *size > FETCH_PIECE => {
-                    self.fetch_in_pieces(session, *uid, *size).await?
+                    self.fetch_in_pieces(session, *uid, *size, max.saturating_add(1))
+                        .await?
                 }
                 _ => self.fetch(session, &uids).await?,
             };
@@ -266,11 +279,22 @@ impl Poller {
                 uid_validity: validity,
                 last_uid: top,
             };
-            let parsed = tokio::spawn(ingest::parse_batch(
-                name.clone(),
-                raws,
-                self.ingest.max_message_bytes,
-            ));
+            let parsed = if let ([(_, size)], true) = (chunk, too_large) {
+                let (mailbox, size) = (name.clone(), *size);
+                tokio::spawn(async move {
+                    Ok(raws
+                        .into_iter()
+                        .map(|(uid, raw)| ingest::Incoming {
+                            mailbox: mailbox.clone(),
+                            uid,
+                            parsed: ingest::parse::too_large(&raw, size, max),
+                            raw,
+                        })
+                        .collect())
+                })
+            } else {
+                tokio::spawn(ingest::parse_batch(name.clone(), raws, max))
+            };
             if let Some(previous) = parsing.replace(Parsing {
                 uids: fetched,
                 watermark,
@@ -387,24 +411,28 @@ impl Poller {
 
     /// Fetches one large mail in pieces of [`FETCH_PIECE`] bytes into one
     /// buffer of its size: fetched whole, it would be held twice, by the
-    /// client's response buffer and by its copy.
+    /// client's response buffer and by its copy. At most `limit` bytes are
+    /// fetched: a mail that grows past `ingest.max_message_bytes` (the size
+    /// is the server's word) is quarantined from what was read.
     async fn fetch_in_pieces(
         &self,
         session: &mut ImapSession,
         uid: u32,
         size: u64,
+        limit: usize,
     ) -> Result<Vec<(Option<u32>, Vec<u8>)>> {
-        // The size is the server's word: a hint for the buffer, not a limit.
-        let hint = usize::try_from(size.min(1 << 30)).unwrap_or(0);
+        // The size is a hint for the buffer, not a limit.
+        let hint = usize::try_from(size.min(1 << 30)).unwrap_or(0).min(limit);
         let mut raw: Vec<u8> = Vec::with_capacity(hint);
         let mut found = false;
-        loop {
+        while raw.len() < limit {
             let offset = u32::try_from(raw.len())
                 .map_err(|_| self.err(format!("mail {uid} is larger than 4 GB")))?;
+            let want = FETCH_PIECE.min((limit - raw.len()) as u64);
             let mut stream = session
                 .uid_fetch(
                     uid.to_string(),
-                    format!("(UID BODY.PEEK[]<{offset}.{FETCH_PIECE}>)"),
+                    format!("(UID BODY.PEEK[]<{offset}.{want}>)"),
                 )
                 .await
                 .map_err(|e| self.err(e))?;
@@ -423,7 +451,7 @@ impl Poller {
                 None => break,
                 Some(n) => {
                     found = true;
-                    if (n as u64) < FETCH_PIECE {
+                    if (n as u64) < want {
                         break;
                     }
                 }

@@ -127,3 +127,74 @@ both_backends!(
     large_mails_are_held_about_once_in_memory,
     super::large_mails_are_held_about_once_in_memory
 );
+
+/// A mail larger than `ingest.max_message_bytes` is quarantined from its
+/// first megabyte, which is all that is fetched: the daemon's memory stays
+/// far below the mail's size, the mail behind it becomes a ticket, and the
+/// whole mail stays in the mailbox.
+async fn a_mail_above_the_limit_is_quarantined_from_its_head(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let cfg = std::fs::read_to_string(&desk.config).expect("config");
+    std::fs::write(
+        &desk.config,
+        cfg.replace("[ingest]\n", "[ingest]\nmax_message_bytes = 10000000\n"),
+    )
+    .expect("config");
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    let big = large_mail(
+        &cust_addr,
+        &desk.address,
+        &format!("{cust}@huge"),
+        MAIL_BYTES,
+    );
+    let normal = mail(
+        &cust_addr,
+        &desk.address,
+        "after the huge one",
+        &format!("{cust}@after"),
+        "",
+        "hello",
+    );
+    append_all(&desk.user, "INBOX", &[big, normal]).await;
+    let out = desk.cli(&["run", "--once", "--no-send", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("run --json");
+    assert_eq!(report["quarantined"], 1, "{report}");
+    assert_eq!(report["stored"], 1, "{report}");
+    let peak = report["peak_rss_bytes"].as_u64().expect("peak_rss_bytes");
+    eprintln!(
+        "{backend:?}: a {:.0} MB mail above the limit: peak RSS {:.1} MB",
+        MAIL_BYTES as f64 / 1e6,
+        peak as f64 / 1e6
+    );
+    assert!(
+        (peak as usize) < MAIL_BYTES / 2,
+        "peak RSS {peak} bytes: the mail above the limit was read whole"
+    );
+    let tickets = desk.tickets();
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    assert_eq!(tickets[0]["subject"], "after the huge one");
+    let q: Vec<serde_json::Value> =
+        serde_json::from_str(&desk.cli(&["quarantine", "list", "--json"]))
+            .expect("quarantine JSON");
+    assert_eq!(q.len(), 1, "{q:?}");
+    let reason = q[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("more than ingest.max_message_bytes (10000000)")
+            && reason.contains("the whole mail stays in the mailbox"),
+        "{reason}"
+    );
+    let id = q[0]["id"].as_i64().expect("quarantine id").to_string();
+    let head = desk.cli_output(&["quarantine", "show", &id]);
+    assert!(head.status.success());
+    assert_eq!(head.stdout.len(), 1024 * 1024, "the first megabyte is kept");
+    assert!(
+        String::from_utf8_lossy(&head.stdout).contains("Subject: Large attachment"),
+        "the kept head shows what the mail was"
+    );
+    desk.finish().await;
+}
+both_backends!(
+    a_mail_above_the_limit_is_quarantined_from_its_head,
+    super::a_mail_above_the_limit_is_quarantined_from_its_head
+);

@@ -52,6 +52,20 @@ pub fn parse_guarded(raw: &[u8], max_bytes: usize) -> ParsedMail {
     })
 }
 
+/// A mail the server says is larger than `ingest.max_message_bytes`, of
+/// which only `prefix` was fetched: quarantined with its size, the prefix
+/// kept so that the quarantine shows whose and what it was.
+pub fn too_large(prefix: &[u8], size: u64, max_bytes: usize) -> ParsedMail {
+    ParsedMail {
+        dedup_key: dedup_key(None, &sha256_hex(prefix)),
+        parsed: Parsed::Quarantine(format!(
+            "message is {size} bytes, more than ingest.max_message_bytes ({max_bytes}); \
+             its first {} bytes are kept here, the whole mail stays in the mailbox",
+            prefix.len()
+        )),
+    }
+}
+
 pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
     // Hashing the whole mail costs as much as parsing it: only done when the
     // mail has no Message-ID to deduplicate by.
