@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::clock::{Clock, SystemClock};
@@ -15,7 +16,6 @@ use crate::config::ServiceLevels;
 use crate::domain::conversation::{Settings, Supplier};
 use crate::domain::sla::ServicePolicy;
 use crate::domain::sla::clock::Percent;
-use crate::domain::token::TokenKey;
 use crate::error::{Error, Result};
 use crate::import::{self, Source};
 use crate::ingest::{Stats, Writer};
@@ -132,13 +132,24 @@ impl App {
     }
 
     /// The daemon: runs every task until `shutdown` fires.
-    pub async fn run(&self, shutdown: Shutdown) -> Result<()> {
+    pub async fn run(&self, outer: Shutdown) -> Result<()> {
+        // The tasks stop on the signal or when one of them panics.
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let trigger = Arc::new(trigger);
+        {
+            let (trigger, mut outer) = (trigger.clone(), outer);
+            tokio::spawn(async move {
+                outer.wait().await;
+                trigger.fire();
+            });
+        }
         let wake = Arc::new(Notify::new());
         let writer = self.writer(wake.clone());
         let sender = self.sender()?;
-        let mut tasks = Vec::new();
+        let mut tasks: Vec<(String, JoinHandle<()>)> = Vec::new();
         for p in self.pollers(&writer) {
-            tasks.push(tokio::spawn(p.run(shutdown.clone())));
+            let name = format!("poller {}", p.mailbox.name);
+            tasks.push((name, tokio::spawn(p.run(shutdown.clone()))));
         }
         let (dispatcher, _) = plugins::dispatcher(
             &self.config,
@@ -147,22 +158,29 @@ impl App {
             &plugins::host_exe(),
         )
         .await;
-        tasks.push(tokio::spawn(dispatcher.run(wake.clone(), shutdown.clone())));
-        tasks.push(tokio::spawn(scheduler(
-            self.store.clone(),
-            self.config.clone(),
-            self.settings.clone(),
-            self.clock.clone(),
-            wake.clone(),
-            shutdown.clone(),
-        )));
-        tasks.push(tokio::spawn(sender.run(wake, shutdown.clone())));
+        tasks.push((
+            "plugin dispatcher".into(),
+            tokio::spawn(dispatcher.run(wake.clone(), shutdown.clone())),
+        ));
+        tasks.push((
+            "scheduler".into(),
+            tokio::spawn(scheduler(
+                self.store.clone(),
+                self.config.clone(),
+                self.settings.clone(),
+                self.clock.clone(),
+                wake.clone(),
+                shutdown.clone(),
+            )),
+        ));
+        tasks.push((
+            "outbox sender".into(),
+            tokio::spawn(sender.run(wake, shutdown.clone())),
+        ));
         info!(mailboxes = self.config.mailboxes.len(), "helpdeskd running");
-        for t in tasks {
-            let _ = t.await;
-        }
+        let result = supervise(tasks, &trigger).await;
         info!("helpdeskd stopped");
-        Ok(())
+        result
     }
 
     /// Loads the plugins and dispatches every due event, then stops the host.
@@ -182,6 +200,39 @@ impl App {
     pub async fn import(&self, source: &Source) -> Result<Stats> {
         let writer = self.writer(Arc::new(Notify::new()));
         import::import(source, &writer, &self.config.ingest).await
+    }
+}
+
+/// Waits for every task. A task that panics is logged with its name and the
+/// others are told to stop, and the daemon ends with an error (exit status
+/// 1), so that its supervisor (systemd's `Restart=on-failure`) starts it
+/// afresh: restarting the one task in place could repeat the panic forever
+/// with nobody told. A mail that panics never gets here: it is quarantined
+/// where it is processed.
+async fn supervise(
+    mut tasks: Vec<(String, JoinHandle<()>)>,
+    trigger: &crate::shutdown::Trigger,
+) -> Result<()> {
+    let mut first: Option<String> = None;
+    while !tasks.is_empty() {
+        let (done, i, _) = futures::future::select_all(tasks.iter_mut().map(|(_, h)| h)).await;
+        let (name, _) = tasks.swap_remove(i);
+        if let Err(e) = done
+            && e.is_panic()
+        {
+            let message = crate::panic_message(&*e.into_panic());
+            error!(
+                task = name,
+                panic = message,
+                "a task of the daemon panicked; stopping"
+            );
+            first.get_or_insert(format!("the {name} task panicked: {message}"));
+            trigger.fire();
+        }
+    }
+    match first {
+        Some(why) => Err(Error::Invalid(why)),
+        None => Ok(()),
     }
 }
 
@@ -225,7 +276,7 @@ pub fn settings(config: &Config) -> Result<Settings> {
     Ok(Settings {
         desk: config.desk.clone(),
         staff: config.staff.clone(),
-        key: token_key(&config.token_secret_file)?,
+        key: crate::token_secret::token_key(&config.token_secret_file)?,
         trusted_authserv: config.trust.authserv_ids.clone(),
         reopen_window: config.tickets.reopen_window,
         ack_limit_per_hour: config.tickets.ack_limit_per_hour,
@@ -290,42 +341,6 @@ fn plugins_installed(dir: &std::path::Path) -> bool {
                 .is_some_and(|x| x == "so" || x == "dylib" || x == "dll")
         })
     })
-}
-
-/// Reads the reply-token secret, creating it (32 random bytes, hex, mode
-/// 0600) on first start. Losing it only makes old reply tokens unverifiable:
-/// those replies still thread by their headers.
-pub fn token_key(path: &std::path::Path) -> Result<TokenKey> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut bytes = [0u8; 32];
-            getrandom::fill(&mut bytes)
-                .map_err(|e| Error::Invalid(format!("no randomness for the token secret: {e}")))?;
-            let hex = crate::ingest::parse::hex(&bytes);
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            }
-            write_private(path, &hex)?;
-            info!(file = %path.display(), "created the reply-token secret");
-            hex
-        }
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    TokenKey::new(text.trim().as_bytes())
-        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts.open(path).map_err(|e| Error::io(path, e))?;
-    f.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 /// One line of `helpdeskd check`.
@@ -414,41 +429,43 @@ fn line(name: &str, r: Result<String>) -> CheckLine {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_token_secret_is_created_once_private_and_then_read() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("data").join("token.key");
-        token_key(&path).expect("created");
-        let first = std::fs::read_to_string(&path).expect("written");
-        assert_eq!(first.len(), 64);
-        assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path)
-                .expect("metadata")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        token_key(&path).expect("read again");
-        assert_eq!(std::fs::read_to_string(&path).expect("kept"), first);
+    #[tokio::test]
+    async fn a_task_that_panics_stops_the_others_and_the_daemon_with_its_name() {
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let mut patient = shutdown.clone();
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = stopped.clone();
+        let tasks = vec![
+            (
+                "outbox sender".to_string(),
+                tokio::spawn(async move {
+                    patient.wait().await;
+                    seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                }),
+            ),
+            (
+                "scheduler".to_string(),
+                tokio::spawn(async { panic!("a bug in a job") }),
+            ),
+        ];
+        let r = tokio::time::timeout(Duration::from_secs(10), supervise(tasks, &trigger))
+            .await
+            .expect("supervise returns once the others stopped");
+        let e = r.expect_err("the daemon ends with an error");
+        assert_eq!(e.to_string(), "the scheduler task panicked: a bug in a job");
+        assert!(stopped.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(shutdown.is_set());
     }
 
-    #[test]
-    fn an_unreadable_or_short_token_secret_is_refused_with_its_path() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        // A folder where the file should be cannot be read, even by root.
-        let folder = dir.path().join("token.key");
-        std::fs::create_dir(&folder).expect("folder");
-        let e = token_key(&folder).expect_err("a folder is no secret");
-        assert!(e.to_string().contains(&folder.display().to_string()), "{e}");
-
-        let short = dir.path().join("short.key");
-        std::fs::write(&short, "abc\n").expect("write");
-        let e = token_key(&short).expect_err("too short");
-        let text = e.to_string();
-        assert!(text.contains(&short.display().to_string()), "{text}");
-        assert!(text.contains("at least 16"), "{text}");
+    #[tokio::test]
+    async fn tasks_that_end_after_the_signal_end_the_daemon_well() {
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let mut s = shutdown.clone();
+        let tasks = vec![(
+            "poller support".to_string(),
+            tokio::spawn(async move { s.wait().await }),
+        )];
+        trigger.fire();
+        assert!(supervise(tasks, &trigger).await.is_ok());
     }
 }

@@ -13,6 +13,10 @@ pub enum Error {
     Db(#[from] sea_orm::DbErr),
     #[error("IMAP {mailbox}: {message}")]
     Imap { mailbox: String, message: String },
+    /// The server refused for good what the configuration asks (the login,
+    /// the folder): trying again soon cannot help.
+    #[error("IMAP {mailbox}: {message}")]
+    ImapRefused { mailbox: String, message: String },
     #[error("SMTP: {0}")]
     Smtp(String),
     #[error("TLS: {0}")]
@@ -33,6 +37,13 @@ pub enum Error {
 impl Error {
     pub fn imap(mailbox: &str, err: impl std::fmt::Display) -> Error {
         Error::Imap {
+            mailbox: mailbox.to_string(),
+            message: err.to_string(),
+        }
+    }
+
+    pub fn imap_refused(mailbox: &str, err: impl std::fmt::Display) -> Error {
+        Error::ImapRefused {
             mailbox: mailbox.to_string(),
             message: err.to_string(),
         }

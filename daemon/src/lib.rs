@@ -22,7 +22,9 @@ pub mod service_level;
 pub mod shutdown;
 pub mod store;
 pub mod supplier;
+pub mod tickets;
 pub mod tls;
+pub mod token_secret;
 
 pub use error::{Error, Result};
 

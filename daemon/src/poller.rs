@@ -21,7 +21,7 @@ use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{IngestConfig, MailboxConfig, Processed, TlsMode};
 use crate::error::{Error, Result};
@@ -53,6 +53,9 @@ const MARK_GROUP: std::ops::RangeInclusive<usize> = 400..=5000;
 const MARK_COMMANDS: usize = 25;
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Retry interval after the server refused the login or the folder: an
+/// admin has to act, and a server should not see a login a second.
+const REFUSED_BACKOFF: Duration = Duration::from_secs(600);
 
 pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapIo for T {}
@@ -77,10 +80,27 @@ impl Poller {
     /// The daemon's loop: runs until shutdown, reconnecting with backoff.
     pub async fn run(self, mut shutdown: Shutdown) {
         let mut delay = BACKOFF_START;
+        // A refusal is logged when it first comes and when its text changes,
+        // not at every retry.
+        let mut refused: Option<String> = None;
         while !shutdown.is_set() {
             match self.session_loop(&mut shutdown).await {
-                Ok(_) => delay = BACKOFF_START,
+                Ok(_) => {
+                    delay = BACKOFF_START;
+                    refused = None;
+                }
+                Err(e @ Error::ImapRefused { .. }) => {
+                    let text = e.to_string();
+                    if refused.as_deref() != Some(text.as_str()) {
+                        error!(mailbox = self.mailbox.name, error = %text, retry_in = ?REFUSED_BACKOFF, "mailbox refused; check the configuration (helpdeskd check)");
+                        refused = Some(text);
+                    }
+                    if shutdown.sleep(REFUSED_BACKOFF).await {
+                        return;
+                    }
+                }
                 Err(e) => {
+                    refused = None;
                     warn!(mailbox = self.mailbox.name, error = %e, retry_in = ?delay, "mailbox connection failed");
                     if shutdown.sleep(delay).await {
                         return;
@@ -96,7 +116,15 @@ impl Poller {
         match self.pass().await {
             // A batch the database refused whole is stored mail by mail when
             // it comes again: fetch it again at once rather than next cycle.
-            Err(e) if !matches!(e, Error::Imap { .. } | Error::Tls(_) | Error::Io { .. }) => {
+            Err(e)
+                if !matches!(
+                    e,
+                    Error::Imap { .. }
+                        | Error::ImapRefused { .. }
+                        | Error::Tls(_)
+                        | Error::Io { .. }
+                ) =>
+            {
                 warn!(mailbox = self.mailbox.name, error = %e, "a batch was not stored; fetching it again");
                 self.pass().await
             }
@@ -196,10 +224,14 @@ impl Poller {
     /// returns the figures and the highest UID fetched (or the watermark).
     async fn sync(&self, session: &mut ImapSession) -> Result<(Stats, u32)> {
         let name = &self.mailbox.name;
-        let selected = session
-            .select(&self.mailbox.folder)
-            .await
-            .map_err(|e| self.err(format!("select {}: {e}", self.mailbox.folder)))?;
+        let selected = session.select(&self.mailbox.folder).await.map_err(|e| {
+            let text = format!("select {}: {e}", self.mailbox.folder);
+            if refused(&e) {
+                Error::imap_refused(name, text)
+            } else {
+                self.err(text)
+            }
+        })?;
         let validity = selected.uid_validity.unwrap_or(0);
         let mut last = match self.store.watermark(name).await? {
             Some((v, last)) if v == validity => last,
@@ -615,7 +647,23 @@ pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession> {
     tokio::time::timeout(s.timeout, client.login(user, password))
         .await
         .map_err(|_| err(&"login timed out"))?
-        .map_err(|(e, _)| err(&format!("login as {user} failed: {e}")))
+        .map_err(|(e, _)| {
+            let text = format!("{}:{}: login as {user} failed: {e}", s.host, s.port);
+            if refused(&e) {
+                Error::imap_refused(&cfg.name, text)
+            } else {
+                Error::imap(&cfg.name, text)
+            }
+        })
+}
+
+/// The server's NO or BAD to a command: an answer, not a lost connection,
+/// so asking again the same way gets the same answer.
+fn refused(e: &async_imap::error::Error) -> bool {
+    matches!(
+        e,
+        async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)
+    )
 }
 
 async fn greeting<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(

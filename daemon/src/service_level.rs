@@ -14,7 +14,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::domain::conversation::{Draft, DraftKind, Settings, TicketState};
 use crate::domain::mail::Address;
@@ -23,12 +23,12 @@ use crate::domain::sla::{self, Alert, Clocks, Due, Policy, Target};
 use crate::domain::threading::{TicketRef, tagged_subject};
 use crate::domain::ticket::{Priority, Status, TicketNumber};
 use crate::error::{Error, Result};
-use crate::ingest::apply::{Contacts, Counter, queue_drafts};
 use crate::store::Store;
 use crate::store::entity::{
     event, message, outbox, sla_event, sla_pause, supplier_escalation, ticket,
 };
 use crate::store::rows::note_row;
+use crate::tickets::{Contacts, Counter, queue_drafts};
 
 const IN_CHUNK: usize = 1000;
 /// Due tickets handled per transaction by the SLA job.
@@ -416,8 +416,19 @@ impl Chunk<'_> {
             alerts: Vec::new(),
             due: Due::default(),
         };
-        let status: Status = t.status.parse().unwrap_or(Status::Open);
-        let priority: Priority = t.priority.parse().unwrap_or(Priority::Normal);
+        // A stored value this daemon does not know: no clock is kept for the
+        // ticket (its next check is cleared) and the error says which.
+        let (Ok(status), Ok(priority)) =
+            (t.status.parse::<Status>(), t.priority.parse::<Priority>())
+        else {
+            error!(
+                ticket = t.number,
+                status = t.status,
+                priority = t.priority,
+                "SLA: unknown stored status or priority; the ticket's clock is not kept"
+            );
+            return nothing;
+        };
         let Some(p) = policy(self.settings, t.service.as_deref(), priority) else {
             return nothing;
         };
@@ -616,7 +627,7 @@ fn hook_event(
         "changes": [],
         "sla": {"target": target.as_str(), "due": due_at.to_rfc3339(), "service": t.service},
     });
-    crate::plugins::event_row(Some(t.id), hook, payload.to_string(), now)
+    crate::tickets::event_row(Some(t.id), hook, payload.to_string(), now)
 }
 
 /// Inserts alerts into `sla_events` (one multi-row `INSERT … ON CONFLICT DO

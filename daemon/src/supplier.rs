@@ -15,10 +15,11 @@ use crate::domain::supplier::{self, Contract, Escalation};
 use crate::domain::threading::{TicketRef, tagged_subject};
 use crate::domain::ticket::{Kind, Priority, Status, TicketNumber};
 use crate::error::{Error, Result};
-use crate::ingest::apply::{Contacts, Counter, insert_chunks, queue_drafts};
 use crate::store::Store;
 use crate::store::entity::{message, outbox, participant, supplier_escalation, ticket};
+use crate::store::rows::insert_chunks;
 use crate::store::rows::note_row;
+use crate::tickets::{Contacts, Counter, queue_drafts};
 
 /// Creates the review ticket of `name` for escalations since `since`;
 /// returns its number.
@@ -168,9 +169,9 @@ pub async fn review(
     insert_chunks(&txn, messages, message::Entity::insert_many).await?;
     insert_chunks(&txn, outbox_rows, outbox::Entity::insert_many).await?;
     if settings.emit_events {
-        crate::ingest::events::insert(
+        crate::tickets::events::insert(
             &txn,
-            vec![crate::ingest::events::Pending {
+            vec![crate::tickets::events::Pending {
                 ticket_id: id,
                 hook: "supplier.review_due",
                 payload: json!({

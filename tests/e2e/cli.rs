@@ -75,6 +75,43 @@ async fn check_reports_each_connection() {
     );
 }
 
+/// A refused login is not a lost connection: the daemon logs it once with
+/// the server's answer and waits long before the next try, instead of
+/// logging in again every few seconds; the mail waits in the mailbox.
+#[tokio::test]
+async fn a_refused_login_is_logged_once_and_retried_slowly() {
+    let desk = Desk::new(Backend::Sqlite).await;
+    desk.cli(&["migrate"]);
+    std::fs::write(desk.dir.path().join("imap-password"), "wrong").expect("password");
+    let cust = unique("cust");
+    let cust_addr = add_user(&cust);
+    desk.append_from(
+        &cust_addr,
+        "waits for the password",
+        &format!("{cust}@refused"),
+    )
+    .await;
+    let mut daemon = desk.spawn();
+    // The old backoff (1 s, doubling) tried five times in this while.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    daemon.kill().expect("kill");
+    let _ = daemon.wait();
+    let log = desk.daemon_log();
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("login as")).collect();
+    assert_eq!(refused.len(), 1, "one line for the refusal:\n{log}");
+    assert!(
+        refused[0].contains("ERROR") && refused[0].contains("retry_in=600s"),
+        "{}",
+        refused[0]
+    );
+    assert_eq!(desk.tickets().len(), 0);
+    assert_eq!(
+        messages(&desk.user, "INBOX").await.len(),
+        1,
+        "the mail waits"
+    );
+}
+
 async fn import_mbox_uses_the_pipeline(backend: Backend) {
     let desk = Desk::new(backend).await;
     let a = mail(

@@ -677,7 +677,7 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
         contacts.id_for(&p.address.email);
     }
     if settings.emit_events {
-        let _ = crate::ingest::events::for_mail(&state, &mail, &fx, new_ticket);
+        let _ = crate::tickets::events::for_mail(&state, &mail, &fx, new_ticket);
     }
     let _ = mail.from.as_ref().map(Address::display);
     // As `queue_drafts`: a copy per recipient, with its own token, rendered.

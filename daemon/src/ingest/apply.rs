@@ -17,7 +17,6 @@ use sea_orm::{
 };
 use tracing::{debug, error, info, warn};
 
-use super::events;
 use super::parse::{Parsed, ParsedMail};
 use crate::domain::classify::{Class, classify};
 use crate::domain::commands::{self, Command};
@@ -28,21 +27,18 @@ use crate::domain::mail::{Address, BounceKind, Inbound};
 use crate::domain::threading::{self, Decision, Known, TicketRef};
 use crate::domain::ticket::{Kind, Priority, Status, TicketNumber};
 use crate::domain::token::Token;
-use crate::error::Result;
-use crate::outbox::render;
+use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::entity::{
-    attachment, contact, counter, mailbox_state, message, outbox, participant, quarantine,
+    attachment, contact, mailbox_state, message, outbox, participant, quarantine,
     supplier_escalation, ticket, ticket_link,
 };
 pub(crate) use crate::store::rows::insert_chunks;
 use crate::store::rows::{
-    RAW_INSERT_CHUNK, RAW_PIECE, Shown, insert_raw, insert_raw_pieces, join_addresses,
-    outbound_row, outbox_row,
+    IN_CHUNK, RAW_INSERT_CHUNK, RAW_PIECE, insert_raw, insert_raw_pieces, join_addresses,
 };
-
-/// Values per `IN (…)` list.
-const IN_CHUNK: usize = 1000;
+use crate::tickets::events;
+use crate::tickets::{Contacts, Counter, queue_drafts};
 
 /// A mail read from a mailbox (or an import), parsed, not yet stored.
 #[derive(Debug)]
@@ -772,104 +768,6 @@ async fn write(
     Ok(Ok(outcomes))
 }
 
-/// The desk mails one mail (or job) queued, and the recipients it skipped.
-#[derive(Default)]
-pub(crate) struct Queued {
-    /// Each copy's Message-ID and kind.
-    pub ids: Vec<(String, DraftKind)>,
-    /// Why a recipient got no copy, one line each, for the message's warnings.
-    pub skipped: Vec<String>,
-}
-
-/// Gives every recipient of `drafts` a copy of its own, with its own reply
-/// token, renders it, and queues it: a message row on the ticket and an
-/// outbox row. A recipient the desk cannot write to (a domain literal, an
-/// address lettre refuses) is skipped with the reason, never the batch;
-/// a draft to more than `max_recipients` goes to the first of them.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn queue_drafts(
-    settings: &Settings,
-    t: TicketRef,
-    drafts: &[conversation::Draft],
-    attachments: &[crate::domain::ack::OutAttachment],
-    unique: &str,
-    contacts: &mut Contacts,
-    messages_seq: &mut Counter,
-    messages: &mut Vec<message::ActiveModel>,
-    outbox_rows: &mut Vec<outbox::ActiveModel>,
-    now: DateTime<Utc>,
-) -> Queued {
-    let mut queued = Queued::default();
-    for (d, draft) in drafts.iter().enumerate() {
-        if draft.to.len() > settings.max_recipients {
-            queued.skipped.push(format!(
-                "{} to {} recipients sent to the first {} only (tickets.max_recipients)",
-                draft.kind.as_str(),
-                draft.to.len(),
-                settings.max_recipients
-            ));
-        }
-        for (r, to) in draft.to.iter().take(settings.max_recipients).enumerate() {
-            if let Err(why) = crate::outbox::check_recipient(to) {
-                queued
-                    .skipped
-                    .push(format!("no {} to {}: {why}", draft.kind.as_str(), to.email));
-                continue;
-            }
-            let token = Token {
-                number: t.number,
-                contact: contacts.id_for(to, now),
-            };
-            let tag = format!("{}{d}{r}.{unique}", &draft.kind.as_str()[..1]);
-            let mut out = draft.address(settings, to, token, &tag);
-            if draft.with_attachments {
-                out.attachments = attachments.to_vec();
-            }
-            let raw_out = match render(&out, now) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    queued
-                        .skipped
-                        .push(format!("no {} to {}: {e}", draft.kind.as_str(), to.email));
-                    continue;
-                }
-            };
-            let visibility = if draft.kind.is_public() {
-                "public"
-            } else {
-                "internal"
-            };
-            let shown = Shown {
-                class: draft.kind.as_str(),
-                visibility,
-                threaded_by: "desk",
-            };
-            messages.push(outbound_row(
-                messages_seq.take(),
-                t.id,
-                &out,
-                &raw_out,
-                shown,
-                now,
-            ));
-            outbox_rows.push(outbox_row(
-                Some(t.id),
-                draft.kind.as_str(),
-                &out,
-                raw_out,
-                now,
-            ));
-            queued
-                .ids
-                .push((out.message_id.clone(), draft.kind.clone()));
-        }
-    }
-    for why in &queued.skipped {
-        warn!(ticket = %t.number, reason = why.as_str(), "recipient skipped");
-    }
-    queued
-}
-
 /// The verified tokens of a mail: in the addresses it was delivered to and
 /// in the Message-IDs it references.
 pub(crate) fn mail_tokens(settings: &Settings, mail: &Inbound) -> Vec<Token> {
@@ -1140,126 +1038,6 @@ async fn load_tickets(
         .collect())
 }
 
-/// Contacts by address: those the database has, and those this batch adds,
-/// with each sender's acknowledgement budget.
-pub(crate) struct Contacts {
-    ids: HashMap<String, i64>,
-    /// contact id → (window start, acknowledgements in the window).
-    acks: HashMap<i64, (Option<DateTime<Utc>>, i32)>,
-    acks_changed: HashSet<i64>,
-    /// The rows read by address, which changed budgets are written back over.
-    loaded: HashMap<i64, contact::Model>,
-    new: Vec<contact::ActiveModel>,
-    seq: Counter,
-}
-
-impl Contacts {
-    pub(crate) async fn load(txn: &DatabaseTransaction, emails: Vec<&str>) -> Result<Contacts> {
-        let mut ids = HashMap::new();
-        let mut acks = HashMap::new();
-        let mut loaded = HashMap::new();
-        for chunk in emails.chunks(IN_CHUNK) {
-            let rows = contact::Entity::find()
-                .filter(contact::Column::Email.is_in(chunk.iter().map(|s| s.to_string())))
-                .all(txn)
-                .await?;
-            for row in rows {
-                ids.insert(row.email.clone(), row.id);
-                acks.insert(row.id, (row.ack_window_start, row.ack_count));
-                loaded.insert(row.id, row);
-            }
-        }
-        Ok(Contacts {
-            ids,
-            acks,
-            loaded,
-            acks_changed: HashSet::new(),
-            new: Vec::new(),
-            seq: Counter::load(txn, "contact").await?,
-        })
-    }
-
-    pub(crate) fn id_for(&mut self, a: &Address, now: DateTime<Utc>) -> i64 {
-        if let Some(id) = self.ids.get(&a.email) {
-            return *id;
-        }
-        let id = self.seq.take();
-        self.ids.insert(a.email.clone(), id);
-        self.new.push(contact::ActiveModel {
-            id: Set(id),
-            email: Set(a.email.clone()),
-            name: Set(a.name.clone()),
-            created_at: Set(now),
-            ack_window_start: Set(None),
-            ack_count: Set(0),
-        });
-        id
-    }
-
-    /// Takes one acknowledgement from the sender's hourly budget, if any is left.
-    fn ack_allowed(&mut self, id: i64, now: DateTime<Utc>, per_hour: u32) -> bool {
-        let entry = self.acks.entry(id).or_insert((None, 0));
-        if entry
-            .0
-            .is_none_or(|start| now - start >= chrono::Duration::hours(1))
-        {
-            *entry = (Some(now), 0);
-        }
-        if entry.1 >= per_hour as i32 {
-            return false;
-        }
-        entry.1 += 1;
-        self.acks_changed.insert(id);
-        true
-    }
-
-    pub(crate) async fn save(&mut self, txn: &DatabaseTransaction) -> Result<()> {
-        let mut rows = std::mem::take(&mut self.new);
-        let mut inserted = HashSet::new();
-        for row in &mut rows {
-            if let Set(id) = row.id
-                && let Some((start, count)) = self.acks.get(&id)
-            {
-                row.ack_window_start = Set(*start);
-                row.ack_count = Set(*count);
-                inserted.insert(id);
-            }
-        }
-        insert_chunks(txn, rows, contact::Entity::insert_many).await?;
-        self.seq.save(txn).await?;
-        // Changed budgets go back in one upsert per chunk of rows: a
-        // statement per sender would cost a round trip each. A budget is only
-        // taken for a sender, and a sender is either new (inserted above) or
-        // was read by address in `load`.
-        let changed: Vec<contact::ActiveModel> = self
-            .acks_changed
-            .iter()
-            .filter(|id| !inserted.contains(id))
-            .filter_map(|id| {
-                let row = self.loaded.get(id)?;
-                let (start, count) = self.acks.get(id)?;
-                Some(contact::ActiveModel {
-                    id: Set(row.id),
-                    email: Set(row.email.clone()),
-                    name: Set(row.name.clone()),
-                    created_at: Set(row.created_at),
-                    ack_window_start: Set(*start),
-                    ack_count: Set(*count),
-                })
-            })
-            .collect();
-        insert_chunks(txn, changed, |c| {
-            contact::Entity::insert_many(c).on_conflict(
-                OnConflict::column(contact::Column::Id)
-                    .update_columns([contact::Column::AckWindowStart, contact::Column::AckCount])
-                    .to_owned(),
-            )
-        })
-        .await?;
-        Ok(())
-    }
-}
-
 /// The tickets a batch touches, as the conversation rules see them.
 #[derive(Default)]
 struct States {
@@ -1323,7 +1101,20 @@ impl States {
                 let Ok(number) = t.number.parse::<TicketNumber>() else {
                     continue;
                 };
-                let status: Status = t.status.parse().unwrap_or(Status::Open);
+                // A stored value this daemon does not know (a newer version's,
+                // or a hand edit) fails the batch; mail by mail, the mails of
+                // this ticket are then quarantined with this reason.
+                let unknown = |what: &str, value: &str| {
+                    Error::Invalid(format!(
+                        "ticket {number} has an unknown stored {what} {value:?}"
+                    ))
+                };
+                let status: Status = t.status.parse().map_err(|_| unknown("status", &t.status))?;
+                let priority: Priority = t
+                    .priority
+                    .parse()
+                    .map_err(|_| unknown("priority", &t.priority))?;
+                let kind: Kind = t.kind.parse().map_err(|_| unknown("kind", &t.kind))?;
                 states.initial.insert(t.id, status);
                 states.customers.insert(t.id, t.customer_id);
                 states.by_id.insert(
@@ -1333,8 +1124,8 @@ impl States {
                         number,
                         subject: t.subject,
                         status,
-                        priority: t.priority.parse().unwrap_or(Priority::Normal),
-                        kind: t.kind.parse().unwrap_or(Kind::Incident),
+                        priority,
+                        kind,
                         assignee: t.assignee,
                         team: t.team,
                         customer,
@@ -1460,42 +1251,6 @@ impl States {
             )
         })
         .await?;
-        Ok(())
-    }
-}
-
-/// A named id sequence, read (and on PostgreSQL locked) once per batch and
-/// written back once.
-pub(crate) struct Counter {
-    name: &'static str,
-    start: i64,
-    next: i64,
-}
-
-impl Counter {
-    pub(crate) async fn load(txn: &DatabaseTransaction, name: &'static str) -> Result<Counter> {
-        let first = Store::counter_next(txn, name).await?;
-        Ok(Counter {
-            name,
-            start: first,
-            next: first,
-        })
-    }
-
-    pub(crate) fn take(&mut self) -> i64 {
-        let id = self.next;
-        self.next += 1;
-        id
-    }
-
-    pub(crate) async fn save(&self, txn: &DatabaseTransaction) -> Result<()> {
-        if self.next != self.start {
-            counter::Entity::update_many()
-                .col_expr(counter::Column::Value, Expr::value(self.next - 1))
-                .filter(counter::Column::Name.eq(self.name))
-                .exec(txn)
-                .await?;
-        }
         Ok(())
     }
 }

@@ -7,7 +7,6 @@
 //! poller parses its next batch while the writer commits the previous one.
 
 pub mod apply;
-pub(crate) mod events;
 pub mod parse;
 mod repairs;
 mod robot;

@@ -629,7 +629,8 @@ impl Apply {
                 let payload = json!({
                     "hook": hook, "ticket": snapshot, "message": null, "changes": changes,
                 });
-                let mut e = super::event_row(Some(tid), hook, payload.to_string(), self.now);
+                let mut e =
+                    crate::tickets::event_row(Some(tid), hook, payload.to_string(), self.now);
                 e.origin = Set(Some(plugin.to_string()));
                 self.events.push(e);
             }

@@ -19,7 +19,7 @@
 //!
 //! ```ignore
 //! let payload = json!({"hook": hook, "ticket": {...}, "message": {...}, "changes": [...]});
-//! event::Entity::insert_many(vec![plugins::event_row(Some(ticket_id), hook, payload.to_string(), now)])
+//! event::Entity::insert_many(vec![tickets::event_row(Some(ticket_id), hook, payload.to_string(), now)])
 //!     .exec_without_returning(&txn).await?;
 //! ```
 //!
@@ -39,9 +39,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use plugin_api::Metadata;
-use sea_orm::ActiveValue::Set;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::clock::Clock;
@@ -52,32 +50,6 @@ use crate::store::entity::{event, plugin_error, ticket};
 pub use dispatch::{DispatchStats, Dispatcher, Veto};
 use protocol::LoadReport;
 use runner::{HostProcess, InProcess, Runner};
-
-/// A new row of the event outbox, `pending`, for the caller to insert in the
-/// transaction of the change that caused it. `payload_json` is the event as
-/// plugin-api's `Event` serializes it, without `id`.
-pub fn event_row(
-    ticket_id: Option<i64>,
-    hook: &str,
-    payload_json: String,
-    now: DateTime<Utc>,
-) -> event::ActiveModel {
-    event::ActiveModel {
-        ticket_id: Set(ticket_id),
-        hook: Set(hook.to_string()),
-        payload: Set(payload_json),
-        status: Set("pending".into()),
-        attempts: Set(0),
-        last_error: Set(None),
-        created_at: Set(now),
-        next_attempt_at: Set(now),
-        done_at: Set(None),
-        origin: Set(None),
-        delivery: Set(None),
-        vetoes: Set(None),
-        ..Default::default()
-    }
-}
 
 /// One plugin file as `helpdeskd plugins list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,7 +235,7 @@ pub async fn dispatcher(
     let subscriptions = loaded.subscriptions();
     let statuses = loaded.statuses.clone();
     // Without the token secret, notices go out without a reply token.
-    let key = crate::app::token_key(&config.token_secret_file).ok();
+    let key = crate::token_secret::token_key(&config.token_secret_file).ok();
     let d = Dispatcher::new(
         store,
         loaded.runner,

@@ -13,6 +13,9 @@ use crate::domain::ack::Outgoing;
 use crate::domain::mail::Address;
 use crate::error::{Error, Result};
 
+/// Values per `IN (…)` list.
+pub const IN_CHUNK: usize = 1000;
+
 /// Rows per multi-row INSERT: under SQLite's and PostgreSQL's parameter limits.
 pub const INSERT_CHUNK: usize = 200;
 

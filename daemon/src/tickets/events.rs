@@ -1,15 +1,18 @@
-//! Hook events caused by ingest (`ticket.created`, `ticket.updated`,
-//! `ticket.resolved`, `message.received`), written to the event outbox in
-//! the batch's own transaction so that a plugin sees every change at least
-//! once and in order per ticket.
+//! Hook events, written to the event outbox in the transaction of the
+//! change that caused them, so that a plugin sees every change at least
+//! once and in order per ticket: those a mail causes (`ticket.created`,
+//! `ticket.updated`, `ticket.resolved`, `message.received`) and the rows
+//! every other writer inserts.
 
 use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::Set;
 use sea_orm::DatabaseTransaction;
 use serde_json::{Value, json};
 
 use crate::domain::conversation::{Effects, TicketState};
 use crate::domain::mail::Inbound;
 use crate::error::Result;
+use crate::store::entity::event;
 
 /// An event waiting for its row.
 #[derive(Debug, Clone)]
@@ -99,7 +102,7 @@ pub async fn insert(
     use sea_orm::EntityTrait;
     let mut rows: Vec<_> = events
         .into_iter()
-        .map(|e| crate::plugins::event_row(Some(e.ticket_id), e.hook, e.payload.to_string(), now))
+        .map(|e| crate::tickets::event_row(Some(e.ticket_id), e.hook, e.payload.to_string(), now))
         .collect();
     // Chunks stay under the databases' bind-parameter limits.
     while !rows.is_empty() {
@@ -110,4 +113,30 @@ pub async fn insert(
         rows = rest;
     }
     Ok(())
+}
+
+/// A new row of the event outbox, `pending`, for the caller to insert in the
+/// transaction of the change that caused it. `payload_json` is the event as
+/// plugin-api's `Event` serializes it, without `id`.
+pub fn event_row(
+    ticket_id: Option<i64>,
+    hook: &str,
+    payload_json: String,
+    now: DateTime<Utc>,
+) -> event::ActiveModel {
+    event::ActiveModel {
+        ticket_id: Set(ticket_id),
+        hook: Set(hook.to_string()),
+        payload: Set(payload_json),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        last_error: Set(None),
+        created_at: Set(now),
+        next_attempt_at: Set(now),
+        done_at: Set(None),
+        origin: Set(None),
+        delivery: Set(None),
+        vetoes: Set(None),
+        ..Default::default()
+    }
 }

@@ -1,0 +1,134 @@
+//! Contacts by address for one transaction: ids for new addresses, and each
+//! sender's acknowledgement budget.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+
+use super::Counter;
+use crate::domain::mail::Address;
+use crate::error::Result;
+use crate::store::entity::contact;
+use crate::store::rows::{IN_CHUNK, insert_chunks};
+
+/// Contacts by address: those the database has, and those this batch adds,
+/// with each sender's acknowledgement budget.
+pub(crate) struct Contacts {
+    pub(crate) ids: HashMap<String, i64>,
+    /// contact id → (window start, acknowledgements in the window).
+    acks: HashMap<i64, (Option<DateTime<Utc>>, i32)>,
+    acks_changed: HashSet<i64>,
+    /// The rows read by address, which changed budgets are written back over.
+    loaded: HashMap<i64, contact::Model>,
+    new: Vec<contact::ActiveModel>,
+    seq: Counter,
+}
+
+impl Contacts {
+    pub(crate) async fn load(txn: &DatabaseTransaction, emails: Vec<&str>) -> Result<Contacts> {
+        let mut ids = HashMap::new();
+        let mut acks = HashMap::new();
+        let mut loaded = HashMap::new();
+        for chunk in emails.chunks(IN_CHUNK) {
+            let rows = contact::Entity::find()
+                .filter(contact::Column::Email.is_in(chunk.iter().map(|s| s.to_string())))
+                .all(txn)
+                .await?;
+            for row in rows {
+                ids.insert(row.email.clone(), row.id);
+                acks.insert(row.id, (row.ack_window_start, row.ack_count));
+                loaded.insert(row.id, row);
+            }
+        }
+        Ok(Contacts {
+            ids,
+            acks,
+            loaded,
+            acks_changed: HashSet::new(),
+            new: Vec::new(),
+            seq: Counter::load(txn, "contact").await?,
+        })
+    }
+
+    pub(crate) fn id_for(&mut self, a: &Address, now: DateTime<Utc>) -> i64 {
+        if let Some(id) = self.ids.get(&a.email) {
+            return *id;
+        }
+        let id = self.seq.take();
+        self.ids.insert(a.email.clone(), id);
+        self.new.push(contact::ActiveModel {
+            id: Set(id),
+            email: Set(a.email.clone()),
+            name: Set(a.name.clone()),
+            created_at: Set(now),
+            ack_window_start: Set(None),
+            ack_count: Set(0),
+        });
+        id
+    }
+
+    /// Takes one acknowledgement from the sender's hourly budget, if any is left.
+    pub(crate) fn ack_allowed(&mut self, id: i64, now: DateTime<Utc>, per_hour: u32) -> bool {
+        let entry = self.acks.entry(id).or_insert((None, 0));
+        if entry
+            .0
+            .is_none_or(|start| now - start >= chrono::Duration::hours(1))
+        {
+            *entry = (Some(now), 0);
+        }
+        if entry.1 >= per_hour as i32 {
+            return false;
+        }
+        entry.1 += 1;
+        self.acks_changed.insert(id);
+        true
+    }
+
+    pub(crate) async fn save(&mut self, txn: &DatabaseTransaction) -> Result<()> {
+        let mut rows = std::mem::take(&mut self.new);
+        let mut inserted = HashSet::new();
+        for row in &mut rows {
+            if let Set(id) = row.id
+                && let Some((start, count)) = self.acks.get(&id)
+            {
+                row.ack_window_start = Set(*start);
+                row.ack_count = Set(*count);
+                inserted.insert(id);
+            }
+        }
+        insert_chunks(txn, rows, contact::Entity::insert_many).await?;
+        self.seq.save(txn).await?;
+        // Changed budgets go back in one upsert per chunk of rows: a
+        // statement per sender would cost a round trip each. A budget is only
+        // taken for a sender, and a sender is either new (inserted above) or
+        // was read by address in `load`.
+        let changed: Vec<contact::ActiveModel> = self
+            .acks_changed
+            .iter()
+            .filter(|id| !inserted.contains(id))
+            .filter_map(|id| {
+                let row = self.loaded.get(id)?;
+                let (start, count) = self.acks.get(id)?;
+                Some(contact::ActiveModel {
+                    id: Set(row.id),
+                    email: Set(row.email.clone()),
+                    name: Set(row.name.clone()),
+                    created_at: Set(row.created_at),
+                    ack_window_start: Set(*start),
+                    ack_count: Set(*count),
+                })
+            })
+            .collect();
+        insert_chunks(txn, changed, |c| {
+            contact::Entity::insert_many(c).on_conflict(
+                OnConflict::column(contact::Column::Id)
+                    .update_columns([contact::Column::AckWindowStart, contact::Column::AckCount])
+                    .to_owned(),
+            )
+        })
+        .await?;
+        Ok(())
+    }
+}
