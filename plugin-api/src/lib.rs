@@ -288,8 +288,9 @@ pub enum Action {
         /// The new kind.
         kind: String,
     },
-    /// Assigns the ticket to a configured staff member (by address or name),
-    /// or unassigns it with `null`.
+    /// Assigns the ticket to a configured staff member (by address or name)
+    /// or group (`group:NAME`, which takes the ticket off its assignee), or
+    /// unassigns it with `null`.
     SetAssignee {
         /// The staff member, or `None` to unassign.
         assignee: Option<String>,

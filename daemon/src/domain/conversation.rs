@@ -10,10 +10,11 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::ack::{Desk, Outgoing, reply_subject};
+use super::change::{self, Fields};
 use super::classify::Class;
 use super::commands::{self, Command, Reply};
 use super::mail::{Address, Inbound};
-use super::staff::{Assignee, Directory, StaffMember};
+use super::staff::{Directory, StaffMember};
 use super::threading::tagged_subject;
 use super::ticket::{Kind, Priority, Status, TicketNumber};
 use super::token::{Token, TokenKey};
@@ -797,6 +798,39 @@ fn fan_out_notice(
     }
 }
 
+/// The field change a staff command asks for, checked against the
+/// configuration ("me" is the writer; a service must have an SLA policy);
+/// `None` for the commands that are no field change (notes, links, Cc,
+/// suppliers).
+pub fn staff_change(
+    settings: &Settings,
+    member: &StaffMember,
+    c: &Command,
+) -> Result<Option<change::Change>, String> {
+    Ok(Some(match c {
+        Command::Status(s) => change::Change::Status(*s),
+        Command::Assign(who) => change::Change::Assign(
+            settings
+                .staff
+                .resolve(who, &member.email)
+                .map_err(|e| format!("/assign {who}: {e}"))?,
+        ),
+        Command::Priority(p) => change::Change::Priority(*p),
+        Command::Kind(k) => change::Change::Kind(*k),
+        Command::Service(name) => {
+            if !settings.services.contains_key(name) {
+                let known: Vec<&str> = settings.services.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "/service {name}: no such service with an SLA policy (known: {})",
+                    known.join(", ")
+                ));
+            }
+            change::Change::Service(name.clone())
+        }
+        _ => return Ok(None),
+    }))
+}
+
 fn command(
     settings: &Settings,
     t: &mut TicketState,
@@ -806,61 +840,21 @@ fn command(
     now: DateTime<Utc>,
     fx: &mut Effects,
 ) -> Result<(), String> {
-    let change = |fx: &mut Effects, field: &'static str, from: String, to: String| {
-        if from != to {
-            fx.changes.push(Change { field, from, to });
-        }
-    };
     match c {
-        Command::Status(s) => {
-            t.status
-                .check_move(*s)
-                .map_err(|e| format!("/status {}: {e}", s.as_str()))?;
-            if *s == Status::Resolved && t.status != Status::Resolved {
-                t.resolved_at = Some(now);
-            }
-            set_status(t, *s, fx);
-        }
-        Command::Assign(who) => match settings.staff.resolve(who, &member.email) {
-            Ok(Assignee::Person(email)) => {
-                let from = t.assignee.clone().unwrap_or_default();
-                change(fx, "assignee", from, email.clone());
-                t.assignee = Some(email);
-            }
-            Ok(Assignee::Group(g)) => {
-                change(fx, "group", t.team.clone().unwrap_or_default(), g.clone());
-                change(
-                    fx,
-                    "assignee",
-                    t.assignee.clone().unwrap_or_default(),
-                    String::new(),
-                );
-                t.team = Some(g);
-                t.assignee = None;
-            }
-            Ok(Assignee::Nobody) => {
-                change(
-                    fx,
-                    "assignee",
-                    t.assignee.clone().unwrap_or_default(),
-                    String::new(),
-                );
-                t.assignee = None;
-            }
-            Err(e) => return Err(format!("/assign {who}: {e}")),
-        },
-        Command::Priority(p) => {
-            change(
-                fx,
-                "priority",
-                t.priority.as_str().into(),
-                p.as_str().into(),
-            );
-            t.priority = *p;
-        }
-        Command::Kind(k) => {
-            change(fx, "kind", t.kind.as_str().into(), k.as_str().into());
-            t.kind = *k;
+        Command::Status(_)
+        | Command::Assign(_)
+        | Command::Priority(_)
+        | Command::Kind(_)
+        | Command::Service(_) => {
+            let c = staff_change(settings, member, c)?
+                .ok_or_else(|| "not a change of fields".to_string())?;
+            let mut f = Fields::of(t);
+            let moved = change::apply(&mut f, &c, now).map_err(|e| match &c {
+                change::Change::Status(s) => format!("/status {}: {e}", s.as_str()),
+                _ => e,
+            })?;
+            f.put(t);
+            fx.changes.extend(moved);
         }
         Command::Link(n) => {
             if *n == t.number {
@@ -887,22 +881,6 @@ fn command(
                 t.participants.push(p.clone());
                 fx.added.push(p);
             }
-        }
-        Command::Service(name) => {
-            if !settings.services.contains_key(name) {
-                let known: Vec<&str> = settings.services.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "/service {name}: no such service with an SLA policy (known: {})",
-                    known.join(", ")
-                ));
-            }
-            change(
-                fx,
-                "service",
-                t.service.clone().unwrap_or_default(),
-                name.clone(),
-            );
-            t.service = Some(name.clone());
         }
         Command::Supplier { name, note } => {
             let Some(s) = settings
@@ -1007,4 +985,4 @@ fn command_error(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,6 +4,7 @@
 //! table tests and corpus fixtures, never with a server.
 
 pub mod ack;
+pub mod change;
 pub mod classify;
 pub mod commands;
 pub mod conversation;

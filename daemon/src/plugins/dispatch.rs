@@ -35,10 +35,11 @@ use super::protocol::{Call, Outcome};
 use super::runner::{HostDown, Runner};
 use crate::clock::Clock;
 use crate::domain::ack::{Desk, Outgoing};
+use crate::domain::change;
 use crate::domain::mail::Address;
 use crate::domain::staff::{Assignee, Directory};
 use crate::domain::threading::tagged_subject;
-use crate::domain::ticket::{Kind, Priority, Status, TicketNumber};
+use crate::domain::ticket::{Status, TicketNumber};
 use crate::error::{Error, Result};
 use crate::outbox::render;
 use crate::service_level::on_status_move;
@@ -519,6 +520,81 @@ struct Apply {
     now: DateTime<Utc>,
 }
 
+/// The field change a plugin action asks for, checked against the
+/// configuration: a plugin has no "me", an assignee must be a configured
+/// staff member or group, a service must be configured. `None` for the
+/// actions that are no field change.
+pub fn plugin_change(
+    action: &Action,
+    staff: &Directory,
+    services: &[String],
+) -> std::result::Result<Option<change::Change>, String> {
+    Ok(Some(match action {
+        Action::SetStatus { status } => change::Change::Status(status.parse()?),
+        Action::SetPriority { priority } => change::Change::Priority(priority.parse()?),
+        Action::SetKind { kind } => change::Change::Kind(kind.parse()?),
+        Action::SetAssignee { assignee } => {
+            let target = match assignee.as_deref().map(str::trim) {
+                None | Some("") => Assignee::Nobody,
+                Some(w) if w.eq_ignore_ascii_case("me") => {
+                    return Err("a plugin has no \"me\"; name a staff member".into());
+                }
+                Some(w) => staff
+                    .resolve(w, "")
+                    .map_err(|e| format!("unknown assignee {w:?}: {e}"))?,
+            };
+            if let Assignee::Person(email) = &target
+                && staff.by_email(email).is_none()
+            {
+                return Err(format!(
+                    "unknown assignee {email:?}: not a configured [[staff]] member"
+                ));
+            }
+            change::Change::Assign(target)
+        }
+        Action::SetService { service } => {
+            let service = service.trim().to_string();
+            if !services.contains(&service) {
+                return Err(format!(
+                    "unknown service {service:?} (configured: {})",
+                    services.join(", ")
+                ));
+            }
+            change::Change::Service(service)
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// The changeable fields of a stored ticket; a stored value this daemon
+/// does not know is refused, never read as a default.
+fn model_fields(t: &ticket::Model) -> std::result::Result<change::Fields, String> {
+    let unknown =
+        |what: &str, v: &str| format!("ticket {} has an unknown stored {what} {v:?}", t.number);
+    Ok(change::Fields {
+        status: t.status.parse().map_err(|_| unknown("status", &t.status))?,
+        priority: t
+            .priority
+            .parse()
+            .map_err(|_| unknown("priority", &t.priority))?,
+        kind: t.kind.parse().map_err(|_| unknown("kind", &t.kind))?,
+        assignee: t.assignee.clone(),
+        group: t.team.clone(),
+        service: t.service.clone(),
+        resolved_at: t.resolved_at,
+    })
+}
+
+fn put_model_fields(t: &mut ticket::Model, f: change::Fields) {
+    t.status = f.status.as_str().into();
+    t.priority = f.priority.as_str().into();
+    t.kind = f.kind.as_str().into();
+    t.assignee = f.assignee;
+    t.team = f.group;
+    t.service = f.service;
+    t.resolved_at = f.resolved_at;
+}
+
 /// A change of one attribute, as in plugin-api's `Change`.
 fn change(field: &str, from: Option<String>, to: Option<String>) -> Value {
     json!({"field": field, "from": from, "to": to})
@@ -694,99 +770,31 @@ impl Apply {
                 note.threaded_by = Set(format!("plugin:{plugin}"));
                 self.notes.push(note);
             }
-            Action::SetStatus { status } => {
-                let to: Status = status.parse()?;
-                let from: Status = t.status.parse()?;
-                if from != to {
-                    from.check_move(to)?;
-                    self.status_before.entry(tid).or_insert(from);
-                    changes.push(change(
-                        "status",
-                        Some(t.status.clone()),
-                        Some(to.as_str().into()),
-                    ));
-                    t.status = to.as_str().into();
-                    if to == Status::Resolved {
-                        t.resolved_at = Some(now);
-                    }
+            Action::SetStatus { .. }
+            | Action::SetPriority { .. }
+            | Action::SetKind { .. }
+            | Action::SetAssignee { .. }
+            | Action::SetService { .. } => {
+                let c = plugin_change(&action, &d.staff, &d.services)?
+                    .ok_or_else(|| "not a change of fields".to_string())?;
+                let mut f = model_fields(t)?;
+                let before = f.clone();
+                let moved = change::apply(&mut f, &c, now)?;
+                if f.status != before.status {
+                    self.status_before.entry(tid).or_insert(before.status);
                 }
-            }
-            Action::SetPriority { priority } => {
-                let to: Priority = priority.parse()?;
-                if t.priority != to.as_str() {
-                    changes.push(change(
-                        "priority",
-                        Some(t.priority.clone()),
-                        Some(to.as_str().into()),
-                    ));
-                    t.priority = to.as_str().into();
+                if let change::Change::Assign(Assignee::Person(email)) = &c
+                    && f.assignee != before.assignee
+                {
+                    self.assigned.push((tid, email.clone(), plugin.to_string()));
                 }
-            }
-            Action::SetKind { kind } => {
-                let to: Kind = kind.parse()?;
-                if t.kind != to.as_str() {
-                    changes.push(change(
-                        "kind",
-                        Some(t.kind.clone()),
-                        Some(to.as_str().into()),
-                    ));
-                    t.kind = to.as_str().into();
-                }
-            }
-            Action::SetAssignee { assignee } => {
-                let target = match assignee.as_deref().map(str::trim) {
-                    None | Some("") => Assignee::Nobody,
-                    Some(w) if w.eq_ignore_ascii_case("me") => {
-                        return Err("a plugin has no \"me\"; name a staff member".into());
-                    }
-                    Some(w) => d
-                        .staff
-                        .resolve(w, "")
-                        .map_err(|e| format!("unknown assignee {w:?}: {e}"))?,
-                };
-                match target {
-                    Assignee::Person(email) => {
-                        if d.staff.by_email(&email).is_none() {
-                            return Err(format!(
-                                "unknown assignee {email:?}: not a configured [[staff]] member"
-                            ));
-                        }
-                        if t.assignee.as_deref() != Some(email.as_str()) {
-                            changes.push(change(
-                                "assignee",
-                                t.assignee.clone(),
-                                Some(email.clone()),
-                            ));
-                            t.assignee = Some(email.clone());
-                            self.assigned.push((tid, email, plugin.to_string()));
-                        }
-                    }
-                    Assignee::Group(g) => {
-                        if t.team.as_deref() != Some(g.as_str()) {
-                            changes.push(change("group", t.team.clone(), Some(g.clone())));
-                            t.team = Some(g);
-                        }
-                    }
-                    Assignee::Nobody => {
-                        if t.assignee.is_some() {
-                            changes.push(change("assignee", t.assignee.clone(), None));
-                            t.assignee = None;
-                        }
-                    }
-                }
-            }
-            Action::SetService { service } => {
-                let service = service.trim().to_string();
-                if !d.services.contains(&service) {
-                    return Err(format!(
-                        "unknown service {service:?} (configured: {})",
-                        d.services.join(", ")
-                    ));
-                }
-                if t.service.as_deref() != Some(service.as_str()) {
-                    changes.push(change("service", t.service.clone(), Some(service.clone())));
-                    t.service = Some(service);
-                }
+                put_model_fields(t, f);
+                let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
+                changes.extend(
+                    moved
+                        .iter()
+                        .map(|m| change(m.field, some(&m.from), some(&m.to))),
+                );
             }
             Action::SetField { name, value } => {
                 let name = name.trim().to_string();
@@ -1154,4 +1162,123 @@ pub async fn pending_count<C: ConnectionTrait>(conn: &C) -> Result<u64> {
         .filter(event::Column::Status.eq("pending"))
         .count(conn)
         .await?)
+}
+
+#[cfg(test)]
+mod same_change_tests {
+    use super::*;
+    use crate::domain::change::Fields;
+    use crate::domain::commands;
+    use crate::domain::conversation::{self, tests::settings};
+
+    /// One table drives a staff command and a plugin action asking for the
+    /// same change: both must leave the same fields and report the same
+    /// moves, or both be refused.
+    #[test]
+    fn staff_commands_and_plugin_actions_make_the_same_change() {
+        let s = settings();
+        let member = s.staff.by_email("ada@example.test").cloned().expect("ada");
+        let services = vec!["email".to_string()];
+        let start = Fields {
+            status: Status::Open,
+            priority: crate::domain::ticket::Priority::Normal,
+            kind: crate::domain::ticket::Kind::Incident,
+            assignee: Some("ada@example.test".into()),
+            group: Some("network".into()),
+            service: None,
+            resolved_at: None,
+        };
+        let closed = Fields {
+            status: Status::Closed,
+            ..start.clone()
+        };
+        let cases: Vec<(&Fields, &str, Value)> = vec![
+            (
+                &start,
+                "/status resolved",
+                json!({"type": "set_status", "status": "resolved"}),
+            ),
+            (
+                &start,
+                "/status pending",
+                json!({"type": "set_status", "status": "pending"}),
+            ),
+            (
+                &start,
+                "/status new",
+                json!({"type": "set_status", "status": "new"}),
+            ),
+            (
+                &closed,
+                "/status open",
+                json!({"type": "set_status", "status": "open"}),
+            ),
+            (
+                &closed,
+                "/status closed",
+                json!({"type": "set_status", "status": "closed"}),
+            ),
+            (
+                &start,
+                "/assign bob",
+                json!({"type": "set_assignee", "assignee": "bob"}),
+            ),
+            (
+                &start,
+                "/assign group:desktop",
+                json!({"type": "set_assignee", "assignee": "group:desktop"}),
+            ),
+            (
+                &start,
+                "/assign nobody",
+                json!({"type": "set_assignee", "assignee": null}),
+            ),
+            (
+                &start,
+                "/assign nosuchperson",
+                json!({"type": "set_assignee", "assignee": "nosuchperson"}),
+            ),
+            (
+                &start,
+                "/priority urgent",
+                json!({"type": "set_priority", "priority": "urgent"}),
+            ),
+            (
+                &start,
+                "/kind problem",
+                json!({"type": "set_kind", "kind": "problem"}),
+            ),
+            (
+                &start,
+                "/service email",
+                json!({"type": "set_service", "service": "email"}),
+            ),
+            (
+                &start,
+                "/service nosuch",
+                json!({"type": "set_service", "service": "nosuch"}),
+            ),
+        ];
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let run = |from: &Fields, c: std::result::Result<Option<change::Change>, String>| {
+            let c = c?.ok_or("no change")?;
+            let mut f = from.clone();
+            let moved = change::apply(&mut f, &c, now)?;
+            Ok::<_, String>((f, moved))
+        };
+        for (from, line, action) in cases {
+            let reply = commands::parse(line);
+            let [command] = reply.commands.as_slice() else {
+                panic!("{line}: {:?}", reply.errors);
+            };
+            let by_staff = run(from, conversation::staff_change(&s, &member, command));
+            let action: Action = serde_json::from_value(action.clone()).expect("an action");
+            let by_plugin = run(from, plugin_change(&action, &s.staff, &services));
+            match (&by_staff, &by_plugin) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
+                (Err(_), Err(_)) => {}
+                _ => panic!("{line}: staff {by_staff:?}, plugin {by_plugin:?}"),
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default()
 }
 
-fn settings() -> Settings {
+pub(crate) fn settings() -> Settings {
     Settings {
         desk: Desk {
             name: "ACME Desk".into(),
