@@ -25,10 +25,10 @@ use crate::domain::ticket::{Priority, Status, TicketNumber};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::entity::{
-    event, message, outbox, sla_event, sla_pause, supplier_escalation, ticket,
+    contact, event, message, outbox, sla_event, sla_pause, supplier_escalation, ticket,
 };
 use crate::store::rows::note_row;
-use crate::tickets::{Contacts, Counter, queue_drafts};
+use crate::tickets::{Contacts, Counter, events, queue_drafts};
 
 const IN_CHUNK: usize = 1000;
 /// Due tickets handled per transaction by the SLA job.
@@ -263,6 +263,11 @@ async fn check_chunk(
     let ids: Vec<i64> = due.iter().map(|t| t.id).collect();
     let pauses = pauses(txn, &ids).await?;
     let sent = alerts_sent(txn, &ids).await?;
+    let customers = if settings.emit_events {
+        customers_of(txn, &due).await?
+    } else {
+        HashMap::new()
+    };
     // The counters are locked before any ticket, as ingest does.
     let mut emails: Vec<&str> = settings
         .staff
@@ -292,6 +297,7 @@ async fn check_chunk(
                 due: &due,
                 pauses: &pauses,
                 sent: &sent,
+                customers: &customers,
                 now,
                 backend,
                 steps: &steps_tx,
@@ -397,6 +403,8 @@ struct Chunk<'a> {
     due: &'a [ticket::Model],
     pauses: &'a HashMap<i64, Vec<Pause>>,
     sent: &'a HashMap<i64, Vec<(Target, Alert)>>,
+    /// Contact id → address, for the hook events (when plugins are on).
+    customers: &'a HashMap<i64, String>,
     now: DateTime<Utc>,
     backend: DbBackend,
     steps: &'a tokio::sync::mpsc::UnboundedSender<Step>,
@@ -524,7 +532,14 @@ impl Chunk<'_> {
             for part in found.chunks(COMPOSED_ROWS_PER_STATEMENT) {
                 let rows: Vec<_> = part
                     .iter()
-                    .map(|f| hook_event(&self.due[f.ticket], f.target, f.alert, f.due_at, now))
+                    .map(|f| {
+                        let t = &self.due[f.ticket];
+                        let customer = self
+                            .customers
+                            .get(&t.customer_id)
+                            .map_or("", String::as_str);
+                        hook_event(t, customer, f.target, f.alert, f.due_at, now)
+                    })
                     .collect();
                 self.send(Step::Insert(
                     event::Entity::insert_many(rows).build(self.backend),
@@ -606,6 +621,7 @@ const COMPOSED_ROWS_PER_STATEMENT: usize = 200;
 /// The `sla.warning` / `sla.breached` hook event of an alert.
 fn hook_event(
     t: &ticket::Model,
+    customer: &str,
     target: Target,
     alert: Alert,
     due_at: DateTime<Utc>,
@@ -615,19 +631,41 @@ fn hook_event(
         Alert::Warning => "sla.warning",
         Alert::Breach => "sla.breached",
     };
-    let payload = json!({
-        "hook": hook,
-        "ticket": {
-            "number": t.number, "kind": t.kind, "status": t.status,
-            "priority": t.priority, "subject": t.subject,
-            "assignee": t.assignee, "group": t.team, "customer": Value::Null,
-            "mailbox": t.mailbox, "fields": {},
-        },
-        "message": Value::Null,
-        "changes": [],
-        "sla": {"target": target.as_str(), "due": due_at.to_rfc3339(), "service": t.service},
-    });
+    let mut data = serde_json::Map::new();
+    data.insert(
+        "sla".into(),
+        json!({"target": target.as_str(), "due": due_at.to_rfc3339(), "service": t.service}),
+    );
+    let payload = events::payload(
+        hook,
+        events::ticket_of_model(t, customer),
+        None,
+        Vec::new(),
+        data,
+    );
     crate::tickets::event_row(Some(t.id), hook, payload.to_string(), now)
+}
+
+/// The customers' addresses of `due`, by contact id.
+async fn customers_of(
+    txn: &DatabaseTransaction,
+    due: &[ticket::Model],
+) -> Result<HashMap<i64, String>> {
+    let ids: HashSet<i64> = due.iter().map(|t| t.customer_id).collect();
+    let ids: Vec<i64> = ids.into_iter().collect();
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(crate::store::rows::IN_CHUNK) {
+        let rows: Vec<(i64, String)> = contact::Entity::find()
+            .select_only()
+            .column(contact::Column::Id)
+            .column(contact::Column::Email)
+            .filter(contact::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
 }
 
 /// Inserts alerts into `sla_events` (one multi-row `INSERT … ON CONFLICT DO
@@ -736,8 +774,6 @@ async fn save_due(txn: &DatabaseTransaction, updates: &[(i64, Due)]) -> Result<(
     }
     Ok(())
 }
-
-use serde_json::Value;
 
 fn alert_text(
     t: &ticket::Model,

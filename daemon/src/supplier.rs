@@ -174,25 +174,36 @@ pub async fn review(
             vec![crate::tickets::events::Pending {
                 ticket_id: id,
                 hook: "supplier.review_due",
-                payload: json!({
-                    "hook": "supplier.review_due",
-                    "ticket": {
-                        "number": number.to_string(), "kind": "request", "status": "new",
-                        "priority": "normal", "subject": subject, "assignee": manager.email,
-                        "group": null, "customer": manager.email, "mailbox": null,
-                        "fields": {"supplier": su.name},
+                payload: crate::tickets::events::payload(
+                    "supplier.review_due",
+                    plugin_api::Ticket {
+                        number: number.to_string(),
+                        kind: "request".into(),
+                        status: "new".into(),
+                        priority: "normal".into(),
+                        subject: subject.clone(),
+                        assignee: Some(manager.email.clone()),
+                        group: None,
+                        customer: manager.email.clone(),
+                        mailbox: String::new(),
+                        fields: [("supplier".to_string(), su.name.clone())].into(),
                     },
-                    "message": null,
-                    "changes": [],
-                    "supplier": {
-                        "name": su.name,
-                        "from": since.to_rfc3339(),
-                        "to": now.to_rfc3339(),
-                        "response_target_minutes": su.response_target.num_minutes(),
-                        "resolution_target_minutes": su.resolution_target.num_minutes(),
-                        "figures": figures,
-                    },
-                }),
+                    None,
+                    Vec::new(),
+                    [(
+                        "supplier".to_string(),
+                        json!({
+                            "name": su.name,
+                            "from": since.to_rfc3339(),
+                            "to": now.to_rfc3339(),
+                            "response_target_minutes": su.response_target.num_minutes(),
+                            "resolution_target_minutes": su.resolution_target.num_minutes(),
+                            "figures": figures,
+                        }),
+                    )]
+                    .into_iter()
+                    .collect(),
+                ),
             }],
             now,
         )

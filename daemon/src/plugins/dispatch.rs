@@ -596,8 +596,12 @@ fn put_model_fields(t: &mut ticket::Model, f: change::Fields) {
 }
 
 /// A change of one attribute, as in plugin-api's `Change`.
-fn change(field: &str, from: Option<String>, to: Option<String>) -> Value {
-    json!({"field": field, "from": from, "to": to})
+fn change(field: &str, from: Option<String>, to: Option<String>) -> plugin_api::Change {
+    plugin_api::Change {
+        field: field.to_string(),
+        from,
+        to,
+    }
 }
 
 impl Apply {
@@ -657,7 +661,7 @@ impl Apply {
         vetoes: &mut Vec<Veto>,
     ) -> Result<(u64, u64)> {
         let (mut applied, mut refused) = (0, 0);
-        let mut changes: Vec<Value> = Vec::new();
+        let mut changes: Vec<plugin_api::Change> = Vec::new();
         for (i, raw) in actions.into_iter().enumerate() {
             let kind = raw
                 .get("type")
@@ -692,19 +696,27 @@ impl Apply {
         if let (false, None, Some(tid)) = (changes.is_empty(), &row.origin, row.ticket_id)
             && let Some(t) = self.tickets.get(&tid)
         {
-            let snapshot = snapshot(event.get("ticket"), t);
-            let resolved = changes.iter().any(|c| {
-                c.get("field").and_then(Value::as_str) == Some("status")
-                    && c.get("to").and_then(Value::as_str) == Some("resolved")
-            });
+            // The customer is the one of the event the plugin answered.
+            let customer = event
+                .pointer("/ticket/customer")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let snapshot = crate::tickets::events::ticket_of_model(t, customer);
+            let resolved = changes
+                .iter()
+                .any(|c| c.field == "status" && c.to.as_deref() == Some("resolved"));
             let mut hooks_raised = vec![hooks::TICKET_UPDATED];
             if resolved {
                 hooks_raised.push(hooks::TICKET_RESOLVED);
             }
             for hook in hooks_raised {
-                let payload = json!({
-                    "hook": hook, "ticket": snapshot, "message": null, "changes": changes,
-                });
+                let payload = crate::tickets::events::payload(
+                    hook,
+                    snapshot.clone(),
+                    None,
+                    changes.clone(),
+                    serde_json::Map::new(),
+                );
                 let mut e =
                     crate::tickets::event_row(Some(tid), hook, payload.to_string(), self.now);
                 e.origin = Set(Some(plugin.to_string()));
@@ -723,7 +735,7 @@ impl Apply {
         index: usize,
         action: Action,
         vetoes: &mut Vec<Veto>,
-        changes: &mut Vec<Value>,
+        changes: &mut Vec<plugin_api::Change>,
     ) -> std::result::Result<(), String> {
         if let Action::Veto { reason } = &action {
             if !hooks::is_gate(&row.hook) {
@@ -1091,31 +1103,6 @@ impl Apply {
         }
         Ok(())
     }
-}
-
-/// The ticket of an event's payload with the current values of what plugins
-/// can change.
-fn snapshot(original: Option<&Value>, t: &ticket::Model) -> Value {
-    let mut s = match original {
-        Some(Value::Object(m)) => m.clone(),
-        _ => serde_json::Map::new(),
-    };
-    let fields: Value = serde_json::from_str(&t.fields).unwrap_or_else(|_| json!({}));
-    for (k, v) in [
-        ("number", json!(t.number)),
-        ("kind", json!(t.kind)),
-        ("status", json!(t.status)),
-        ("priority", json!(t.priority)),
-        ("subject", json!(t.subject)),
-        ("assignee", json!(t.assignee)),
-        ("group", json!(t.team)),
-        ("mailbox", json!(t.mailbox)),
-        ("fields", fields),
-    ] {
-        s.insert(k.into(), v);
-    }
-    s.entry("customer").or_insert(Value::Null);
-    Value::Object(s)
 }
 
 /// Makes failed events (one, or all) pending again; plugins that already

@@ -59,7 +59,7 @@ fn number(seq: i64) -> TicketNumber {
     }
 }
 
-fn ticket() -> TicketState {
+pub(crate) fn ticket() -> TicketState {
     let customer = Address::new("Jo", "jo@cust.test");
     TicketState {
         id: 1,
@@ -86,7 +86,7 @@ fn ticket() -> TicketState {
     }
 }
 
-fn mail(from: &str, text: &str) -> Inbound {
+pub(crate) fn mail(from: &str, text: &str) -> Inbound {
     Inbound {
         message_id: Some(format!("{}@mail.test", text.len())),
         from: Some(Address::new("", from)),
