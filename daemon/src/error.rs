@@ -56,3 +56,9 @@ impl Error {
         }
     }
 }
+
+impl From<crate::domain::render::RenderError> for Error {
+    fn from(e: crate::domain::render::RenderError) -> Error {
+        Error::Invalid(e.0)
+    }
+}

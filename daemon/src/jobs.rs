@@ -114,9 +114,12 @@ pub async fn run_due(
     for job in jobs(config) {
         match due_slot(store, &job, now).await? {
             Some(slot) => {
-                if let Some(r) =
-                    claim_and_run(store, config, settings, &job, slot, now, &owner).await?
-                {
+                let claim = Claim {
+                    job: &job,
+                    slot,
+                    owner: &owner,
+                };
+                if let Some(r) = claim_and_run(store, config, settings, claim, now).await? {
                     out.push(r);
                 }
             }
@@ -145,7 +148,13 @@ pub async fn run_now(
             ))
         })?;
     let slot = now.duration_trunc(Duration::seconds(1)).unwrap_or(now);
-    claim_and_run(store, config, settings, &job, slot, now, &owner())
+    let owner = owner();
+    let claim = Claim {
+        job: &job,
+        slot,
+        owner: &owner,
+    };
+    claim_and_run(store, config, settings, claim, now)
         .await?
         .ok_or_else(|| Error::Invalid(format!("{name} is already running for {slot}")))
 }
@@ -201,16 +210,22 @@ async fn first_seen(store: &Store, job: &str, now: DateTime<Utc>) -> Result<Date
         .unwrap_or(now))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A run of a job to claim: its slot, and the daemon claiming it.
+#[derive(Clone, Copy)]
+struct Claim<'a> {
+    job: &'a Job,
+    slot: DateTime<Utc>,
+    owner: &'a str,
+}
+
 async fn claim_and_run(
     store: &Store,
     config: &Config,
     settings: &Settings,
-    job: &Job,
-    slot: DateTime<Utc>,
+    claim: Claim<'_>,
     now: DateTime<Utc>,
-    owner: &str,
 ) -> Result<Option<RunRecord>> {
+    let Claim { job, slot, owner } = claim;
     let db = store.conn();
     let lease_until = now + config.levels.jobs.lease;
     let inserted = job_run::Entity::insert(job_run::ActiveModel {

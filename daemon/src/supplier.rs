@@ -13,13 +13,13 @@ use crate::config::Config;
 use crate::domain::conversation::{Draft, DraftKind, Settings};
 use crate::domain::supplier::{self, Contract, Escalation};
 use crate::domain::threading::{TicketRef, tagged_subject};
-use crate::domain::ticket::{Kind, Priority, Status, TicketNumber};
+use crate::domain::ticket::{Kind, Priority, Role, Status, TicketNumber};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::entity::{message, outbox, participant, supplier_escalation, ticket};
 use crate::store::rows::insert_chunks;
-use crate::store::rows::note_row;
-use crate::tickets::{Contacts, Counter, queue_drafts};
+use crate::store::rows::{Note, note_row};
+use crate::tickets::{Contacts, Counter, Queue, queue_drafts};
 
 /// Creates the review ticket of `name` for escalations since `since`;
 /// returns its number.
@@ -125,18 +125,20 @@ pub async fn review(
     participant::Entity::insert(participant::ActiveModel {
         ticket_id: Set(id),
         contact_id: Set(manager_contact),
-        role: Set("staff".into()),
+        role: Set(Role::Staff.as_str().into()),
     })
     .exec_without_returning(&txn)
     .await?;
     let mut messages = vec![note_row(
         messages_seq.take(),
-        id,
-        &format!("supplier-review:{}:{}", su.name, now.timestamp()),
-        &subject,
-        &text,
-        "supplier-review",
-        "desk",
+        Note {
+            ticket_id: id,
+            key: &format!("supplier-review:{}:{}", su.name, now.timestamp()),
+            subject: &subject,
+            text: &text,
+            class: "supplier-review",
+            author: "desk",
+        },
         now,
     )];
     let draft = Draft {
@@ -159,10 +161,12 @@ pub async fn review(
         &[draft],
         &[],
         &format!("review{}", now.timestamp()),
-        &mut contacts,
-        &mut messages_seq,
-        &mut messages,
-        &mut outbox_rows,
+        Queue {
+            contacts: &mut contacts,
+            messages_seq: &mut messages_seq,
+            messages: &mut messages,
+            outbox: &mut outbox_rows,
+        },
         now,
     );
     contacts.save(&txn).await?;

@@ -1,5 +1,5 @@
 //! Who the desk is and what a mail it sends looks like, as plain data.
-//! Rendering it to RFC 5322 bytes is the outbox's job.
+//! `render` turns it into RFC 5322 bytes.
 
 use super::mail::Address;
 

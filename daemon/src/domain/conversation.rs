@@ -16,7 +16,7 @@ use super::commands::{self, Command, Reply};
 use super::mail::{Address, Inbound};
 use super::staff::{Directory, StaffMember};
 use super::threading::tagged_subject;
-use super::ticket::{Kind, Priority, Status, TicketNumber};
+use super::ticket::{Kind, Priority, Role, Status, TicketNumber, Visibility};
 use super::token::{Token, TokenKey};
 use super::trust;
 
@@ -76,7 +76,7 @@ impl Settings {
 pub struct Participant {
     pub address: Address,
     /// customer, cc, participant or staff.
-    pub role: String,
+    pub role: Role,
 }
 
 /// A ticket as a mail sees it.
@@ -115,7 +115,7 @@ impl TicketState {
     pub fn audience(&self) -> Vec<Address> {
         self.participants
             .iter()
-            .filter(|p| p.role == "customer" || p.role == "cc")
+            .filter(|p| p.role.is_audience())
             .map(|p| p.address.clone())
             .collect()
     }
@@ -308,7 +308,7 @@ pub struct Change {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Effects {
     /// public or internal.
-    pub visibility: &'static str,
+    pub visibility: Visibility,
     pub flag: Option<String>,
     /// The text shown on the ticket for this message.
     pub shown_text: String,
@@ -362,7 +362,7 @@ pub fn apply(
         mail.reply_text().to_string()
     };
     let mut fx = Effects {
-        visibility: "public",
+        visibility: Visibility::Public,
         shown_text,
         ..Effects::default()
     };
@@ -373,9 +373,9 @@ pub fn apply(
         Author::Staff(member) if !input.new_ticket => {
             staff_reply(settings, ticket, member, input, lookup, now, &mut fx);
         }
-        Author::Desk => fx.visibility = "internal",
+        Author::Desk => fx.visibility = Visibility::Internal,
         Author::Supplier(name) => {
-            fx.visibility = "internal";
+            fx.visibility = Visibility::Internal;
             fx.supplier_reply = Some(name.clone());
             let head = format!("Supplier {name} replied (internal; not sent to the customer).");
             let body = news(ticket, input, &head, &fx.shown_text);
@@ -389,7 +389,7 @@ pub fn apply(
             );
         }
         Author::Robot => {
-            fx.visibility = "internal";
+            fx.visibility = Visibility::Internal;
             if let Some(what) = &input.bounced {
                 fx.flag = Some(format!("delivery failed: {what}"));
                 notify(
@@ -450,7 +450,7 @@ fn customer_mail(
         }
         let p = Participant {
             address: a.clone(),
-            role: "cc".into(),
+            role: Role::Cc,
         };
         ticket.participants.push(p.clone());
         fx.added.push(p);
@@ -649,7 +649,7 @@ fn staff_reply(
         }
     }
     if !errors.is_empty() {
-        fx.visibility = "internal";
+        fx.visibility = Visibility::Internal;
         fx.shown_text = input.mail.reply_text().to_string();
         fx.flag = Some(format!("commands refused: {}", errors.join("; ")));
         fx.drafts
@@ -669,7 +669,7 @@ fn staff_reply(
     let Reply { text, .. } = &reply;
     fx.shown_text = text.clone();
     if reply.is_note() {
-        fx.visibility = "internal";
+        fx.visibility = Visibility::Internal;
         let body = format!(
             "Internal note by {} on {}:\n\n{}\n",
             member.name, ticket.number, text
@@ -685,7 +685,7 @@ fn staff_reply(
         return;
     }
     if text.trim().is_empty() {
-        fx.visibility = "internal";
+        fx.visibility = Visibility::Internal;
         return;
     }
     // A public answer: relayed from the desk address, never the staff's own.
@@ -876,7 +876,7 @@ fn command(
             if !t.is_participant(&a.email) {
                 let p = Participant {
                     address: a.clone(),
-                    role: "cc".into(),
+                    role: Role::Cc,
                 };
                 t.participants.push(p.clone());
                 fx.added.push(p);
@@ -899,7 +899,7 @@ fn command(
         Command::CcRemove(email) => {
             let before = t.participants.len();
             t.participants
-                .retain(|p| !(p.address.email == *email && p.role == "cc"));
+                .retain(|p| !(p.address.email == *email && p.role == Role::Cc));
             if t.participants.len() == before {
                 return Err(format!(
                     "/cc remove {email}: not a Cc participant of this ticket"

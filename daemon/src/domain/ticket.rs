@@ -105,6 +105,62 @@ impl FromStr for Status {
     }
 }
 
+/// What a person is on a ticket: its customer (who opened it), a cc'd
+/// customer (`/cc`), someone else who wrote to it, or staff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Customer,
+    Cc,
+    Participant,
+    Staff,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Customer, Role::Cc, Role::Participant, Role::Staff];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Cc => "cc",
+            Role::Participant => "participant",
+            Role::Staff => "staff",
+        }
+    }
+
+    /// The customer side: who receives public answers.
+    pub fn is_audience(self) -> bool {
+        matches!(self, Role::Customer | Role::Cc)
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?} (customer, cc, participant, staff)"))
+    }
+}
+
+/// Who sees a message of a ticket: its customers too, or only staff
+/// (the default: nothing is shown to customers by accident).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    Public,
+    #[default]
+    Internal,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Internal => "internal",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Priority {
     Low,

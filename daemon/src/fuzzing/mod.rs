@@ -4,7 +4,7 @@
 //! participants) → `conversation::author` / `apply` (staff configured, so
 //! staff replies with commands run, with a valid reply token when the mail
 //! carries one) → every draft addressed to every recipient and rendered
-//! (`Draft::address`, `outbox::render`), as `ingest::apply` does it for a
+//! (`Draft::address`, `domain::render`), as `ingest::apply` does it for a
 //! batch of one mail, without the database.
 //!
 //! [`run_one`] runs one input and reports a panic or a draft that cannot be
@@ -31,9 +31,10 @@ use crate::domain::classify::classify;
 use crate::domain::conversation::{
     self, Author, Lookup, MailIn, Participant, Settings, TicketState,
 };
-use crate::domain::mail::{Address, BounceKind};
-use crate::domain::threading::{self, Known, TicketRef};
-use crate::domain::ticket::{Kind, Priority, Status, TicketNumber};
+use crate::domain::intake::{self, MailFacts, Placed};
+use crate::domain::mail::Address;
+use crate::domain::threading::{Known, TicketRef};
+use crate::domain::ticket::{Kind, Priority, Role, Status, TicketNumber};
 use crate::domain::token::Token;
 use crate::ingest::parse::{self, Parsed};
 
@@ -55,7 +56,7 @@ pub enum Finding {
         /// The stack at the panic, resolved when shown.
         backtrace: Option<std::backtrace::Backtrace>,
     },
-    /// `outbox::render` refused a draft the conversation rules made: in the
+    /// `domain::render` refused a draft the conversation rules made: in the
     /// daemon the whole ingest batch fails (and is fetched again, forever).
     RenderErr {
         draft: &'static str,
@@ -355,7 +356,7 @@ impl FuzzDesk {
         let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
         let person = |name: &str, email: &str, role: &str| Participant {
             address: Address::new(name, email),
-            role: role.into(),
+            role: role.parse().unwrap_or(Role::Participant),
         };
         let ticket = |seq: i64, status: Status, customer: Participant| TicketState {
             id: seq,
@@ -541,120 +542,65 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
     };
     let class = classify(&mail);
     let toks = crate::ingest::apply::mail_tokens(settings, &mail);
-    let token_numbers: Vec<TicketNumber> = toks.iter().map(|t| t.number).collect();
-    let mut in_reply_to = mail.in_reply_to.clone();
-    if class.is_bounce()
-        && let Some(id) = mail
-            .bounce
-            .as_ref()
-            .and_then(|b| b.original_message_id.clone())
-    {
-        in_reply_to.insert(0, id);
-    }
     let mut view = View { desk, extra: None };
-    let decision = threading::thread(
-        &threading::Keys {
-            in_reply_to: &in_reply_to,
-            references: &mail.references,
-            subject: &mail.subject,
-            sender: Some(&sender.email),
-            tokens: &token_numbers,
-            sender_is_staff: settings.staff.by_email(&sender.email).is_some(),
-        },
-        &settings.desk.tag,
-        &view,
-    );
     let mut contacts = Contacts {
         known: &desk.contacts,
         new: HashMap::new(),
     };
     let contact_id = contacts.id_for(&sender.email);
-    let ticket_of = |d: Option<TicketRef>| d.map(|t| t.number);
-    let mut author = conversation::author(
+    let Placed { route, author } = intake::place(
         settings,
-        &mail,
-        &sender,
-        &class,
-        ticket_of(decision.ticket()),
-        &toks,
-        contact_id,
+        &MailFacts {
+            mail: &mail,
+            sender: &sender,
+            class: &class,
+            tokens: &toks,
+            contact: contact_id,
+        },
+        &view,
+        |id| {
+            desk.tickets
+                .get(&id)
+                .is_some_and(|st| st.is_finished(now, settings.reopen_window))
+        },
     );
-    let mut rule = decision.rule();
-    let mut existing = decision.ticket();
-    if let Some(t) = existing
-        && matches!(author, Author::Customer | Author::ClaimedStaff(_))
-        && desk
-            .tickets
-            .get(&t.id)
-            .is_some_and(|st| st.is_finished(now, settings.reopen_window))
-    {
-        existing = None;
-        rule = "new_after_finished";
-        author = conversation::author(settings, &mail, &sender, &class, None, &toks, contact_id);
-    }
-    let new_ticket = existing.is_none();
+    let rule = route.rule;
+    let new_ticket = route.ticket.is_none();
     if !new_ticket && mail.new_text.is_none() {
         mail.new_text = Some(parse::new_text_of(raw));
     }
-    let (t, mut state) = match existing.and_then(|t| Some((t, desk.tickets.get(&t.id)?.clone()))) {
+    let existing = route
+        .ticket
+        .and_then(|t| Some((t, desk.tickets.get(&t.id)?.clone())));
+    let (t, mut state) = match existing {
         Some(found) => found,
         None => {
+            let state = intake::new_ticket(100, &mail.subject, &sender, "INBOX", settings, now);
             let t = TicketRef {
-                id: 100,
-                number: number(100),
+                id: state.id,
+                number: state.number,
             };
             view.extra = Some((t, sender.email.clone()));
-            let state = TicketState {
-                id: t.id,
-                number: t.number,
-                subject: mail.subject.clone(),
-                status: Status::New,
-                priority: Priority::Normal,
-                kind: Kind::Incident,
-                assignee: None,
-                team: settings.mailbox_groups.get("INBOX").cloned(),
-                customer: sender.clone(),
-                resolved_at: None,
-                root_message_id: None,
-                last_public_message_id: None,
-                participants: vec![Participant {
-                    address: sender.clone(),
-                    role: "customer".into(),
-                }],
-                created_at: now,
-                service: settings.mailbox_services.get("INBOX").cloned(),
-                responded_at: None,
-                mailbox: "INBOX".into(),
-                fields: "{}".into(),
-            };
             (t, state)
         }
     };
     if !new_ticket && !state.is_participant(&sender.email) {
         let role = if matches!(author, Author::Staff(_)) {
-            "staff"
+            Role::Staff
         } else {
-            "participant"
+            Role::Participant
         };
         state.participants.push(Participant {
             address: sender.clone(),
-            role: role.into(),
+            role,
         });
     }
     let bounced = class
         .is_bounce()
         .then(|| {
             let b = mail.bounce.as_ref()?;
-            if b.kind != BounceKind::Failed {
-                return None;
-            }
             let recipients = desk.outbox.get(b.original_message_id.as_ref()?)?;
-            let who = if b.recipients.is_empty() {
-                recipients.clone()
-            } else {
-                b.recipients.join(", ")
-            };
-            Some(who)
+            intake::bounce_summary(b, recipients)
         })
         .flatten();
     let may_acknowledge = new_ticket && matches!(author, Author::Customer);
@@ -693,7 +639,7 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
             // Recipients the desk cannot write to are skipped by design (and
             // warned about at parse time); a draft that passes the check and
             // still cannot be rendered is a finding.
-            if crate::outbox::check_recipient(to).is_err() {
+            if crate::domain::render::check_recipient(to).is_err() {
                 continue;
             }
             let token = Token {
@@ -705,7 +651,7 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
             if draft.with_attachments {
                 out.attachments = attachments.clone();
             }
-            crate::outbox::render(&out, now).map_err(|e| Finding::RenderErr {
+            crate::domain::render::render(&out, now).map_err(|e| Finding::RenderErr {
                 draft: draft.kind.as_str(),
                 recipient: to.display(),
                 error: e.to_string(),

@@ -311,7 +311,7 @@ fn unanswerable_warnings<'a>(all: impl Iterator<Item = &'a Address>, warnings: &
     let mut count = 0usize;
     // The placeholder sender of a bounce without one has no address at all.
     for a in all.filter(|a| a.email.contains('@')) {
-        if let Err(why) = crate::outbox::check_recipient(a) {
+        if let Err(why) = crate::domain::render::check_recipient(a) {
             count += 1;
             if bad.len() < LISTED {
                 bad.push(format!("{} ({why})", a.email));

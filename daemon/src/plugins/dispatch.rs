@@ -37,15 +37,15 @@ use crate::clock::Clock;
 use crate::domain::ack::{Desk, Outgoing};
 use crate::domain::change;
 use crate::domain::mail::Address;
+use crate::domain::render::render;
 use crate::domain::staff::{Assignee, Directory};
 use crate::domain::threading::tagged_subject;
-use crate::domain::ticket::{Status, TicketNumber};
+use crate::domain::ticket::{Status, TicketNumber, Visibility};
 use crate::error::{Error, Result};
-use crate::outbox::render;
-use crate::service_level::on_status_move;
 use crate::store::Store;
 use crate::store::entity::{counter, event, message, outbox, plugin_error, ticket};
-use crate::store::rows::{Shown, insert_chunks, note_row, outbound_row, outbox_row};
+use crate::store::rows::{Note, Shown, insert_chunks, note_row, outbound_row, outbox_row};
+use crate::tickets::sla::on_status_move;
 
 /// Pending rows looked at per round.
 const SCAN: u64 = 2000;
@@ -223,6 +223,50 @@ impl Dispatcher {
 
     async fn round(&mut self) -> Result<Round> {
         let now = self.clock.now();
+        let work = self.select(now).await?;
+        if work.is_empty() {
+            return Ok(Round::Idle);
+        }
+        let calls: Vec<Call> = work
+            .iter()
+            .filter(|w| !w.targets.is_empty())
+            .filter_map(|w| {
+                Some(Call {
+                    event: w.event.as_ref().ok()?.clone(),
+                    plugins: w.targets.clone(),
+                })
+            })
+            .collect();
+        let results = if calls.is_empty() {
+            Vec::new()
+        } else {
+            match self.runner.dispatch(calls).await {
+                Ok(r) => r,
+                Err(HostDown(e)) => return Ok(Round::HostDown(e)),
+            }
+        };
+        let mut outcomes: HashMap<(i64, String), Outcome> = HashMap::new();
+        let calls = results.len() as u64;
+        for r in results {
+            outcomes.insert((r.event, r.plugin), r.outcome);
+        }
+        let mut stats = self.settle(work, outcomes, now).await?;
+        stats.calls = calls;
+        if stats.applied + stats.refused + stats.failed > 0 {
+            info!(
+                done = stats.done,
+                failed = stats.failed,
+                applied = stats.applied,
+                refused = stats.refused,
+                "plugin events dispatched"
+            );
+        }
+        Ok(Round::Ran(stats))
+    }
+
+    /// The events due now, at most one per ticket (the earliest pending),
+    /// each with the plugins owed it and those to call now.
+    async fn select(&self, now: DateTime<Utc>) -> Result<Vec<Work>> {
         let rows = event::Entity::find()
             .filter(event::Column::Status.eq("pending"))
             .order_by_asc(event::Column::Id)
@@ -230,7 +274,7 @@ impl Dispatcher {
             .all(self.store.conn())
             .await?;
         let mut busy: HashSet<i64> = HashSet::new();
-        let mut picked = Vec::new();
+        let mut work = Vec::new();
         for row in rows {
             if let Some(t) = row.ticket_id
                 && !busy.insert(t)
@@ -240,24 +284,12 @@ impl Dispatcher {
             if row.next_attempt_at > now {
                 continue;
             }
-            picked.push(row);
-            if picked.len() >= BATCH {
-                break;
-            }
-        }
-        if picked.is_empty() {
-            return Ok(Round::Idle);
-        }
-
-        let mut work = Vec::with_capacity(picked.len());
-        let mut calls = Vec::new();
-        for row in picked {
             let delivery: Delivery = row
                 .delivery
                 .as_deref()
                 .and_then(|d| serde_json::from_str(d).ok())
                 .unwrap_or_default();
-            let parsed = match serde_json::from_str::<Value>(&row.payload) {
+            let event = match serde_json::from_str::<Value>(&row.payload) {
                 Ok(Value::Object(mut map)) => {
                     map.insert("id".into(), json!(row.id));
                     map.entry("hook").or_insert_with(|| json!(row.hook));
@@ -268,40 +300,29 @@ impl Dispatcher {
             };
             let owed = self.owed(&row, &delivery);
             let targets = self.targets(&owed, &delivery);
-            if let Ok(event) = &parsed
-                && !targets.is_empty()
-            {
-                calls.push(Call {
-                    event: event.clone(),
-                    plugins: targets.clone(),
-                });
-            }
             work.push(Work {
                 row,
-                event: parsed,
+                event,
                 delivery,
                 owed,
                 targets,
             });
-        }
-
-        let results = if calls.is_empty() {
-            Vec::new()
-        } else {
-            match self.runner.dispatch(calls).await {
-                Ok(r) => r,
-                Err(HostDown(e)) => return Ok(Round::HostDown(e)),
+            if work.len() >= BATCH {
+                break;
             }
-        };
-        let mut outcomes: HashMap<(i64, String), Outcome> = HashMap::new();
-        let mut stats = DispatchStats {
-            calls: results.len() as u64,
-            ..Default::default()
-        };
-        for r in results {
-            outcomes.insert((r.event, r.plugin), r.outcome);
         }
+        Ok(work)
+    }
 
+    /// Writes a round in one transaction: the plugins' answers (`outcomes`,
+    /// by event and plugin) applied, and each event's new state.
+    async fn settle(
+        &self,
+        work: Vec<Work>,
+        mut outcomes: HashMap<(i64, String), Outcome>,
+        now: DateTime<Utc>,
+    ) -> Result<DispatchStats> {
+        let mut stats = DispatchStats::default();
         // Lock order as in ingest: the message counter (when this round may
         // write messages), then the tickets; so the two writers never deadlock
         // on PostgreSQL, and a ticket cannot change under the round.
@@ -323,119 +344,11 @@ impl Dispatcher {
         let mut ctx = Apply::load(&txn, &work, now, first_message).await?;
         let mut finished: Vec<i64> = Vec::new();
         for w in work {
-            let Work {
-                row,
-                event,
-                mut delivery,
-                owed,
-                targets,
-            } = w;
-            let event = match event {
-                Ok(e) => e,
-                Err(reason) => {
-                    stats.failed += 1;
-                    set_state(
-                        &txn,
-                        row.id,
-                        "failed",
-                        row.attempts,
-                        Some(&reason),
-                        None,
-                        None,
-                        now,
-                    )
-                    .await?;
-                    continue;
-                }
-            };
-            let mut ran = false;
-            let mut last_error = row.last_error.clone();
-            let mut vetoes: Vec<Veto> = row
-                .vetoes
-                .as_deref()
-                .and_then(|v| serde_json::from_str(v).ok())
-                .unwrap_or_default();
-            for plugin in &targets {
-                match outcomes.remove(&(row.id, plugin.clone())) {
-                    None => {}
-                    Some(Outcome::Actions(actions)) => {
-                        ran = true;
-                        let s = ctx.apply(self, &row, &event, plugin, actions, &mut vetoes)?;
-                        stats.applied += s.0;
-                        stats.refused += s.1;
-                        delivery.done.push(plugin.clone());
-                    }
-                    Some(Outcome::Error(e)) => {
-                        ran = true;
-                        stats.call_errors += 1;
-                        let n = delivery.failures.entry(plugin.clone()).or_insert(0);
-                        *n += 1;
-                        let text = format!("{plugin}: {e}");
-                        warn!(
-                            event = row.id,
-                            ticket = row.ticket_id,
-                            plugin,
-                            error = e,
-                            attempt = *n,
-                            "plugin call failed"
-                        );
-                        ctx.error(plugin, &row, format!("{} event {}: {e}", row.hook, row.id));
-                        last_error = Some(text);
-                    }
-                }
+            let id = w.row.id;
+            match self.settle_one(&mut ctx, w, &mut outcomes, &mut stats)? {
+                Settled::Done => finished.push(id),
+                Settled::State(state) => state.write(&txn, id, now).await?,
             }
-            ctx.notify_assignments(self, &row, &event)?;
-            let remaining: Vec<&String> =
-                owed.iter().filter(|p| !delivery.done.contains(p)).collect();
-            let attempts = row.attempts + i32::from(ran);
-            let status = if remaining.is_empty() {
-                "done"
-            } else if remaining
-                .iter()
-                .all(|p| delivery.failures.get(*p).copied().unwrap_or(0) > self.retries)
-            {
-                "failed"
-            } else {
-                "pending"
-            };
-            match status {
-                "done" => stats.done += 1,
-                "failed" => {
-                    stats.failed += 1;
-                    warn!(
-                        event = row.id,
-                        ticket = row.ticket_id,
-                        hook = row.hook,
-                        error = last_error.as_deref().unwrap_or(""),
-                        "event failed for good"
-                    );
-                }
-                _ => {}
-            }
-            let simple = status == "done"
-                && delivery.failures.is_empty()
-                && vetoes.is_empty()
-                && row.delivery.is_none()
-                && attempts == row.attempts + 1;
-            if simple {
-                finished.push(row.id);
-                continue;
-            }
-            let delivery_json = serde_json::to_string(&delivery).ok();
-            let vetoes_json = (!vetoes.is_empty())
-                .then(|| serde_json::to_string(&vetoes).ok())
-                .flatten();
-            set_state(
-                &txn,
-                row.id,
-                status,
-                attempts,
-                last_error.as_deref(),
-                delivery_json,
-                vetoes_json,
-                now,
-            )
-            .await?;
         }
         stats.mails = ctx.mails.len() as u64;
         ctx.write(&txn, self, now).await?;
@@ -452,16 +365,158 @@ impl Dispatcher {
                 .await?;
         }
         txn.commit().await?;
-        if stats.applied + stats.refused + stats.failed > 0 {
-            info!(
-                done = stats.done,
-                failed = stats.failed,
-                applied = stats.applied,
-                refused = stats.refused,
-                "plugin events dispatched"
-            );
+        Ok(stats)
+    }
+
+    /// Applies the answers to one event and says what becomes of it.
+    fn settle_one(
+        &self,
+        ctx: &mut Apply,
+        w: Work,
+        outcomes: &mut HashMap<(i64, String), Outcome>,
+        stats: &mut DispatchStats,
+    ) -> Result<Settled> {
+        let Work {
+            row,
+            event,
+            mut delivery,
+            owed,
+            targets,
+        } = w;
+        let event = match event {
+            Ok(e) => e,
+            Err(reason) => {
+                stats.failed += 1;
+                return Ok(Settled::State(EventState {
+                    status: "failed",
+                    attempts: row.attempts,
+                    last_error: Some(reason),
+                    delivery: None,
+                    vetoes: None,
+                }));
+            }
+        };
+        let mut ran = false;
+        let mut last_error = row.last_error.clone();
+        let mut vetoes: Vec<Veto> = row
+            .vetoes
+            .as_deref()
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        for plugin in &targets {
+            match outcomes.remove(&(row.id, plugin.clone())) {
+                None => {}
+                Some(Outcome::Actions(actions)) => {
+                    ran = true;
+                    let s = ctx.apply(self, &row, &event, plugin, actions, &mut vetoes)?;
+                    stats.applied += s.0;
+                    stats.refused += s.1;
+                    delivery.done.push(plugin.clone());
+                }
+                Some(Outcome::Error(e)) => {
+                    ran = true;
+                    stats.call_errors += 1;
+                    let n = delivery.failures.entry(plugin.clone()).or_insert(0);
+                    *n += 1;
+                    warn!(
+                        event = row.id,
+                        ticket = row.ticket_id,
+                        plugin,
+                        error = e,
+                        attempt = *n,
+                        "plugin call failed"
+                    );
+                    ctx.error(plugin, &row, format!("{} event {}: {e}", row.hook, row.id));
+                    last_error = Some(format!("{plugin}: {e}"));
+                }
+            }
         }
-        Ok(Round::Ran(stats))
+        ctx.notify_assignments(self, &row, &event)?;
+        let status = event_status(&owed, &delivery, self.retries);
+        match status {
+            "done" => stats.done += 1,
+            "failed" => {
+                stats.failed += 1;
+                warn!(
+                    event = row.id,
+                    ticket = row.ticket_id,
+                    hook = row.hook,
+                    error = last_error.as_deref().unwrap_or(""),
+                    "event failed for good"
+                );
+            }
+            _ => {}
+        }
+        let attempts = row.attempts + i32::from(ran);
+        let simple = status == "done"
+            && delivery.failures.is_empty()
+            && vetoes.is_empty()
+            && row.delivery.is_none()
+            && attempts == row.attempts + 1;
+        if simple {
+            return Ok(Settled::Done);
+        }
+        Ok(Settled::State(EventState {
+            status,
+            attempts,
+            last_error,
+            delivery: serde_json::to_string(&delivery).ok(),
+            vetoes: (!vetoes.is_empty())
+                .then(|| serde_json::to_string(&vetoes).ok())
+                .flatten(),
+        }))
+    }
+}
+
+/// An event's state after a round: `done` when every plugin owed it is done
+/// with it, `failed` when those left have no retries left, else `pending`.
+fn event_status(owed: &[String], delivery: &Delivery, retries: u32) -> &'static str {
+    let remaining: Vec<&String> = owed.iter().filter(|p| !delivery.done.contains(p)).collect();
+    if remaining.is_empty() {
+        "done"
+    } else if remaining
+        .iter()
+        .all(|p| delivery.failures.get(*p).copied().unwrap_or(0) > retries)
+    {
+        "failed"
+    } else {
+        "pending"
+    }
+}
+
+/// What a round makes of one event.
+enum Settled {
+    /// Done on the first try with nothing to remember: marked with the
+    /// round's other such events in one statement.
+    Done,
+    State(EventState),
+}
+
+/// The columns of an event row a round writes.
+struct EventState {
+    status: &'static str,
+    attempts: i32,
+    last_error: Option<String>,
+    delivery: Option<String>,
+    vetoes: Option<String>,
+}
+
+impl EventState {
+    async fn write(self, txn: &DatabaseTransaction, id: i64, now: DateTime<Utc>) -> Result<()> {
+        let mut q = event::Entity::update_many()
+            .col_expr(event::Column::Status, Expr::value(self.status))
+            .col_expr(event::Column::Attempts, Expr::value(self.attempts))
+            .col_expr(event::Column::LastError, Expr::value(self.last_error))
+            .col_expr(event::Column::Delivery, Expr::value(self.delivery))
+            .col_expr(event::Column::NextAttemptAt, Expr::value(now));
+        if self.vetoes.is_some() {
+            q = q.col_expr(event::Column::Vetoes, Expr::value(self.vetoes));
+        }
+        if self.status != "pending" {
+            q = q.col_expr(event::Column::DoneAt, Expr::value(now));
+        }
+        q.filter(event::Column::Id.eq(id)).exec(txn).await?;
+        Ok(())
     }
 }
 
@@ -473,34 +528,12 @@ struct Work {
     targets: Vec<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn set_state(
-    txn: &DatabaseTransaction,
-    id: i64,
-    status: &str,
-    attempts: i32,
-    last_error: Option<&str>,
-    delivery: Option<String>,
-    vetoes: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let mut q = event::Entity::update_many()
-        .col_expr(event::Column::Status, Expr::value(status))
-        .col_expr(event::Column::Attempts, Expr::value(attempts))
-        .col_expr(
-            event::Column::LastError,
-            Expr::value(last_error.map(str::to_string)),
-        )
-        .col_expr(event::Column::Delivery, Expr::value(delivery))
-        .col_expr(event::Column::NextAttemptAt, Expr::value(now));
-    if vetoes.is_some() {
-        q = q.col_expr(event::Column::Vetoes, Expr::value(vetoes));
-    }
-    if status != "pending" {
-        q = q.col_expr(event::Column::DoneAt, Expr::value(now));
-    }
-    q.filter(event::Column::Id.eq(id)).exec(txn).await?;
-    Ok(())
+/// One plugin's answer to one event: whose actions are being applied.
+#[derive(Clone, Copy)]
+struct Answer<'a> {
+    d: &'a Dispatcher,
+    row: &'a event::Model,
+    plugin: &'a str,
 }
 
 /// The writes of one round, collected in memory and written at its end.
@@ -662,6 +695,7 @@ impl Apply {
     ) -> Result<(u64, u64)> {
         let (mut applied, mut refused) = (0, 0);
         let mut changes: Vec<plugin_api::Change> = Vec::new();
+        let by = Answer { d, row, plugin };
         for (i, raw) in actions.into_iter().enumerate() {
             let kind = raw
                 .get("type")
@@ -669,7 +703,7 @@ impl Apply {
                 .unwrap_or("(no type)")
                 .to_string();
             let result = match serde_json::from_value::<Action>(raw) {
-                Ok(a) => self.one(d, row, plugin, i, a, vetoes, &mut changes),
+                Ok(a) => self.one(&by, i, a, vetoes, &mut changes),
                 Err(e) => Err(format!("not an action this helpdeskd knows: {e}")),
             };
             match result {
@@ -726,17 +760,15 @@ impl Apply {
         Ok((applied, refused))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn one(
         &mut self,
-        d: &Dispatcher,
-        row: &event::Model,
-        plugin: &str,
+        by: &Answer<'_>,
         index: usize,
         action: Action,
         vetoes: &mut Vec<Veto>,
         changes: &mut Vec<plugin_api::Change>,
     ) -> std::result::Result<(), String> {
+        let Answer { d, row, plugin } = *by;
         if let Action::Veto { reason } = &action {
             if !hooks::is_gate(&row.hook) {
                 return Err(format!(
@@ -751,7 +783,7 @@ impl Apply {
             return Ok(());
         }
         if let Action::SendMail { to, subject, body } = action {
-            return self.send_mail(d, row, plugin, index, to, subject, body);
+            return self.send_mail(by, index, to, subject, body);
         }
         let tid = row.ticket_id.ok_or("the event has no ticket")?;
         let t = self
@@ -770,12 +802,14 @@ impl Apply {
                 // The id is given out when the round's rows are written.
                 let mut note = note_row(
                     0,
-                    tid,
-                    &format!("plugin:{}:{plugin}:{index}", row.id),
-                    &format!("Note by plugin {plugin}"),
-                    &text,
-                    "note",
-                    "plugin",
+                    Note {
+                        ticket_id: tid,
+                        key: &format!("plugin:{}:{plugin}:{index}", row.id),
+                        subject: &format!("Note by plugin {plugin}"),
+                        text: &text,
+                        class: "note",
+                        author: "plugin",
+                    },
                     now,
                 );
                 note.from_addr = Set(format!("{plugin} (plugin)"));
@@ -839,17 +873,15 @@ impl Apply {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn send_mail(
         &mut self,
-        d: &Dispatcher,
-        row: &event::Model,
-        plugin: &str,
+        by: &Answer<'_>,
         index: usize,
         to: Vec<String>,
         subject: String,
         body: String,
     ) -> std::result::Result<(), String> {
+        let Answer { d, row, plugin } = *by;
         if to.is_empty() || to.len() > 50 {
             return Err("give 1-50 recipients".into());
         }
@@ -1012,7 +1044,7 @@ impl Apply {
                 if let Some(tid) = ticket_id {
                     let shown = Shown {
                         class: kind,
-                        visibility: "internal",
+                        visibility: Visibility::Internal,
                         threaded_by: &format!("plugin:{plugin}"),
                     };
                     messages.push(outbound_row(next, tid, &out, &raw, shown, now));

@@ -16,8 +16,8 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::domain::ack::Outgoing;
+use crate::domain::render::render as render_mail;
 use crate::error::Result;
-use crate::outbox::render as render_mail;
 use crate::store::Store;
 use crate::store::entity::outbox;
 

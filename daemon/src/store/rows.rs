@@ -11,6 +11,7 @@ use sea_orm::{
 use super::entity::{message, message_raw_piece, outbox};
 use crate::domain::ack::Outgoing;
 use crate::domain::mail::Address;
+use crate::domain::ticket::Visibility;
 use crate::error::{Error, Result};
 
 /// Values per `IN (…)` list.
@@ -179,7 +180,7 @@ pub struct Shown<'a> {
     /// The mail's kind: acknowledgement, notification, answer, plugin-mail…
     pub class: &'a str,
     /// public (the customer side saw it) or internal.
-    pub visibility: &'a str,
+    pub visibility: Visibility,
     /// Who made the desk send it: `desk`, or `plugin:NAME`.
     pub threaded_by: &'a str,
 }
@@ -206,7 +207,7 @@ pub fn outbound_row(
         cc_addrs: Set(String::new()),
         subject: Set(out.subject.clone()),
         body_text: Set(out.body.clone()),
-        visibility: Set(shown.visibility.into()),
+        visibility: Set(shown.visibility.as_str().into()),
         class: Set(shown.class.into()),
         threaded_by: Set(shown.threaded_by.into()),
         mailbox: Set(None),
@@ -249,18 +250,28 @@ pub fn outbox_row(
     }
 }
 
-/// An internal note on a ticket; `key` makes it unique (and idempotent).
-#[allow(clippy::too_many_arguments)]
-pub fn note_row(
-    id: i64,
-    ticket_id: i64,
-    key: &str,
-    subject: &str,
-    text: &str,
-    class: &str,
-    author: &str,
-    now: DateTime<Utc>,
-) -> message::ActiveModel {
+/// An internal note on a ticket.
+pub struct Note<'a> {
+    pub ticket_id: i64,
+    /// Makes the note unique (and writing it idempotent).
+    pub key: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    /// The message class, e.g. `sla-warning`.
+    pub class: &'a str,
+    pub author: &'a str,
+}
+
+/// The message row of a note.
+pub fn note_row(id: i64, note: Note<'_>, now: DateTime<Utc>) -> message::ActiveModel {
+    let Note {
+        ticket_id,
+        key,
+        subject,
+        text,
+        class,
+        author,
+    } = note;
     message::ActiveModel {
         id: Set(id),
         ticket_id: Set(ticket_id),
@@ -274,7 +285,7 @@ pub fn note_row(
         cc_addrs: Set(String::new()),
         subject: Set(subject.into()),
         body_text: Set(text.to_string()),
-        visibility: Set("internal".into()),
+        visibility: Set(Visibility::Internal.as_str().into()),
         class: Set(class.into()),
         threaded_by: Set(author.into()),
         mailbox: Set(None),

@@ -8,6 +8,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::Counter;
+use crate::domain::intake::AckBudget;
 use crate::domain::mail::Address;
 use crate::error::Result;
 use crate::store::entity::contact;
@@ -17,8 +18,7 @@ use crate::store::rows::{IN_CHUNK, insert_chunks};
 /// with each sender's acknowledgement budget.
 pub(crate) struct Contacts {
     pub(crate) ids: HashMap<String, i64>,
-    /// contact id → (window start, acknowledgements in the window).
-    acks: HashMap<i64, (Option<DateTime<Utc>>, i32)>,
+    acks: HashMap<i64, AckBudget>,
     acks_changed: HashSet<i64>,
     /// The rows read by address, which changed budgets are written back over.
     loaded: HashMap<i64, contact::Model>,
@@ -38,7 +38,13 @@ impl Contacts {
                 .await?;
             for row in rows {
                 ids.insert(row.email.clone(), row.id);
-                acks.insert(row.id, (row.ack_window_start, row.ack_count));
+                acks.insert(
+                    row.id,
+                    AckBudget {
+                        window_start: row.ack_window_start,
+                        sent: row.ack_count,
+                    },
+                );
                 loaded.insert(row.id, row);
             }
         }
@@ -71,19 +77,13 @@ impl Contacts {
 
     /// Takes one acknowledgement from the sender's hourly budget, if any is left.
     pub(crate) fn ack_allowed(&mut self, id: i64, now: DateTime<Utc>, per_hour: u32) -> bool {
-        let entry = self.acks.entry(id).or_insert((None, 0));
-        if entry
-            .0
-            .is_none_or(|start| now - start >= chrono::Duration::hours(1))
-        {
-            *entry = (Some(now), 0);
+        let budget = self.acks.entry(id).or_default();
+        let before = *budget;
+        let taken = budget.take(now, per_hour);
+        if *budget != before {
+            self.acks_changed.insert(id);
         }
-        if entry.1 >= per_hour as i32 {
-            return false;
-        }
-        entry.1 += 1;
-        self.acks_changed.insert(id);
-        true
+        taken
     }
 
     pub(crate) async fn save(&mut self, txn: &DatabaseTransaction) -> Result<()> {
@@ -91,10 +91,10 @@ impl Contacts {
         let mut inserted = HashSet::new();
         for row in &mut rows {
             if let Set(id) = row.id
-                && let Some((start, count)) = self.acks.get(&id)
+                && let Some(budget) = self.acks.get(&id)
             {
-                row.ack_window_start = Set(*start);
-                row.ack_count = Set(*count);
+                row.ack_window_start = Set(budget.window_start);
+                row.ack_count = Set(budget.sent);
                 inserted.insert(id);
             }
         }
@@ -110,14 +110,14 @@ impl Contacts {
             .filter(|id| !inserted.contains(id))
             .filter_map(|id| {
                 let row = self.loaded.get(id)?;
-                let (start, count) = self.acks.get(id)?;
+                let budget = self.acks.get(id)?;
                 Some(contact::ActiveModel {
                     id: Set(row.id),
                     email: Set(row.email.clone()),
                     name: Set(row.name.clone()),
                     created_at: Set(row.created_at),
-                    ack_window_start: Set(*start),
-                    ack_count: Set(*count),
+                    ack_window_start: Set(budget.window_start),
+                    ack_count: Set(budget.sent),
                 })
             })
             .collect();

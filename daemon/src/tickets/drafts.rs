@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 
 use super::{Contacts, Counter};
 use crate::domain::conversation::{self, DraftKind, Settings};
+use crate::domain::render::render;
 use crate::domain::threading::TicketRef;
+use crate::domain::ticket::Visibility;
 use crate::domain::token::Token;
-use crate::outbox::render;
 use crate::store::entity::{message, outbox};
 use crate::store::rows::{Shown, outbound_row, outbox_row};
 use tracing::warn;
@@ -21,24 +22,35 @@ pub(crate) struct Queued {
     pub skipped: Vec<String>,
 }
 
+/// Where queued mails go: their recipients' contacts and message ids from
+/// the transaction's counters, their rows into the transaction's lists.
+pub(crate) struct Queue<'a> {
+    pub contacts: &'a mut Contacts,
+    pub messages_seq: &'a mut Counter,
+    pub messages: &'a mut Vec<message::ActiveModel>,
+    pub outbox: &'a mut Vec<outbox::ActiveModel>,
+}
+
 /// Gives every recipient of `drafts` a copy of its own, with its own reply
 /// token, renders it, and queues it: a message row on the ticket and an
 /// outbox row. A recipient the desk cannot write to (a domain literal, an
 /// address lettre refuses) is skipped with the reason, never the batch;
 /// a draft to more than `max_recipients` goes to the first of them.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn queue_drafts(
     settings: &Settings,
     t: TicketRef,
     drafts: &[conversation::Draft],
     attachments: &[crate::domain::ack::OutAttachment],
     unique: &str,
-    contacts: &mut Contacts,
-    messages_seq: &mut Counter,
-    messages: &mut Vec<message::ActiveModel>,
-    outbox_rows: &mut Vec<outbox::ActiveModel>,
+    into: Queue<'_>,
     now: DateTime<Utc>,
 ) -> Queued {
+    let Queue {
+        contacts,
+        messages_seq,
+        messages,
+        outbox: outbox_rows,
+    } = into;
     let mut queued = Queued::default();
     for (d, draft) in drafts.iter().enumerate() {
         if draft.to.len() > settings.max_recipients {
@@ -50,7 +62,7 @@ pub(crate) fn queue_drafts(
             ));
         }
         for (r, to) in draft.to.iter().take(settings.max_recipients).enumerate() {
-            if let Err(why) = crate::outbox::check_recipient(to) {
+            if let Err(why) = crate::domain::render::check_recipient(to) {
                 queued
                     .skipped
                     .push(format!("no {} to {}: {why}", draft.kind.as_str(), to.email));
@@ -75,9 +87,9 @@ pub(crate) fn queue_drafts(
                 }
             };
             let visibility = if draft.kind.is_public() {
-                "public"
+                Visibility::Public
             } else {
-                "internal"
+                Visibility::Internal
             };
             let shown = Shown {
                 class: draft.kind.as_str(),

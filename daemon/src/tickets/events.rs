@@ -114,7 +114,7 @@ pub fn for_mail(t: &TicketState, mail: &Inbound, fx: &Effects, new_ticket: bool)
             .unwrap_or_default(),
         subject: mail.subject.clone(),
         text: fx.shown_text.clone(),
-        visibility: fx.visibility.to_string(),
+        visibility: fx.visibility.as_str().to_string(),
     };
     let event =
         |hook: &'static str, message: Option<&HookMessage>, changes: &[HookChange]| Pending {

@@ -1,6 +1,6 @@
 //! The ticket layer: what every writer of tickets shares, between the pure
 //! domain and the adapters (ingest, the jobs, the plugin dispatcher). It
-//! may use `domain`, `store` and `outbox::render`; nothing here imports
+//! may use `domain` and `store`; nothing here imports
 //! `ingest`, `plugins`, the jobs or `app`.
 //!
 //! Today it holds the id counters, the contacts of a transaction, desk mails
@@ -11,8 +11,9 @@ mod contacts;
 mod counter;
 mod drafts;
 pub(crate) mod events;
+pub mod sla;
 
 pub(crate) use contacts::Contacts;
 pub(crate) use counter::Counter;
-pub(crate) use drafts::queue_drafts;
+pub(crate) use drafts::{Queue, Queued, queue_drafts};
 pub use events::event_row;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::ticket::Kind;
+use crate::domain::ticket::{Kind, Visibility};
 
 /// A fixed instant: the domain never reads the clock.
 fn now() -> DateTime<Utc> {
@@ -76,7 +76,7 @@ pub(crate) fn ticket() -> TicketState {
         last_public_message_id: Some("m2@cust.test".into()),
         participants: vec![Participant {
             address: customer,
-            role: "customer".into(),
+            role: Role::Customer,
         }],
         created_at: now(),
         service: None,
@@ -211,7 +211,7 @@ fn a_staff_answer_is_relayed_to_the_customer_side_from_the_desk() {
     t.status = Status::New;
     t.participants.push(Participant {
         address: Address::new("", "kim@cust.test"),
-        role: "cc".into(),
+        role: Role::Cc,
     });
     let m = mail(
         "ada@example.test",
@@ -229,7 +229,7 @@ fn a_staff_answer_is_relayed_to_the_customer_side_from_the_desk() {
     assert_eq!(t.priority, Priority::High);
     assert_eq!(t.assignee.as_deref(), Some("ada@example.test"));
     assert_eq!(t.status, Status::Open);
-    assert_eq!(fx.visibility, "public");
+    assert_eq!(fx.visibility, Visibility::Public);
     let fields: Vec<&str> = fx.changes.iter().map(|c| c.field).collect();
     assert_eq!(fields, ["priority", "assignee", "status"]);
 
@@ -262,7 +262,7 @@ fn a_reply_of_only_commands_changes_the_ticket_and_sends_nothing() {
     assert_eq!(t.status, Status::Resolved);
     assert!(t.resolved_at.is_some());
     assert_eq!(fx.links, vec![number(9)]);
-    assert_eq!(fx.visibility, "internal");
+    assert_eq!(fx.visibility, Visibility::Internal);
 }
 
 #[test]
@@ -284,7 +284,7 @@ fn bad_commands_change_nothing_and_answer_the_staff_member() {
         "{}",
         err.body
     );
-    assert_eq!(fx.visibility, "internal");
+    assert_eq!(fx.visibility, Visibility::Internal);
     assert!(
         fx.flag
             .as_deref()
@@ -297,7 +297,7 @@ fn a_note_stays_internal_and_goes_to_the_other_staff() {
     let mut t = ticket();
     let m = mail("ada@example.test", "/note the switch in room 4 is dead");
     let fx = run(&mut t, &m, &Author::Staff(staff("ada@example.test")), false);
-    assert_eq!(fx.visibility, "internal");
+    assert_eq!(fx.visibility, Visibility::Internal);
     assert_eq!(fx.shown_text, "the switch in room 4 is dead");
     assert_eq!(kinds(&fx), ["notification"]);
     assert_eq!(fx.drafts[0].to, vec![staff("bob@example.test").address()]);
@@ -493,7 +493,7 @@ fn a_supplier_reply_is_internal_and_told_to_staff() {
     let who = author(&s, &m, &sender, &Class::Normal, Some(t.number), &[], 9);
     assert_eq!(who, Author::Supplier("NetCo".into()));
     let fx = run(&mut t, &m, &who, false);
-    assert_eq!(fx.visibility, "internal");
+    assert_eq!(fx.visibility, Visibility::Internal);
     assert_eq!(fx.supplier_reply.as_deref(), Some("NetCo"));
     assert_eq!(kinds(&fx), ["notification"]);
     assert!(fx.drafts[0].body.contains("Replaced the router."));
@@ -522,12 +522,12 @@ fn an_answer_to_more_than_max_recipients_goes_to_the_customer_first_and_tells_st
     for i in 0..60 {
         t.participants.push(Participant {
             address: Address::new("", &format!("cc{i}@cust.test")),
-            role: "cc".into(),
+            role: Role::Cc,
         });
     }
     t.participants.push(Participant {
         address: t.customer.clone(),
-        role: "customer".into(),
+        role: Role::Customer,
     });
     let m = mail("ada@example.test", "Please restart it.");
     let fx = run(&mut t, &m, &Author::Staff(staff("ada@example.test")), false);
@@ -548,7 +548,7 @@ fn an_answer_to_more_than_max_recipients_goes_to_the_customer_first_and_tells_st
     for i in 0..49 {
         t.participants.push(Participant {
             address: Address::new("", &format!("cc{i}@cust.test")),
-            role: "cc".into(),
+            role: Role::Cc,
         });
     }
     let fx = run(&mut t, &m, &Author::Staff(staff("ada@example.test")), false);

@@ -1,0 +1,257 @@
+//! What a batch reads before deciding its mails: which mails the desk has,
+//! the tickets their references, tokens and tags name (with their state and
+//! participants), the contacts involved and the desk mails bounces report.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+
+use super::Incoming;
+use super::states::States;
+use crate::domain::commands::{self, Command};
+use crate::domain::conversation::{Lookup, Settings};
+use crate::domain::threading::{self, Known, TicketRef};
+use crate::domain::ticket::TicketNumber;
+use crate::domain::token::Token;
+use crate::error::Result;
+use crate::ingest::parse::Parsed;
+use crate::store::entity::{message, outbox, quarantine, ticket};
+use crate::store::rows::IN_CHUNK;
+use crate::tickets::Contacts;
+
+/// Everything a batch is decided against.
+pub(super) struct Lookups {
+    /// Dedup keys of mails stored or quarantined before.
+    pub seen: HashSet<String>,
+    pub known: BatchKnown,
+    pub contacts: Contacts,
+    pub states: States,
+    /// Desk mails that bounce reports name: Message-ID → (outbox id, recipients).
+    pub bounce_targets: HashMap<String, (i64, String)>,
+}
+
+impl Lookups {
+    /// Reads what `batch` refers to with a handful of `IN (…)` queries;
+    /// `tokens` are the verified tokens of each mail.
+    pub async fn load(
+        txn: &DatabaseTransaction,
+        settings: &Settings,
+        batch: &[Incoming],
+        tokens: &[Vec<Token>],
+    ) -> Result<Lookups> {
+        let seen = seen(txn, batch).await?;
+        let refs = References::of(settings, batch, tokens);
+        let mut known = BatchKnown::default();
+        known.load_references(txn, refs.ids).await?;
+        known.load_tags(txn, refs.numbers).await?;
+        let mut contacts = Contacts::load(txn, refs.emails).await?;
+        let states = States::load(txn, &known, &mut contacts).await?;
+        for st in states.by_id.values() {
+            for p in &st.participants {
+                known.participants.insert((st.id, p.address.email.clone()));
+            }
+        }
+        Ok(Lookups {
+            seen,
+            known,
+            contacts,
+            states,
+            bounce_targets: load_bounce_targets(txn, batch).await?,
+        })
+    }
+}
+
+async fn seen(txn: &DatabaseTransaction, batch: &[Incoming]) -> Result<HashSet<String>> {
+    let keys: Vec<String> = batch.iter().map(|m| m.parsed.dedup_key.clone()).collect();
+    let mut seen = HashSet::new();
+    for chunk in keys.chunks(IN_CHUNK) {
+        let stored: Vec<String> = message::Entity::find()
+            .select_only()
+            .column(message::Column::DedupKey)
+            .filter(message::Column::DedupKey.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        seen.extend(stored);
+        let held: Vec<String> = quarantine::Entity::find()
+            .select_only()
+            .column(quarantine::Column::DedupKey)
+            .filter(quarantine::Column::DedupKey.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        seen.extend(held);
+    }
+    Ok(seen)
+}
+
+/// What the mails of a batch refer to: Message-IDs, ticket numbers (tokens,
+/// subject tags, the tickets staff commands link to) and addresses (senders,
+/// recipients, staff).
+struct References<'a> {
+    ids: Vec<&'a str>,
+    numbers: Vec<TicketNumber>,
+    emails: Vec<&'a str>,
+}
+
+impl<'a> References<'a> {
+    fn of(settings: &'a Settings, batch: &'a [Incoming], tokens: &[Vec<Token>]) -> References<'a> {
+        let mut ids: HashSet<&str> = HashSet::new();
+        let mut numbers: HashSet<TicketNumber> = HashSet::new();
+        let mut emails: HashSet<&str> = HashSet::new();
+        for (m, toks) in batch.iter().zip(tokens) {
+            let Parsed::Mail(mail) = &m.parsed.parsed else {
+                continue;
+            };
+            ids.extend(mail.in_reply_to.iter().map(String::as_str));
+            ids.extend(mail.references.iter().map(String::as_str));
+            ids.extend(
+                mail.bounce
+                    .as_ref()
+                    .and_then(|b| b.original_message_id.as_deref()),
+            );
+            numbers.extend(threading::subject_tag(&mail.subject, &settings.desk.tag));
+            numbers.extend(toks.iter().map(|t| t.number));
+            emails.extend(mail.from.as_ref().map(|a| a.email.as_str()));
+            emails.extend(mail.to.iter().chain(&mail.cc).map(|a| a.email.as_str()));
+            if let Some(from) = &mail.from
+                && settings.staff.by_email(&from.email).is_some()
+            {
+                numbers.extend(
+                    commands::parse(mail.reply_text())
+                        .commands
+                        .iter()
+                        .filter_map(|c| match c {
+                            Command::Link(n) => Some(*n),
+                            _ => None,
+                        }),
+                );
+            }
+        }
+        emails.extend(settings.staff.members().iter().map(|m| m.email.as_str()));
+        References {
+            ids: ids.into_iter().collect(),
+            numbers: numbers.into_iter().collect(),
+            emails: emails.into_iter().collect(),
+        }
+    }
+}
+
+/// Outbox rows of desk mails that bounce reports in this batch name:
+/// Message-ID → (outbox id, recipients).
+async fn load_bounce_targets(
+    txn: &DatabaseTransaction,
+    batch: &[Incoming],
+) -> Result<HashMap<String, (i64, String)>> {
+    let ids: Vec<String> = batch
+        .iter()
+        .filter_map(|m| match &m.parsed.parsed {
+            Parsed::Mail(mail) => mail.bounce.as_ref()?.original_message_id.clone(),
+            Parsed::Quarantine(_) => None,
+        })
+        .collect();
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let rows: Vec<(i64, String, String)> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Id)
+            .column(outbox::Column::MessageId)
+            .column(outbox::Column::Recipients)
+            .filter(outbox::Column::MessageId.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        out.extend(rows.into_iter().map(|(id, mid, r)| (mid, (id, r))));
+    }
+    Ok(out)
+}
+
+/// The threading facts of the database, plus what this batch adds.
+#[derive(Default)]
+pub(super) struct BatchKnown {
+    pub by_mid: HashMap<String, TicketRef>,
+    /// By ticket sequence number.
+    pub by_number: HashMap<i64, TicketRef>,
+    pub participants: HashSet<(i64, String)>,
+}
+
+impl Known for BatchKnown {
+    fn ticket_by_message_id(&self, message_id: &str) -> Option<TicketRef> {
+        self.by_mid.get(message_id).copied()
+    }
+    fn ticket_by_number(&self, number: TicketNumber) -> Option<TicketRef> {
+        self.by_number.get(&number.seq).copied()
+    }
+    fn is_participant(&self, ticket_id: i64, email: &str) -> bool {
+        self.participants.contains(&(ticket_id, email.to_string()))
+    }
+}
+
+impl Lookup for BatchKnown {
+    fn ticket_id(&self, number: TicketNumber) -> Option<i64> {
+        self.by_number.get(&number.seq).map(|t| t.id)
+    }
+}
+
+impl BatchKnown {
+    async fn load_references(&mut self, txn: &DatabaseTransaction, ids: Vec<&str>) -> Result<()> {
+        let mut ticket_of: Vec<(String, i64)> = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let rows: Vec<(Option<String>, i64)> = message::Entity::find()
+                .select_only()
+                .column(message::Column::MessageId)
+                .column(message::Column::TicketId)
+                .filter(message::Column::MessageId.is_in(chunk.iter().map(|s| s.to_string())))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            ticket_of.extend(rows.into_iter().filter_map(|(m, t)| m.map(|m| (m, t))));
+        }
+        let ticket_ids: HashSet<i64> = ticket_of.iter().map(|(_, t)| *t).collect();
+        let refs = load_tickets(txn, ticket::Column::Id.is_in(ticket_ids)).await?;
+        for (mid, tid) in ticket_of {
+            if let Some(r) = refs.iter().find(|r| r.id == tid) {
+                self.by_mid.insert(mid, *r);
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_tags(
+        &mut self,
+        txn: &DatabaseTransaction,
+        numbers: Vec<TicketNumber>,
+    ) -> Result<()> {
+        if numbers.is_empty() {
+            return Ok(());
+        }
+        // Ticket ids are their sequence numbers; the prefix of a number
+        // stays as issued when the kind changes, so look up by sequence.
+        for chunk in numbers.chunks(IN_CHUNK) {
+            let refs =
+                load_tickets(txn, ticket::Column::Id.is_in(chunk.iter().map(|n| n.seq))).await?;
+            for r in refs {
+                self.by_number.insert(r.number.seq, r);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn load_tickets(
+    txn: &DatabaseTransaction,
+    cond: sea_orm::sea_query::SimpleExpr,
+) -> Result<Vec<TicketRef>> {
+    let rows: Vec<(i64, String)> = ticket::Entity::find()
+        .select_only()
+        .column(ticket::Column::Id)
+        .column(ticket::Column::Number)
+        .filter(cond)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, n)| n.parse().ok().map(|number| TicketRef { id, number }))
+        .collect())
+}

@@ -1,0 +1,418 @@
+//! One mail of a batch: placed on a ticket (threading and the reopen rule),
+//! applied to the ticket's state by the conversation rules, and turned into
+//! rows. The decisions are the domain's (`domain::intake`,
+//! `domain::conversation`); this file keeps the batch's books.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::Set;
+use tracing::{debug, info, warn};
+
+use super::known::Lookups;
+use super::rows::{InboundRow, Rows, participant_row, quarantine_row};
+use super::{Incoming, Outcome, dedup_token};
+use crate::domain::classify::{Class, classify};
+use crate::domain::conversation::{
+    self, Author, DraftKind, Effects, MailIn, Participant, Settings,
+};
+use crate::domain::intake::{self, MailFacts, Placed};
+use crate::domain::mail::{Address, Inbound};
+use crate::domain::threading::TicketRef;
+use crate::domain::ticket::Role;
+use crate::domain::token::Token;
+use crate::error::{Error, Result};
+use crate::ingest::parse::{self, Parsed};
+use crate::store::entity::{attachment, supplier_escalation, ticket_link};
+use crate::tickets::{Counter, Queue, Queued, events, queue_drafts};
+
+/// A batch being decided: what it was read against, the id counters, and
+/// the rows its mails add.
+pub(super) struct Decider<'s> {
+    pub settings: &'s Settings,
+    pub now: DateTime<Utc>,
+    pub look: Lookups,
+    pub tickets_seq: Counter,
+    pub messages_seq: Counter,
+    pub rows: Rows,
+}
+
+impl Decider<'_> {
+    /// Decides mail `i` of the batch. `held` is why an earlier try of this
+    /// batch quarantined it.
+    pub fn take(
+        &mut self,
+        i: usize,
+        m: &Incoming,
+        tokens: &[Token],
+        held: Option<&String>,
+    ) -> Result<Outcome> {
+        let dedup_key = &m.parsed.dedup_key;
+        if !self.look.seen.insert(dedup_key.clone()) {
+            debug!(
+                mailbox = m.mailbox,
+                uid = m.uid,
+                dedup_key,
+                "duplicate: already stored"
+            );
+            return Ok(Outcome::Duplicate);
+        }
+        let inbound = match (held, &m.parsed.parsed) {
+            (Some(reason), _) | (None, Parsed::Quarantine(reason)) => {
+                return Ok(self.hold(i, m, reason.clone()));
+            }
+            (None, Parsed::Mail(mail)) => mail,
+        };
+        // parse() quarantines mail without a sender; should one slip
+        // through, it is quarantined here too, never dropped.
+        let Some(sender) = inbound.from.clone() else {
+            return Ok(self.hold(i, m, "no sender address".to_string()));
+        };
+        self.store(i, m, inbound, &sender, tokens)
+    }
+
+    fn hold(&mut self, i: usize, m: &Incoming, reason: String) -> Outcome {
+        self.rows
+            .quarantine_raw
+            .push((self.rows.quarantine.len(), i));
+        self.rows.quarantine.push(quarantine_row(
+            m.parsed.dedup_key.clone(),
+            m.mailbox.clone(),
+            m.uid,
+            Vec::new(),
+            reason.clone(),
+            self.now,
+        ));
+        Outcome::Quarantined(reason)
+    }
+
+    fn store(
+        &mut self,
+        i: usize,
+        m: &Incoming,
+        inbound: &Inbound,
+        sender: &Address,
+        tokens: &[Token],
+    ) -> Result<Outcome> {
+        let (settings, now) = (self.settings, self.now);
+        let class = classify(inbound);
+        let contact = self.look.contacts.id_for(sender, now);
+        let facts = MailFacts {
+            mail: inbound,
+            sender,
+            class: &class,
+            tokens,
+            contact,
+        };
+        let states = &self.look.states;
+        let Placed { route, author } = intake::place(settings, &facts, &self.look.known, |id| {
+            states
+                .by_id
+                .get(&id)
+                .is_some_and(|st| st.is_finished(now, settings.reopen_window))
+        });
+        let new_ticket = route.ticket.is_none();
+        let mut mail = Cow::Borrowed(inbound);
+        if !new_ticket && mail.new_text.is_none() {
+            mail.to_mut().new_text = Some(parse::new_text_of(&m.raw));
+        }
+        let t = match route.ticket {
+            Some(t) => t,
+            None => self.open(&mail, sender, contact, &m.mailbox, route.link),
+        };
+        if !new_ticket {
+            self.join(t, sender, &author, contact)?;
+        }
+        if let Some(mid) = &mail.message_id {
+            self.look.known.by_mid.insert(mid.clone(), t);
+        }
+        let bounced = self.bounced(&mail, &class);
+        let may_acknowledge = new_ticket
+            && matches!(author, Author::Customer)
+            && self
+                .look
+                .contacts
+                .ack_allowed(contact, now, settings.ack_limit_per_hour);
+        let state = self
+            .look
+            .states
+            .by_id
+            .get_mut(&t.id)
+            .ok_or_else(|| vanished(t))?;
+        let fx = conversation::apply(
+            settings,
+            state,
+            &MailIn {
+                mail: &mail,
+                sender,
+                author: &author,
+                class: &class,
+                new_ticket,
+                may_acknowledge,
+                bounced,
+            },
+            &self.look.known,
+            now,
+        );
+        self.look.states.touch(t.id);
+        let message_id = self.messages_seq.take();
+        self.record(t, message_id, &mail, &fx, new_ticket)?;
+        info!(
+            mailbox = m.mailbox,
+            uid = m.uid,
+            message_id = mail.message_id.as_deref().unwrap_or(""),
+            ticket = %t.number,
+            rule = route.rule,
+            class = class.as_str(),
+            author = author.as_str(),
+            mails = fx.drafts.len(),
+            flag = fx.flag.as_deref().unwrap_or(""),
+            "stored"
+        );
+        if let Some(flag) = &fx.flag {
+            warn!(ticket = %t.number, message_id = mail.message_id.as_deref().unwrap_or(""), flag, "flagged");
+        }
+        let decided = Decided {
+            t,
+            mail: &mail,
+            class: &class,
+            fx: &fx,
+            author: author.as_str(),
+            rule: route.rule,
+        };
+        let queued = self.answer(i, m, &decided, message_id);
+        Ok(Outcome::Stored {
+            ticket: t.number.to_string(),
+            new_ticket,
+            acknowledged: queued
+                .ids
+                .iter()
+                .any(|(_, k)| *k == DraftKind::Acknowledgement),
+            mails: queued.ids.len(),
+            rule: route.rule,
+        })
+    }
+
+    /// Queues the desk's mails a decided mail causes and writes its message
+    /// row (which records the recipients skipped).
+    fn answer(&mut self, i: usize, m: &Incoming, d: &Decided<'_>, message_id: i64) -> Queued {
+        let (t, fx) = (d.t, d.fx);
+        let unique = dedup_token(&m.parsed.dedup_key);
+        let attachments =
+            if fx.drafts.iter().any(|d| d.with_attachments) && !d.mail.attachments.is_empty() {
+                parse::attachments(&m.raw)
+            } else {
+                Vec::new()
+            };
+        let queued = queue_drafts(
+            self.settings,
+            t,
+            &fx.drafts,
+            &attachments,
+            &unique,
+            Queue {
+                contacts: &mut self.look.contacts,
+                messages_seq: &mut self.messages_seq,
+                messages: &mut self.rows.messages,
+                outbox: &mut self.rows.outbox,
+            },
+            self.now,
+        );
+        self.rows.message_raw.push((self.rows.messages.len(), i));
+        self.rows.messages.push(
+            InboundRow {
+                id: message_id,
+                ticket_id: t.id,
+                mail: d.mail,
+                class: d.class,
+                fx,
+                author: d.author,
+                rule: d.rule,
+                dedup_key: m.parsed.dedup_key.clone(),
+                mailbox: m.mailbox.clone(),
+                uid: m.uid,
+                skipped: &queued.skipped,
+                now: self.now,
+            }
+            .build(),
+        );
+        for (id, _) in &queued.ids {
+            self.look.known.by_mid.insert(id.clone(), t);
+        }
+        // Later answers reply to the newest mail the customer received.
+        if let Some(state) = self.look.states.by_id.get_mut(&t.id)
+            && let Some((id, _)) = queued
+                .ids
+                .iter()
+                .rev()
+                .find(|(_, kind)| *kind == DraftKind::Answer)
+        {
+            state.last_public_message_id = Some(id.clone());
+        }
+        queued
+    }
+
+    /// Opens a new ticket for a mail, linked to `link` when given.
+    fn open(
+        &mut self,
+        mail: &Inbound,
+        sender: &Address,
+        contact: i64,
+        mailbox: &str,
+        link: Option<(i64, &'static str)>,
+    ) -> TicketRef {
+        let id = self.tickets_seq.take();
+        let state = intake::new_ticket(id, &mail.subject, sender, mailbox, self.settings, self.now);
+        let t = TicketRef {
+            id,
+            number: state.number,
+        };
+        self.look.states.create(state, contact);
+        let known = &mut self.look.known;
+        known.participants.insert((id, sender.email.clone()));
+        known.by_number.insert(t.number.seq, t);
+        if let Some((other, reason)) = link {
+            self.rows.links.push(ticket_link::ActiveModel {
+                ticket_id: Set(id),
+                other_id: Set(other),
+                reason: Set(reason.into()),
+            });
+        }
+        t
+    }
+
+    /// Makes the sender of a mail to an existing ticket one of its participants.
+    fn join(
+        &mut self,
+        t: TicketRef,
+        sender: &Address,
+        author: &Author,
+        contact: i64,
+    ) -> Result<()> {
+        let state = self
+            .look
+            .states
+            .by_id
+            .get_mut(&t.id)
+            .ok_or_else(|| vanished(t))?;
+        if state.is_participant(&sender.email) {
+            return Ok(());
+        }
+        let role = if matches!(author, Author::Staff(_)) {
+            Role::Staff
+        } else {
+            Role::Participant
+        };
+        state.participants.push(Participant {
+            address: sender.clone(),
+            role,
+        });
+        self.rows
+            .participants
+            .push(participant_row(t.id, contact, role));
+        self.look
+            .known
+            .participants
+            .insert((t.id, sender.email.clone()));
+        Ok(())
+    }
+
+    /// A bounce of a desk mail: marks its outbox row and says who failed and why.
+    fn bounced(&mut self, mail: &Inbound, class: &Class) -> Option<String> {
+        if !class.is_bounce() {
+            return None;
+        }
+        let b = mail.bounce.as_ref()?;
+        let (outbox_id, recipients) = self
+            .look
+            .bounce_targets
+            .get(b.original_message_id.as_ref()?)?;
+        let what = intake::bounce_summary(b, recipients)?;
+        self.rows
+            .bounced
+            .push((*outbox_id, format!("bounced: {what}")));
+        Some(what)
+    }
+
+    /// The rows of a mail's effects besides its message and the desk's mails.
+    fn record(
+        &mut self,
+        t: TicketRef,
+        message_id: i64,
+        mail: &Inbound,
+        fx: &Effects,
+        new_ticket: bool,
+    ) -> Result<()> {
+        let now = self.now;
+        let rows = &mut self.rows;
+        let known = &mut self.look.known;
+        rows.attachments
+            .extend(mail.attachments.iter().map(|a| attachment::ActiveModel {
+                message_id: Set(message_id),
+                part: Set(a.part as i32),
+                filename: Set(a.filename.clone()),
+                content_type: Set(a.content_type.clone()),
+                size: Set(a.size as i64),
+                sha256: Set(a.sha256.clone()),
+                ..Default::default()
+            }));
+        for p in &fx.added {
+            let id = self.look.contacts.id_for(&p.address, now);
+            rows.participants.push(participant_row(t.id, id, p.role));
+            known.participants.insert((t.id, p.address.email.clone()));
+        }
+        for e in &fx.removed {
+            rows.removed.push((t.id, e.clone()));
+            known.participants.remove(&(t.id, e.clone()));
+        }
+        for n in &fx.links {
+            if let Some(other) = known.by_number.get(&n.seq) {
+                rows.links.push(ticket_link::ActiveModel {
+                    ticket_id: Set(t.id),
+                    other_id: Set(other.id),
+                    reason: Set("linked by staff".into()),
+                });
+            }
+        }
+        rows.escalations
+            .extend(fx.escalations.iter().map(|(supplier, note)| {
+                supplier_escalation::ActiveModel {
+                    ticket_id: Set(t.id),
+                    supplier: Set(supplier.clone()),
+                    note: Set(note.clone()),
+                    escalated_at: Set(now),
+                    responded_at: Set(None),
+                    resolved_at: Set(None),
+                    ..Default::default()
+                }
+            }));
+        if let Some(supplier) = &fx.supplier_reply {
+            rows.supplier_replies.push((t.id, supplier.clone()));
+        }
+        if self.settings.emit_events {
+            let state = self
+                .look
+                .states
+                .by_id
+                .get(&t.id)
+                .ok_or_else(|| vanished(t))?;
+            rows.events
+                .extend(events::for_mail(state, mail, fx, new_ticket));
+        }
+        Ok(())
+    }
+}
+
+/// A mail decided: its ticket, and what the conversation rules made of it.
+struct Decided<'a> {
+    t: TicketRef,
+    mail: &'a Inbound,
+    class: &'a Class,
+    fx: &'a Effects,
+    author: &'static str,
+    rule: &'static str,
+}
+
+fn vanished(t: TicketRef) -> Error {
+    Error::Invalid(format!("ticket {} vanished during the batch", t.number))
+}

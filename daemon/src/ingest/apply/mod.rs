@@ -1,0 +1,280 @@
+//! The ingest transaction: one database transaction per batch of mails
+//! stores every message, its ticket change, the acknowledgements (in the
+//! outbox) and the mailbox watermark, or none of them.
+//!
+//! A batch is read with a handful of `IN (…)` queries (`known`), each mail
+//! decided in memory with the domain's rules, mails earlier in the batch
+//! counting as known (`mail`), and the rows written at the end (`rows`,
+//! `states`).
+
+mod known;
+mod mail;
+mod rows;
+mod states;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait};
+use tracing::error;
+
+use super::parse::{Parsed, ParsedMail};
+use crate::domain::conversation::Settings;
+use crate::domain::mail::Inbound;
+use crate::domain::token::Token;
+use crate::error::Result;
+use crate::store::Store;
+use crate::store::entity::{mailbox_state, quarantine};
+use crate::tickets::Counter;
+use known::Lookups;
+use mail::Decider;
+use rows::{Rows, quarantine_row};
+
+/// A mail read from a mailbox (or an import), parsed, not yet stored.
+#[derive(Debug)]
+pub struct Incoming {
+    pub mailbox: String,
+    pub uid: Option<u32>,
+    pub raw: Vec<u8>,
+    pub parsed: ParsedMail,
+}
+
+/// The mailbox position a batch brings the desk to.
+#[derive(Debug, Clone)]
+pub struct Watermark {
+    pub mailbox: String,
+    pub uid_validity: u32,
+    pub last_uid: u32,
+}
+
+/// What became of one mail of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Stored {
+        ticket: String,
+        new_ticket: bool,
+        acknowledged: bool,
+        /// Mails queued in the outbox because of this one.
+        mails: usize,
+        rule: &'static str,
+    },
+    Duplicate,
+    Quarantined(String),
+}
+
+/// Stores a batch in one transaction; the outcomes are in the batch's order.
+///
+/// A mail whose processing fails (an error that is not the database's, or a
+/// panic) is quarantined with the reason, and the batch is decided again
+/// without it, so the rest commits: one mail never holds up the others.
+pub async fn apply_batch(
+    store: &Store,
+    settings: &Settings,
+    mut batch: Vec<Incoming>,
+    watermark: Option<Watermark>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Outcome>> {
+    let mut excluded: HashMap<usize, String> = HashMap::new();
+    loop {
+        let txn = store.begin().await?;
+        match write(
+            &txn,
+            settings,
+            &mut batch,
+            &excluded,
+            watermark.as_ref(),
+            now,
+        )
+        .await?
+        {
+            Ok(outcomes) => {
+                txn.commit().await?;
+                return Ok(outcomes);
+            }
+            Err(Poisoned { index, reason }) => {
+                txn.rollback().await?;
+                if let Some(m) = batch.get(index) {
+                    let message_id = match &m.parsed.parsed {
+                        Parsed::Mail(mail) => mail.message_id.as_deref().unwrap_or(""),
+                        Parsed::Quarantine(_) => "",
+                    };
+                    error!(
+                        mailbox = m.mailbox,
+                        uid = m.uid,
+                        message_id,
+                        dedup_key = m.parsed.dedup_key,
+                        reason,
+                        "mail quarantined: its processing failed; the rest of the batch goes on"
+                    );
+                }
+                excluded.insert(index, reason);
+            }
+        }
+    }
+}
+
+/// A mail of the batch whose processing failed, and why.
+struct Poisoned {
+    index: usize,
+    reason: String,
+}
+
+/// Stores one mail in quarantine with the reason, in its own transaction
+/// (with the batch's watermark, when it is the batch's last mail).
+pub async fn quarantine_one(
+    store: &Store,
+    m: Incoming,
+    reason: String,
+    watermark: Option<&Watermark>,
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
+    let txn = store.begin().await?;
+    let Incoming {
+        mailbox,
+        uid,
+        raw,
+        parsed,
+    } = m;
+    quarantine::Entity::insert(quarantine_row(
+        parsed.dedup_key,
+        mailbox,
+        uid,
+        raw,
+        reason.clone(),
+        now,
+    ))
+    .on_conflict(
+        OnConflict::column(quarantine::Column::DedupKey)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    if let Some(w) = watermark {
+        save_watermark(&txn, w, now).await?;
+    }
+    txn.commit().await?;
+    Ok(Outcome::Quarantined(reason))
+}
+
+/// Decides and writes a batch. The outer error is the database's (the batch
+/// is tried again); the inner one names a mail whose processing failed.
+/// Raw mails are moved out of `batch` only once every mail is decided.
+async fn write(
+    txn: &DatabaseTransaction,
+    settings: &Settings,
+    batch: &mut [Incoming],
+    excluded: &HashMap<usize, String>,
+    watermark: Option<&Watermark>,
+    now: DateTime<Utc>,
+) -> Result<std::result::Result<Vec<Outcome>, Poisoned>> {
+    let tokens: Vec<Vec<Token>> = batch
+        .iter()
+        .map(|m| match &m.parsed.parsed {
+            Parsed::Mail(mail) => mail_tokens(settings, mail),
+            Parsed::Quarantine(_) => Vec::new(),
+        })
+        .collect();
+    let look = Lookups::load(txn, settings, batch, &tokens).await?;
+    // Counters in the lock order of `tickets::Counter`: contact (taken by
+    // the lookups), ticket, message.
+    let mut decider = Decider {
+        settings,
+        now,
+        look,
+        tickets_seq: Counter::load(txn, "ticket").await?,
+        messages_seq: Counter::load(txn, "message").await?,
+        rows: Rows::default(),
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (i, (m, toks)) in batch.iter().zip(&tokens).enumerate() {
+        // Everything one mail does is caught at the mail: an error or a
+        // panic while deciding it quarantines it, never the batch.
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decider.take(i, m, toks, excluded.get(&i))
+        }));
+        let reason = match step {
+            Ok(Ok(outcome)) => {
+                outcomes.push(outcome);
+                continue;
+            }
+            Ok(Err(e)) => format!("processing failed: {e}"),
+            Err(panic) => format!("processing panicked: {}", crate::panic_message(&*panic)),
+        };
+        return Ok(Err(Poisoned { index: i, reason }));
+    }
+    let Decider {
+        mut look,
+        tickets_seq,
+        messages_seq,
+        mut rows,
+        ..
+    } = decider;
+    rows.take_raw(batch);
+    look.contacts.save(txn).await?;
+    look.states.save(txn, settings, now).await?;
+    rows.save(txn, &look.contacts, now).await?;
+    tickets_seq.save(txn).await?;
+    messages_seq.save(txn).await?;
+    if let Some(w) = watermark {
+        save_watermark(txn, w, now).await?;
+    }
+    Ok(Ok(outcomes))
+}
+
+/// The verified tokens of a mail: in the addresses it was delivered to and
+/// in the Message-IDs it references.
+pub(crate) fn mail_tokens(settings: &Settings, mail: &Inbound) -> Vec<Token> {
+    let clean = |s: &str| {
+        s.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string()
+    };
+    let recipients: Vec<String> = mail
+        .to
+        .iter()
+        .chain(&mail.cc)
+        .map(|a| a.email.clone())
+        .chain(mail.delivered_to.iter().map(|d| clean(d)))
+        .collect();
+    settings.key.find(
+        &settings.desk.address,
+        recipients.iter().map(String::as_str),
+        mail.in_reply_to
+            .iter()
+            .chain(&mail.references)
+            .map(String::as_str),
+    )
+}
+
+/// A short, stable token for desk Message-IDs derived from a mail's dedup key.
+fn dedup_token(key: &str) -> String {
+    super::parse::sha256_hex(key.as_bytes())[..16].to_string()
+}
+
+pub async fn save_watermark<C: ConnectionTrait>(
+    txn: &C,
+    w: &Watermark,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    mailbox_state::Entity::insert(mailbox_state::ActiveModel {
+        mailbox: Set(w.mailbox.clone()),
+        uid_validity: Set(i64::from(w.uid_validity)),
+        last_uid: Set(i64::from(w.last_uid)),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(mailbox_state::Column::Mailbox)
+            .update_columns([
+                mailbox_state::Column::UidValidity,
+                mailbox_state::Column::LastUid,
+                mailbox_state::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
