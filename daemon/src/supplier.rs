@@ -4,22 +4,28 @@
 //! note, a mail to the manager, and a `supplier.review_due` hook event for
 //! plugins such as `supplier-scorecard`.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use plugin_api::hooks;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+};
 use serde_json::json;
 use tracing::info;
 
 use crate::config::Config;
-use crate::domain::conversation::{Draft, DraftKind, Settings};
+use crate::domain::conversation::{Draft, DraftKind, Participant, Settings, TicketState};
+use crate::domain::sla::Due;
+use crate::domain::staff::StaffMember;
 use crate::domain::supplier::{self, Contract, Escalation};
 use crate::domain::threading::{TicketRef, tagged_subject};
 use crate::domain::ticket::{Kind, Priority, Role, Status, TicketNumber};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::entity::{message, outbox, participant, supplier_escalation, ticket};
-use crate::store::rows::insert_chunks;
-use crate::store::rows::{Note, note_row};
-use crate::tickets::{Contacts, Counter, Queue, queue_drafts};
+use crate::store::rows::{IN_CHUNK, Note, insert_chunks, note_row, ticket_row};
+use crate::tickets::{Contacts, Counter, Queue, events, queue_drafts};
 
 /// Creates the review ticket of `name` for escalations since `since`;
 /// returns its number.
@@ -35,6 +41,12 @@ pub async fn review(
         .levels
         .supplier(name)
         .ok_or_else(|| Error::NotFound(format!("no supplier {name}")))?;
+    let manager = settings.staff.by_email(&su.manager).ok_or_else(|| {
+        Error::Invalid(format!(
+            "supplier {name}: manager {} is not staff",
+            su.manager
+        ))
+    })?;
     let calendar = config
         .levels
         .calendar(su.calendar.as_deref())
@@ -46,27 +58,7 @@ pub async fn review(
         end: su.contract_end,
     };
     let txn = store.begin().await?;
-    let rows = supplier_escalation::Entity::find()
-        .filter(supplier_escalation::Column::Supplier.eq(&su.name))
-        .all(&txn)
-        .await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.ticket_id).collect();
-    let numbers: std::collections::HashMap<i64, String> = ticket::Entity::find()
-        .filter(ticket::Column::Id.is_in(ids))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t.number))
-        .collect();
-    let all: Vec<Escalation> = rows
-        .iter()
-        .map(|r| Escalation {
-            ticket: numbers.get(&r.ticket_id).cloned().unwrap_or_default(),
-            escalated_at: r.escalated_at,
-            responded_at: r.responded_at,
-            resolved_at: r.resolved_at,
-        })
-        .collect();
+    let all = escalations(&txn, &su.name).await?;
     let in_period: Vec<Escalation> = all
         .iter()
         .filter(|e| e.escalated_at >= since && e.escalated_at < now)
@@ -75,55 +67,30 @@ pub async fn review(
     let figures = supplier::review(&contract, &in_period, &all, now);
     let text = supplier::text(&su.name, since, now, &contract, &figures);
 
-    let manager = settings.staff.by_email(&su.manager).ok_or_else(|| {
-        Error::Invalid(format!(
-            "supplier {name}: manager {} is not staff",
-            su.manager
-        ))
-    })?;
+    // Counters in the lock order of `tickets::Counter`.
     let mut contacts = Contacts::load(&txn, vec![manager.email.as_str()]).await?;
     let manager_contact = contacts.id_for(&manager.address(), now);
     let mut tickets_seq = Counter::load(&txn, "ticket").await?;
     let mut messages_seq = Counter::load(&txn, "message").await?;
-    let id = tickets_seq.take();
-    let number = TicketNumber {
-        kind: Kind::Request,
-        seq: id,
-    };
     let subject = format!(
         "Supplier review: {} ({} to {})",
         su.name,
         since.format("%Y-%m-%d"),
         now.format("%Y-%m-%d")
     );
+    let state = review_ticket(tickets_seq.take(), subject, manager, &su.name, now);
+    let number = state.number;
+    let t = TicketRef {
+        id: state.id,
+        number,
+    };
+    // The ticket's customer row comes first: the ticket refers to it.
     contacts.save(&txn).await?;
-    ticket::Entity::insert(ticket::ActiveModel {
-        id: Set(id),
-        number: Set(number.to_string()),
-        kind: Set(Kind::Request.as_str().into()),
-        subject: Set(subject.clone()),
-        status: Set(Status::New.as_str().into()),
-        priority: Set(Priority::Normal.as_str().into()),
-        customer_id: Set(manager_contact),
-        mailbox: Set(String::new()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        assignee: Set(Some(manager.email.clone())),
-        team: Set(None),
-        fields: Set(json!({"supplier": su.name}).to_string()),
-        resolved_at: Set(None),
-        root_message_id: Set(None),
-        last_public_message_id: Set(None),
-        service: Set(None),
-        response_due_at: Set(None),
-        resolution_due_at: Set(None),
-        responded_at: Set(None),
-        sla_next_at: Set(None),
-    })
-    .exec_without_returning(&txn)
-    .await?;
+    ticket::Entity::insert(ticket_row(&state, manager_contact, Due::default(), now))
+        .exec_without_returning(&txn)
+        .await?;
     participant::Entity::insert(participant::ActiveModel {
-        ticket_id: Set(id),
+        ticket_id: Set(t.id),
         contact_id: Set(manager_contact),
         role: Set(Role::Staff.as_str().into()),
     })
@@ -132,9 +99,9 @@ pub async fn review(
     let mut messages = vec![note_row(
         messages_seq.take(),
         Note {
-            ticket_id: id,
+            ticket_id: t.id,
             key: &format!("supplier-review:{}:{}", su.name, now.timestamp()),
-            subject: &subject,
+            subject: &state.subject,
             text: &text,
             class: "supplier-review",
             author: "desk",
@@ -145,7 +112,7 @@ pub async fn review(
         kind: DraftKind::Notification,
         to: vec![manager.address()],
         from_name: settings.desk.name.clone(),
-        subject: tagged_subject(&subject, &settings.desk.tag, number),
+        subject: tagged_subject(&state.subject, &settings.desk.tag, number),
         body: format!(
             "A supplier review is due; ticket {number} is assigned to you.\n\n{text}\n-- \n\
              Reply to this mail with commands (/note, /resolve …) to work on the review.\n"
@@ -157,7 +124,7 @@ pub async fn review(
     let mut outbox_rows: Vec<outbox::ActiveModel> = Vec::new();
     queue_drafts(
         settings,
-        TicketRef { id, number },
+        t,
         &[draft],
         &[],
         &format!("review{}", now.timestamp()),
@@ -173,49 +140,98 @@ pub async fn review(
     insert_chunks(&txn, messages, message::Entity::insert_many).await?;
     insert_chunks(&txn, outbox_rows, outbox::Entity::insert_many).await?;
     if settings.emit_events {
-        crate::tickets::events::insert(
-            &txn,
-            vec![crate::tickets::events::Pending {
-                ticket_id: id,
-                hook: "supplier.review_due",
-                payload: crate::tickets::events::payload(
-                    "supplier.review_due",
-                    plugin_api::Ticket {
-                        number: number.to_string(),
-                        kind: "request".into(),
-                        status: "new".into(),
-                        priority: "normal".into(),
-                        subject: subject.clone(),
-                        assignee: Some(manager.email.clone()),
-                        group: None,
-                        customer: manager.email.clone(),
-                        mailbox: String::new(),
-                        fields: [("supplier".to_string(), su.name.clone())].into(),
-                    },
-                    None,
-                    Vec::new(),
-                    [(
-                        "supplier".to_string(),
-                        json!({
-                            "name": su.name,
-                            "from": since.to_rfc3339(),
-                            "to": now.to_rfc3339(),
-                            "response_target_minutes": su.response_target.num_minutes(),
-                            "resolution_target_minutes": su.resolution_target.num_minutes(),
-                            "figures": figures,
-                        }),
-                    )]
-                    .into_iter()
-                    .collect(),
-                ),
-            }],
-            now,
-        )
-        .await?;
+        let data = json!({
+            "name": su.name,
+            "from": since.to_rfc3339(),
+            "to": now.to_rfc3339(),
+            "response_target_minutes": su.response_target.num_minutes(),
+            "resolution_target_minutes": su.resolution_target.num_minutes(),
+            "figures": figures,
+        });
+        let payload = events::payload(
+            hooks::SUPPLIER_REVIEW_DUE,
+            events::ticket_of_state(&state),
+            None,
+            Vec::new(),
+            [("supplier".to_string(), data)].into_iter().collect(),
+        );
+        let pending = events::Pending {
+            ticket_id: t.id,
+            hook: hooks::SUPPLIER_REVIEW_DUE,
+            payload,
+        };
+        events::insert(&txn, vec![pending], now).await?;
     }
     tickets_seq.save(&txn).await?;
     messages_seq.save(&txn).await?;
     txn.commit().await?;
     info!(ticket = %number, supplier = su.name, "supplier review ticket created");
     Ok(number.to_string())
+}
+
+/// Every escalation to the supplier, with its ticket's number.
+async fn escalations(txn: &DatabaseTransaction, supplier: &str) -> Result<Vec<Escalation>> {
+    let rows = supplier_escalation::Entity::find()
+        .filter(supplier_escalation::Column::Supplier.eq(supplier))
+        .all(txn)
+        .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.ticket_id).collect();
+    let mut numbers: HashMap<i64, String> = HashMap::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let found: Vec<(i64, String)> = ticket::Entity::find()
+            .select_only()
+            .column(ticket::Column::Id)
+            .column(ticket::Column::Number)
+            .filter(ticket::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        numbers.extend(found);
+    }
+    Ok(rows
+        .iter()
+        .map(|r| Escalation {
+            ticket: numbers.get(&r.ticket_id).cloned().unwrap_or_default(),
+            escalated_at: r.escalated_at,
+            responded_at: r.responded_at,
+            resolved_at: r.resolved_at,
+        })
+        .collect())
+}
+
+/// The review ticket: a request assigned to the supplier manager, who is
+/// its customer too, with the supplier in its fields.
+fn review_ticket(
+    id: i64,
+    subject: String,
+    manager: &StaffMember,
+    supplier: &str,
+    now: DateTime<Utc>,
+) -> TicketState {
+    TicketState {
+        id,
+        number: TicketNumber {
+            kind: Kind::Request,
+            seq: id,
+        },
+        subject,
+        status: Status::New,
+        priority: Priority::Normal,
+        kind: Kind::Request,
+        assignee: Some(manager.email.clone()),
+        team: None,
+        customer: manager.address(),
+        resolved_at: None,
+        root_message_id: None,
+        last_public_message_id: None,
+        participants: vec![Participant {
+            address: manager.address(),
+            role: Role::Staff,
+        }],
+        created_at: now,
+        service: None,
+        responded_at: None,
+        mailbox: String::new(),
+        fields: json!({ "supplier": supplier }).to_string(),
+    }
 }

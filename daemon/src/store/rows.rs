@@ -8,9 +8,11 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Value,
 };
 
-use super::entity::{message, message_raw_piece, outbox};
+use super::entity::{message, message_raw_piece, outbox, ticket};
 use crate::domain::ack::Outgoing;
+use crate::domain::conversation::TicketState;
 use crate::domain::mail::Address;
+use crate::domain::sla::Due;
 use crate::domain::ticket::Visibility;
 use crate::error::{Error, Result};
 
@@ -247,6 +249,39 @@ pub fn outbox_row(
         sent_at: Set(None),
         raw: Set(raw),
         ..Default::default()
+    }
+}
+
+/// The row of a ticket in its state after a change, with its SLA due
+/// times; `customer` is the customer's contact id.
+pub fn ticket_row(
+    t: &TicketState,
+    customer: i64,
+    due: Due,
+    now: DateTime<Utc>,
+) -> ticket::ActiveModel {
+    ticket::ActiveModel {
+        id: Set(t.id),
+        number: Set(t.number.to_string()),
+        kind: Set(t.kind.as_str().into()),
+        subject: Set(t.subject.clone()),
+        status: Set(t.status.as_str().into()),
+        priority: Set(t.priority.as_str().into()),
+        customer_id: Set(customer),
+        mailbox: Set(t.mailbox.clone()),
+        created_at: Set(t.created_at),
+        updated_at: Set(now),
+        assignee: Set(t.assignee.clone()),
+        team: Set(t.team.clone()),
+        fields: Set(t.fields.clone()),
+        resolved_at: Set(t.resolved_at),
+        root_message_id: Set(t.root_message_id.clone()),
+        last_public_message_id: Set(t.last_public_message_id.clone()),
+        service: Set(t.service.clone()),
+        response_due_at: Set(due.response),
+        resolution_due_at: Set(due.resolution),
+        responded_at: Set(t.responded_at),
+        sla_next_at: Set(due.next_check),
     }
 }
 

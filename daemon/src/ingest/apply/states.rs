@@ -5,9 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 
 use super::known::BatchKnown;
 use super::rows::{insert_participants, participant_row};
@@ -16,7 +14,7 @@ use crate::domain::mail::Address;
 use crate::domain::ticket::{Kind, Priority, Role, Status, TicketNumber};
 use crate::error::{Error, Result};
 use crate::store::entity::{contact, participant, ticket};
-use crate::store::rows::{IN_CHUNK, insert_chunks};
+use crate::store::rows::{IN_CHUNK, insert_chunks, ticket_row};
 use crate::tickets::Contacts;
 
 /// The tickets a batch touches, as the conversation rules see them.
@@ -174,30 +172,12 @@ impl States {
             .collect();
         let dues = crate::tickets::sla::after_change(txn, settings, &changed, now).await?;
         let row = |t: &TicketState, customer: i64| {
-            let due = dues.get(&t.id).copied().unwrap_or_default();
-            ticket::ActiveModel {
-                id: Set(t.id),
-                number: Set(t.number.to_string()),
-                kind: Set(t.kind.as_str().into()),
-                subject: Set(t.subject.clone()),
-                status: Set(t.status.as_str().into()),
-                priority: Set(t.priority.as_str().into()),
-                customer_id: Set(customer),
-                mailbox: Set(t.mailbox.clone()),
-                created_at: Set(t.created_at),
-                updated_at: Set(now),
-                assignee: Set(t.assignee.clone()),
-                team: Set(t.team.clone()),
-                fields: Set(t.fields.clone()),
-                resolved_at: Set(t.resolved_at),
-                root_message_id: Set(t.root_message_id.clone()),
-                last_public_message_id: Set(t.last_public_message_id.clone()),
-                service: Set(t.service.clone()),
-                response_due_at: Set(due.response),
-                resolution_due_at: Set(due.resolution),
-                responded_at: Set(t.responded_at),
-                sla_next_at: Set(due.next_check),
-            }
+            ticket_row(
+                t,
+                customer,
+                dues.get(&t.id).copied().unwrap_or_default(),
+                now,
+            )
         };
         let mut rows = Vec::with_capacity(self.created.len());
         let mut participants = Vec::with_capacity(self.created.len());
