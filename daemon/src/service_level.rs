@@ -20,7 +20,7 @@ use crate::domain::mail::Address;
 use crate::domain::sla::clock::Pause;
 use crate::domain::sla::{self, Alert, Clocks, Due, Target};
 use crate::domain::threading::{TicketRef, tagged_subject};
-use crate::domain::ticket::{Priority, Status, TicketNumber};
+use crate::domain::ticket::{Priority, Status, TicketId, TicketNumber};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::entity::{contact, event, message, outbox, sla_event, ticket};
@@ -407,7 +407,10 @@ impl Chunk<'_> {
             let drafts = alert_drafts(self.settings, t, number, target, alert, &text);
             let queued = queue_drafts(
                 self.settings,
-                TicketRef { id: t.id, number },
+                TicketRef {
+                    id: TicketId(t.id),
+                    number,
+                },
                 &drafts,
                 &[],
                 &format!("{}{}{}", target.as_str(), alert.as_str(), t.id),

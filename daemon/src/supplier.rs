@@ -20,7 +20,7 @@ use crate::domain::sla::Due;
 use crate::domain::staff::StaffMember;
 use crate::domain::supplier::{self, Contract, Escalation};
 use crate::domain::threading::{TicketRef, tagged_subject};
-use crate::domain::ticket::{Kind, Priority, Role, Status, TicketNumber};
+use crate::domain::ticket::{Kind, Priority, Role, Status, TicketId, TicketNumber};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::entity::{message, outbox, participant, supplier_escalation, ticket};
@@ -78,7 +78,13 @@ pub async fn review(
         since.format("%Y-%m-%d"),
         now.format("%Y-%m-%d")
     );
-    let state = review_ticket(tickets_seq.take(), subject, manager, &su.name, now);
+    let state = review_ticket(
+        TicketId(tickets_seq.take()),
+        subject,
+        manager,
+        &su.name,
+        now,
+    );
     let number = state.number;
     let t = TicketRef {
         id: state.id,
@@ -90,8 +96,8 @@ pub async fn review(
         .exec_without_returning(&txn)
         .await?;
     participant::Entity::insert(participant::ActiveModel {
-        ticket_id: Set(t.id),
-        contact_id: Set(manager_contact),
+        ticket_id: Set(t.id.0),
+        contact_id: Set(manager_contact.0),
         role: Set(Role::Staff.as_str().into()),
     })
     .exec_without_returning(&txn)
@@ -99,7 +105,7 @@ pub async fn review(
     let mut messages = vec![note_row(
         messages_seq.take(),
         Note {
-            ticket_id: t.id,
+            ticket_id: t.id.0,
             key: &format!("supplier-review:{}:{}", su.name, now.timestamp()),
             subject: &state.subject,
             text: &text,
@@ -156,7 +162,7 @@ pub async fn review(
             [("supplier".to_string(), data)].into_iter().collect(),
         );
         let pending = events::Pending {
-            ticket_id: t.id,
+            ticket_id: t.id.0,
             hook: hooks::SUPPLIER_REVIEW_DUE,
             payload,
         };
@@ -202,7 +208,7 @@ async fn escalations(txn: &DatabaseTransaction, supplier: &str) -> Result<Vec<Es
 /// The review ticket: a request assigned to the supplier manager, who is
 /// its customer too, with the supplier in its fields.
 fn review_ticket(
-    id: i64,
+    id: TicketId,
     subject: String,
     manager: &StaffMember,
     supplier: &str,
@@ -212,7 +218,7 @@ fn review_ticket(
         id,
         number: TicketNumber {
             kind: Kind::Request,
-            seq: id,
+            seq: id.0,
         },
         subject,
         status: Status::New,

@@ -16,7 +16,7 @@ use super::commands::{self, Command, Reply};
 use super::mail::{Address, Inbound};
 use super::staff::{Directory, StaffMember};
 use super::threading::tagged_subject;
-use super::ticket::{Kind, Priority, Role, Status, TicketNumber, Visibility};
+use super::ticket::{ContactId, Kind, Priority, Role, Status, TicketId, TicketNumber, Visibility};
 use super::token::{Token, TokenKey};
 use super::trust;
 
@@ -82,7 +82,7 @@ pub struct Participant {
 /// A ticket as a mail sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TicketState {
-    pub id: i64,
+    pub id: TicketId,
     pub number: TicketNumber,
     pub subject: String,
     pub status: Status,
@@ -167,7 +167,7 @@ pub fn author(
     class: &Class,
     ticket: Option<TicketNumber>,
     tokens: &[Token],
-    sender_contact: i64,
+    sender_contact: ContactId,
 ) -> Author {
     if settings.is_desk_address(&sender.email) {
         return Author::Desk;
@@ -329,7 +329,7 @@ pub struct Effects {
 /// Lookups the decision needs that the caller answers from the database.
 pub trait Lookup {
     /// The id of the ticket with this number, if it exists.
-    fn ticket_id(&self, number: TicketNumber) -> Option<i64>;
+    fn ticket_id(&self, number: TicketNumber) -> Option<TicketId>;
 }
 
 /// The input of [`apply`] besides the ticket.

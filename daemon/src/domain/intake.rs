@@ -10,7 +10,7 @@ use super::classify::Class;
 use super::conversation::{self, Author, Participant, Settings, TicketState};
 use super::mail::{Address, Bounce, BounceKind, Inbound};
 use super::threading::{self, Decision, Known, TicketRef};
-use super::ticket::{Kind, Priority, Role, Status, TicketNumber};
+use super::ticket::{ContactId, Kind, Priority, Role, Status, TicketId, TicketNumber};
 use super::token::Token;
 
 /// One inbound mail as intake sees it.
@@ -21,7 +21,7 @@ pub struct MailFacts<'a> {
     /// Its verified reply tokens.
     pub tokens: &'a [Token],
     /// The sender's contact id.
-    pub contact: i64,
+    pub contact: ContactId,
 }
 
 /// Where a mail goes and who wrote it.
@@ -38,7 +38,7 @@ pub fn place(
     settings: &Settings,
     m: &MailFacts<'_>,
     known: &impl Known,
-    finished: impl Fn(i64) -> bool,
+    finished: impl Fn(TicketId) -> bool,
 ) -> Placed {
     let numbers: Vec<TicketNumber> = m.tokens.iter().map(|t| t.number).collect();
     let mut in_reply_to = m.mail.in_reply_to.clone();
@@ -95,7 +95,7 @@ pub struct Route {
     /// The ticket it joins; `None` opens a new one.
     pub ticket: Option<TicketRef>,
     /// The ticket a new one is linked to, and why.
-    pub link: Option<(i64, &'static str)>,
+    pub link: Option<(TicketId, &'static str)>,
     /// The threading rule, as the message row records it.
     pub rule: &'static str,
 }
@@ -136,7 +136,7 @@ pub fn route(decision: &Decision, author: &Author, finished: bool) -> Route {
 /// A ticket opened by a mail: an incident, new and normal, in the group and
 /// service its mailbox is configured with, the sender its customer.
 pub fn new_ticket(
-    id: i64,
+    id: TicketId,
     subject: &str,
     sender: &Address,
     mailbox: &str,
@@ -147,7 +147,7 @@ pub fn new_ticket(
         id,
         number: TicketNumber {
             kind: Kind::Incident,
-            seq: id,
+            seq: id.0,
         },
         subject: subject.to_string(),
         status: Status::New,
@@ -235,7 +235,7 @@ mod tests {
 
     fn t(id: i64) -> TicketRef {
         TicketRef {
-            id,
+            id: TicketId(id),
             number: TicketNumber {
                 kind: Kind::Incident,
                 seq: id,
@@ -274,7 +274,7 @@ mod tests {
                 true,
                 Route {
                     ticket: None,
-                    link: Some((7, "reply to a finished ticket")),
+                    link: Some((TicketId(7), "reply to a finished ticket")),
                     rule: "new_after_finished",
                 },
             ),
@@ -285,7 +285,7 @@ mod tests {
                 true,
                 Route {
                     ticket: None,
-                    link: Some((7, "reply to a finished ticket")),
+                    link: Some((TicketId(7), "reply to a finished ticket")),
                     rule: "new_after_finished",
                 },
             ),
@@ -322,7 +322,10 @@ mod tests {
             route(&stranger, &Author::Customer, false),
             Route {
                 ticket: None,
-                link: Some((3, "subject tag of another ticket from a non-participant")),
+                link: Some((
+                    TicketId(3),
+                    "subject tag of another ticket from a non-participant"
+                )),
                 rule: "new_linked",
             }
         );
@@ -394,7 +397,14 @@ mod tests {
             .mailbox_services
             .insert("support".into(), "email".into());
         let sender = Address::new("Cy", "cy@x.example");
-        let st = new_ticket(12, "Printer", &sender, "support", &settings, at(0, 0));
+        let st = new_ticket(
+            TicketId(12),
+            "Printer",
+            &sender,
+            "support",
+            &settings,
+            at(0, 0),
+        );
         assert_eq!(st.number.to_string(), "INC-000012");
         assert_eq!(
             (st.status, st.priority, st.kind),
@@ -404,7 +414,7 @@ mod tests {
         assert_eq!(st.service.as_deref(), Some("email"));
         assert_eq!(st.customer, sender);
         assert!(st.is_participant("cy@x.example"));
-        let other = new_ticket(13, "x", &sender, "sales", &settings, at(0, 0));
+        let other = new_ticket(TicketId(13), "x", &sender, "sales", &settings, at(0, 0));
         assert_eq!((other.team, other.service), (None, None));
     }
 }

@@ -8,11 +8,11 @@
 //!    stranger cannot write into somebody else's ticket;
 //! 4. otherwise a new ticket.
 
-use super::ticket::TicketNumber;
+use super::ticket::{TicketId, TicketNumber};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TicketRef {
-    pub id: i64,
+    pub id: TicketId,
     pub number: TicketNumber,
 }
 
@@ -20,7 +20,7 @@ pub struct TicketRef {
 pub trait Known {
     fn ticket_by_message_id(&self, message_id: &str) -> Option<TicketRef>;
     fn ticket_by_number(&self, number: TicketNumber) -> Option<TicketRef>;
-    fn is_participant(&self, ticket_id: i64, email: &str) -> bool;
+    fn is_participant(&self, ticket_id: TicketId, email: &str) -> bool;
 }
 
 /// The headers threading reads.
@@ -135,7 +135,7 @@ mod tests {
     struct Fake {
         by_mid: HashMap<String, TicketRef>,
         tickets: Vec<TicketRef>,
-        participants: HashSet<(i64, String)>,
+        participants: HashSet<(TicketId, String)>,
     }
 
     impl Known for Fake {
@@ -145,14 +145,14 @@ mod tests {
         fn ticket_by_number(&self, n: TicketNumber) -> Option<TicketRef> {
             self.tickets.iter().find(|t| t.number == n).copied()
         }
-        fn is_participant(&self, id: i64, email: &str) -> bool {
+        fn is_participant(&self, id: TicketId, email: &str) -> bool {
             self.participants.contains(&(id, email.to_string()))
         }
     }
 
     fn t(seq: i64) -> TicketRef {
         TicketRef {
-            id: seq,
+            id: TicketId(seq),
             number: TicketNumber {
                 kind: Kind::Incident,
                 seq,
@@ -165,7 +165,7 @@ mod tests {
         f.by_mid.insert("a@x".into(), t(1));
         f.by_mid.insert("b@x".into(), t(2));
         f.tickets = vec![t(1), t(2), t(3)];
-        f.participants.insert((3, "cust@x.test".into()));
+        f.participants.insert((TicketId(3), "cust@x.test".into()));
         f
     }
 

@@ -105,6 +105,26 @@ impl FromStr for Status {
     }
 }
 
+/// A ticket's id: the row key, and the sequence of its number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TicketId(pub i64);
+
+/// A contact's id: a person the desk knows by address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContactId(pub i64);
+
+impl fmt::Display for TicketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for ContactId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// What a person is on a ticket: its customer (who opened it), a cc'd
 /// customer (`/cc`), someone else who wrote to it, or staff.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

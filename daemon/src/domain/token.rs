@@ -13,7 +13,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::mail::Address;
-use super::ticket::TicketNumber;
+use super::ticket::{ContactId, TicketNumber};
 
 /// Bytes of the HMAC kept in a token: 64 bits cannot be guessed by mail.
 const MAC_BYTES: usize = 8;
@@ -32,7 +32,7 @@ impl std::fmt::Debug for TokenKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Token {
     pub number: TicketNumber,
-    pub contact: i64,
+    pub contact: ContactId,
 }
 
 impl TokenKey {
@@ -47,7 +47,7 @@ impl TokenKey {
         Ok(TokenKey(secret.to_vec()))
     }
 
-    fn mac(&self, number: TicketNumber, contact: i64) -> String {
+    fn mac(&self, number: TicketNumber, contact: ContactId) -> String {
         // new_from_slice only fails for key sizes HMAC cannot take; it takes all.
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
             return String::new();
@@ -75,7 +75,7 @@ impl TokenKey {
     pub fn verify(&self, s: &str) -> Option<Token> {
         let mut parts = s.split('.');
         let number: TicketNumber = parts.next()?.parse().ok()?;
-        let contact: i64 = parts.next()?.parse().ok()?;
+        let contact = ContactId(parts.next()?.parse().ok()?);
         let mac = parts.next()?.to_ascii_lowercase();
         if mac.len() != MAC_BYTES * 2 {
             return None;
@@ -159,7 +159,7 @@ mod tests {
                 kind: Kind::Incident,
                 seq,
             },
-            contact,
+            contact: ContactId(contact),
         }
     }
 

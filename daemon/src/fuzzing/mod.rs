@@ -34,7 +34,7 @@ use crate::domain::conversation::{
 use crate::domain::intake::{self, MailFacts, Placed};
 use crate::domain::mail::Address;
 use crate::domain::threading::{Known, TicketRef};
-use crate::domain::ticket::{Kind, Priority, Role, Status, TicketNumber};
+use crate::domain::ticket::{ContactId, Kind, Priority, Role, Status, TicketId, TicketNumber};
 use crate::domain::token::Token;
 use crate::ingest::parse::{self, Parsed};
 
@@ -338,7 +338,7 @@ pub fn settings() -> &'static Settings {
 pub fn token(seq: i64, contact: i64) -> String {
     DESK.settings.key.sign(Token {
         number: number(seq),
-        contact,
+        contact: ContactId(contact),
     })
 }
 
@@ -359,7 +359,7 @@ impl FuzzDesk {
             role: role.parse().unwrap_or(Role::Participant),
         };
         let ticket = |seq: i64, status: Status, customer: Participant| TicketState {
-            id: seq,
+            id: TicketId(seq),
             number: number(seq),
             subject: format!("Ticket {seq}: the printer is on fire"),
             status,
@@ -397,7 +397,7 @@ impl FuzzDesk {
         t5.team = Some("desktop".into());
         let tickets: HashMap<i64, TicketState> = [t1, t2, t3, t4, t5]
             .into_iter()
-            .map(|t| (t.id, t))
+            .map(|t| (t.id.0, t))
             .collect();
         let mut by_mid = HashMap::new();
         for t in tickets.values() {
@@ -416,7 +416,7 @@ impl FuzzDesk {
         by_mid.insert(
             SENT_ID.into(),
             TicketRef {
-                id: 1,
+                id: TicketId(1),
                 number: number(1),
             },
         );
@@ -466,7 +466,7 @@ impl Known for View<'_> {
             number: t.number,
         })
     }
-    fn is_participant(&self, ticket_id: i64, email: &str) -> bool {
+    fn is_participant(&self, ticket_id: TicketId, email: &str) -> bool {
         if let Some((r, sender)) = &self.extra
             && r.id == ticket_id
         {
@@ -474,13 +474,13 @@ impl Known for View<'_> {
         }
         self.desk
             .tickets
-            .get(&ticket_id)
+            .get(&ticket_id.0)
             .is_some_and(|t| t.is_participant(email))
     }
 }
 
 impl Lookup for View<'_> {
-    fn ticket_id(&self, number: TicketNumber) -> Option<i64> {
+    fn ticket_id(&self, number: TicketNumber) -> Option<TicketId> {
         self.ticket_by_number(number).map(|t| t.id)
     }
 }
@@ -555,12 +555,12 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
             sender: &sender,
             class: &class,
             tokens: &toks,
-            contact: contact_id,
+            contact: ContactId(contact_id),
         },
         &view,
         |id| {
             desk.tickets
-                .get(&id)
+                .get(&id.0)
                 .is_some_and(|st| st.is_finished(now, settings.reopen_window))
         },
     );
@@ -571,11 +571,18 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
     }
     let existing = route
         .ticket
-        .and_then(|t| Some((t, desk.tickets.get(&t.id)?.clone())));
+        .and_then(|t| Some((t, desk.tickets.get(&t.id.0)?.clone())));
     let (t, mut state) = match existing {
         Some(found) => found,
         None => {
-            let state = intake::new_ticket(100, &mail.subject, &sender, "INBOX", settings, now);
+            let state = intake::new_ticket(
+                TicketId(100),
+                &mail.subject,
+                &sender,
+                "INBOX",
+                settings,
+                now,
+            );
             let t = TicketRef {
                 id: state.id,
                 number: state.number,
@@ -644,7 +651,7 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
             }
             let token = Token {
                 number: t.number,
-                contact: contacts.id_for(&to.email),
+                contact: ContactId(contacts.id_for(&to.email)),
             };
             let tag = format!("{}{d}{r}.{unique}", &draft.kind.as_str()[..1]);
             let mut out = draft.address(settings, to, token, &tag);
@@ -661,7 +668,7 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
     Ok(Trace {
         rule,
         author: author.as_str(),
-        ticket: t.id,
+        ticket: t.id.0,
         drafts: fx.drafts.iter().map(|d| d.kind.as_str()).collect(),
         flag: fx.flag.clone(),
     })

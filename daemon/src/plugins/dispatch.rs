@@ -40,7 +40,7 @@ use crate::domain::mail::Address;
 use crate::domain::render::render;
 use crate::domain::staff::{Assignee, Directory};
 use crate::domain::threading::tagged_subject;
-use crate::domain::ticket::{Status, TicketNumber, Visibility};
+use crate::domain::ticket::{ContactId, Status, TicketNumber, Visibility};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::entity::{counter, event, message, outbox, plugin_error, ticket};
@@ -1104,13 +1104,13 @@ impl Apply {
         // Existing contacts only: taking the contact counter here would lock
         // it after the message counter, against ingest's order (a deadlock on
         // PostgreSQL). Staff have a contact from their first notification.
-        let ids: std::collections::HashMap<String, i64> =
+        let ids: std::collections::HashMap<String, ContactId> =
             crate::store::entity::contact::Entity::find()
                 .filter(crate::store::entity::contact::Column::Email.is_in(emails))
                 .all(txn)
                 .await?
                 .into_iter()
-                .map(|c| (c.email, c.id))
+                .map(|c| (c.email, ContactId(c.id)))
                 .collect();
         for i in notices {
             let out = &mut self.mails[i].2;
@@ -1122,6 +1122,7 @@ impl Apply {
                 continue;
             };
             let token = crate::domain::token::Token { number, contact };
+
             let unique = out
                 .message_id
                 .split('@')

@@ -25,6 +25,18 @@ use entity::{
     ticket_link,
 };
 
+impl From<crate::domain::ticket::TicketId> for sea_orm::Value {
+    fn from(id: crate::domain::ticket::TicketId) -> sea_orm::Value {
+        id.0.into()
+    }
+}
+
+impl From<crate::domain::ticket::ContactId> for sea_orm::Value {
+    fn from(id: crate::domain::ticket::ContactId) -> sea_orm::Value {
+        id.0.into()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,

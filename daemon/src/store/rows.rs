@@ -13,7 +13,7 @@ use crate::domain::ack::Outgoing;
 use crate::domain::conversation::TicketState;
 use crate::domain::mail::Address;
 use crate::domain::sla::Due;
-use crate::domain::ticket::Visibility;
+use crate::domain::ticket::{ContactId, Visibility};
 use crate::error::{Error, Result};
 
 /// Values per `IN (…)` list.
@@ -256,18 +256,18 @@ pub fn outbox_row(
 /// times; `customer` is the customer's contact id.
 pub fn ticket_row(
     t: &TicketState,
-    customer: i64,
+    customer: ContactId,
     due: Due,
     now: DateTime<Utc>,
 ) -> ticket::ActiveModel {
     ticket::ActiveModel {
-        id: Set(t.id),
+        id: Set(t.id.0),
         number: Set(t.number.to_string()),
         kind: Set(t.kind.as_str().into()),
         subject: Set(t.subject.clone()),
         status: Set(t.status.as_str().into()),
         priority: Set(t.priority.as_str().into()),
-        customer_id: Set(customer),
+        customer_id: Set(customer.0),
         mailbox: Set(t.mailbox.clone()),
         created_at: Set(t.created_at),
         updated_at: Set(now),

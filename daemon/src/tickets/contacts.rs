@@ -10,6 +10,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, Q
 use super::Counter;
 use crate::domain::intake::AckBudget;
 use crate::domain::mail::Address;
+use crate::domain::ticket::ContactId;
 use crate::error::Result;
 use crate::store::entity::contact;
 use crate::store::rows::{IN_CHUNK, insert_chunks};
@@ -17,7 +18,7 @@ use crate::store::rows::{IN_CHUNK, insert_chunks};
 /// Contacts by address: those the database has, and those this batch adds,
 /// with each sender's acknowledgement budget.
 pub(crate) struct Contacts {
-    pub(crate) ids: HashMap<String, i64>,
+    pub(crate) ids: HashMap<String, ContactId>,
     acks: HashMap<i64, AckBudget>,
     acks_changed: HashSet<i64>,
     /// The rows read by address, which changed budgets are written back over.
@@ -37,7 +38,7 @@ impl Contacts {
                 .all(txn)
                 .await?;
             for row in rows {
-                ids.insert(row.email.clone(), row.id);
+                ids.insert(row.email.clone(), ContactId(row.id));
                 acks.insert(
                     row.id,
                     AckBudget {
@@ -58,14 +59,14 @@ impl Contacts {
         })
     }
 
-    pub(crate) fn id_for(&mut self, a: &Address, now: DateTime<Utc>) -> i64 {
+    pub(crate) fn id_for(&mut self, a: &Address, now: DateTime<Utc>) -> ContactId {
         if let Some(id) = self.ids.get(&a.email) {
             return *id;
         }
-        let id = self.seq.take();
+        let id = ContactId(self.seq.take());
         self.ids.insert(a.email.clone(), id);
         self.new.push(contact::ActiveModel {
-            id: Set(id),
+            id: Set(id.0),
             email: Set(a.email.clone()),
             name: Set(a.name.clone()),
             created_at: Set(now),
@@ -76,7 +77,8 @@ impl Contacts {
     }
 
     /// Takes one acknowledgement from the sender's hourly budget, if any is left.
-    pub(crate) fn ack_allowed(&mut self, id: i64, now: DateTime<Utc>, per_hour: u32) -> bool {
+    pub(crate) fn ack_allowed(&mut self, id: ContactId, now: DateTime<Utc>, per_hour: u32) -> bool {
+        let id = id.0;
         let budget = self.acks.entry(id).or_default();
         let before = *budget;
         let taken = budget.take(now, per_hour);

@@ -98,14 +98,14 @@ pub(crate) fn queue_drafts(
             };
             messages.push(outbound_row(
                 messages_seq.take(),
-                t.id,
+                t.id.0,
                 &out,
                 &raw_out,
                 shown,
                 now,
             ));
             outbox_rows.push(outbox_row(
-                Some(t.id),
+                Some(t.id.0),
                 draft.kind.as_str(),
                 &out,
                 raw_out,

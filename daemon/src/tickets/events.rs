@@ -118,7 +118,7 @@ pub fn for_mail(t: &TicketState, mail: &Inbound, fx: &Effects, new_ticket: bool)
     };
     let event =
         |hook: &'static str, message: Option<&HookMessage>, changes: &[HookChange]| Pending {
-            ticket_id: t.id,
+            ticket_id: t.id.0,
             hook,
             payload: payload(
                 hook,
@@ -137,7 +137,7 @@ pub fn for_mail(t: &TicketState, mail: &Inbound, fx: &Effects, new_ticket: bool)
         let mut data = serde_json::Map::new();
         data.insert("supplier".into(), json!({"name": supplier, "note": note}));
         out.push(Pending {
-            ticket_id: t.id,
+            ticket_id: t.id.0,
             hook: "supplier.escalated",
             payload: payload("supplier.escalated", ticket.clone(), None, Vec::new(), data),
         });
@@ -209,7 +209,7 @@ mod tests {
 
     fn row_of(t: &TicketState) -> ticket::Model {
         ticket::Model {
-            id: t.id,
+            id: t.id.0,
             number: t.number.to_string(),
             kind: t.kind.as_str().into(),
             subject: t.subject.clone(),

@@ -15,7 +15,7 @@ use sea_orm::{
 use crate::domain::conversation::{Settings, TicketState};
 use crate::domain::sla::clock::Pause;
 use crate::domain::sla::{self, Alert, Clocks, Due, Policy, Target};
-use crate::domain::ticket::{Priority, Status};
+use crate::domain::ticket::{Priority, Status, TicketId};
 use crate::error::Result;
 use crate::store::entity::{sla_event, sla_pause, supplier_escalation};
 use crate::store::rows::IN_CHUNK;
@@ -93,22 +93,22 @@ pub async fn after_change(
     settings: &Settings,
     changed: &[(&TicketState, Option<Status>)],
     now: DateTime<Utc>,
-) -> Result<HashMap<i64, Due>> {
+) -> Result<HashMap<TicketId, Due>> {
     let mut out = HashMap::new();
     let with_sla: Vec<i64> = changed
         .iter()
         .filter(|(t, before)| {
             before.is_some() && policy(settings, t.service.as_deref(), t.priority).is_some()
         })
-        .map(|(t, _)| t.id)
+        .map(|(t, _)| t.id.0)
         .collect();
     let mut all_pauses = pauses(txn, &with_sla).await?;
     let sent = alerts_sent(txn, &with_sla).await?;
     for (t, before) in changed {
         let was_pending = *before == Some(Status::Pending);
         let is_pending = t.status == Status::Pending;
-        let list = all_pauses.entry(t.id).or_default();
-        on_status_move(txn, t.id, before.unwrap_or(Status::New), t.status, now).await?;
+        let list = all_pauses.entry(t.id.0).or_default();
+        on_status_move(txn, t.id.0, before.unwrap_or(Status::New), t.status, now).await?;
         if is_pending && !was_pending {
             list.push(Pause {
                 from: now,
@@ -128,7 +128,7 @@ pub async fn after_change(
             responded_at: t.responded_at,
             resolved_at: stopped(t.status, t.resolved_at, now),
         };
-        let already = sent.get(&t.id).map(Vec::as_slice).unwrap_or(&[]);
+        let already = sent.get(&t.id.0).map(Vec::as_slice).unwrap_or(&[]);
         out.insert(t.id, sla::due(&p, &clocks, now, already));
     }
     Ok(out)

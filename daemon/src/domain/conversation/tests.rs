@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::ticket::{Kind, Visibility};
+use crate::domain::ticket::{ContactId, Kind, TicketId, Visibility};
 
 /// A fixed instant: the domain never reads the clock.
 fn now() -> DateTime<Utc> {
@@ -62,7 +62,7 @@ fn number(seq: i64) -> TicketNumber {
 pub(crate) fn ticket() -> TicketState {
     let customer = Address::new("Jo", "jo@cust.test");
     TicketState {
-        id: 1,
+        id: TicketId(1),
         number: number(1),
         subject: "Printer on fire".into(),
         status: Status::Open,
@@ -99,8 +99,8 @@ pub(crate) fn mail(from: &str, text: &str) -> Inbound {
 
 struct NoTickets;
 impl Lookup for NoTickets {
-    fn ticket_id(&self, n: TicketNumber) -> Option<i64> {
-        (n.seq == 9).then_some(9)
+    fn ticket_id(&self, n: TicketNumber) -> Option<TicketId> {
+        (n.seq == 9).then_some(TicketId(9))
     }
 }
 
@@ -154,10 +154,18 @@ fn the_author_is_decided_by_proof_not_by_from() {
     let m = mail("ada@example.test", "x");
     let good = Token {
         number: n,
-        contact: 5,
+        contact: ContactId(5),
     };
     let a = |tokens: &[Token], contact: i64| {
-        author(&s, &m, &ada, &Class::Normal, Some(n), tokens, contact)
+        author(
+            &s,
+            &m,
+            &ada,
+            &Class::Normal,
+            Some(n),
+            tokens,
+            ContactId(contact),
+        )
     };
     assert_eq!(a(&[good], 5), Author::Staff(staff("ada@example.test")));
     // No token, a customer's token, a token for another ticket: refused.
@@ -166,7 +174,7 @@ fn the_author_is_decided_by_proof_not_by_from() {
         a(
             &[Token {
                 number: n,
-                contact: 6
+                contact: ContactId(6)
             }],
             5
         ),
@@ -176,7 +184,7 @@ fn the_author_is_decided_by_proof_not_by_from() {
         a(
             &[Token {
                 number: number(2),
-                contact: 5
+                contact: ContactId(5)
             }],
             5
         ),
@@ -186,21 +194,37 @@ fn the_author_is_decided_by_proof_not_by_from() {
     let mut signed = m.clone();
     signed.auth_results = vec!["mx.example.test; dkim=pass header.d=example.test".into()];
     assert_eq!(
-        author(&s, &signed, &ada, &Class::Normal, Some(n), &[], 5),
+        author(
+            &s,
+            &signed,
+            &ada,
+            &Class::Normal,
+            Some(n),
+            &[],
+            ContactId(5)
+        ),
         Author::Staff(staff("ada@example.test"))
     );
     let cust = Address::new("", "jo@cust.test");
     assert_eq!(
-        author(&s, &m, &cust, &Class::Normal, Some(n), &[], 1),
+        author(&s, &m, &cust, &Class::Normal, Some(n), &[], ContactId(1)),
         Author::Customer
     );
     let desk = Address::new("", "support+INC-000001.1.abc@example.test");
     assert_eq!(
-        author(&s, &m, &desk, &Class::Normal, Some(n), &[], 1),
+        author(&s, &m, &desk, &Class::Normal, Some(n), &[], ContactId(1)),
         Author::Desk
     );
     assert_eq!(
-        author(&s, &m, &cust, &Class::AutoReply("x"), Some(n), &[], 1),
+        author(
+            &s,
+            &m,
+            &cust,
+            &Class::AutoReply("x"),
+            Some(n),
+            &[],
+            ContactId(1)
+        ),
         Author::Robot
     );
 }
@@ -237,7 +261,7 @@ fn a_staff_answer_is_relayed_to_the_customer_side_from_the_desk() {
     let s = settings();
     let tok = Token {
         number: t.number,
-        contact: 3,
+        contact: ContactId(3),
     };
     let out = answer.address(&s, &answer.to[0], tok, "u1");
     assert_eq!(out.from.email, "support@example.test");
@@ -490,7 +514,15 @@ fn a_supplier_reply_is_internal_and_told_to_staff() {
     let mut t = ticket();
     let m = mail("noc@netco.test", "Replaced the router.");
     let sender = Address::new("", "noc@netco.test");
-    let who = author(&s, &m, &sender, &Class::Normal, Some(t.number), &[], 9);
+    let who = author(
+        &s,
+        &m,
+        &sender,
+        &Class::Normal,
+        Some(t.number),
+        &[],
+        ContactId(9),
+    );
     assert_eq!(who, Author::Supplier("NetCo".into()));
     let fx = run(&mut t, &m, &who, false);
     assert_eq!(fx.visibility, Visibility::Internal);

@@ -11,7 +11,7 @@ use super::states::States;
 use crate::domain::commands::{self, Command};
 use crate::domain::conversation::{Lookup, Settings};
 use crate::domain::threading::{self, Known, TicketRef};
-use crate::domain::ticket::TicketNumber;
+use crate::domain::ticket::{TicketId, TicketNumber};
 use crate::domain::token::Token;
 use crate::error::Result;
 use crate::ingest::parse::Parsed;
@@ -172,7 +172,7 @@ pub(super) struct BatchKnown {
     pub by_mid: HashMap<String, TicketRef>,
     /// By ticket sequence number.
     pub by_number: HashMap<i64, TicketRef>,
-    pub participants: HashSet<(i64, String)>,
+    pub participants: HashSet<(TicketId, String)>,
 }
 
 impl Known for BatchKnown {
@@ -182,13 +182,13 @@ impl Known for BatchKnown {
     fn ticket_by_number(&self, number: TicketNumber) -> Option<TicketRef> {
         self.by_number.get(&number.seq).copied()
     }
-    fn is_participant(&self, ticket_id: i64, email: &str) -> bool {
+    fn is_participant(&self, ticket_id: TicketId, email: &str) -> bool {
         self.participants.contains(&(ticket_id, email.to_string()))
     }
 }
 
 impl Lookup for BatchKnown {
-    fn ticket_id(&self, number: TicketNumber) -> Option<i64> {
+    fn ticket_id(&self, number: TicketNumber) -> Option<TicketId> {
         self.by_number.get(&number.seq).map(|t| t.id)
     }
 }
@@ -210,7 +210,7 @@ impl BatchKnown {
         let ticket_ids: HashSet<i64> = ticket_of.iter().map(|(_, t)| *t).collect();
         let refs = load_tickets(txn, ticket::Column::Id.is_in(ticket_ids)).await?;
         for (mid, tid) in ticket_of {
-            if let Some(r) = refs.iter().find(|r| r.id == tid) {
+            if let Some(r) = refs.iter().find(|r| r.id == TicketId(tid)) {
                 self.by_mid.insert(mid, *r);
             }
         }
@@ -252,6 +252,11 @@ async fn load_tickets(
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, n)| n.parse().ok().map(|number| TicketRef { id, number }))
+        .filter_map(|(id, n)| {
+            n.parse().ok().map(|number| TicketRef {
+                id: TicketId(id),
+                number,
+            })
+        })
         .collect())
 }

@@ -19,7 +19,7 @@ use crate::domain::conversation::{
 use crate::domain::intake::{self, MailFacts, Placed};
 use crate::domain::mail::{Address, Inbound};
 use crate::domain::threading::TicketRef;
-use crate::domain::ticket::Role;
+use crate::domain::ticket::{ContactId, Role, TicketId};
 use crate::domain::token::Token;
 use crate::error::{Error, Result};
 use crate::ingest::parse::{self, Parsed};
@@ -257,11 +257,11 @@ impl Decider<'_> {
         &mut self,
         mail: &Inbound,
         sender: &Address,
-        contact: i64,
+        contact: ContactId,
         mailbox: &str,
-        link: Option<(i64, &'static str)>,
+        link: Option<(TicketId, &'static str)>,
     ) -> TicketRef {
-        let id = self.tickets_seq.take();
+        let id = TicketId(self.tickets_seq.take());
         let state = intake::new_ticket(id, &mail.subject, sender, mailbox, self.settings, self.now);
         let t = TicketRef {
             id,
@@ -273,8 +273,8 @@ impl Decider<'_> {
         known.by_number.insert(t.number.seq, t);
         if let Some((other, reason)) = link {
             self.rows.links.push(ticket_link::ActiveModel {
-                ticket_id: Set(id),
-                other_id: Set(other),
+                ticket_id: Set(id.0),
+                other_id: Set(other.0),
                 reason: Set(reason.into()),
             });
         }
@@ -287,7 +287,7 @@ impl Decider<'_> {
         t: TicketRef,
         sender: &Address,
         author: &Author,
-        contact: i64,
+        contact: ContactId,
     ) -> Result<()> {
         let state = self
             .look
@@ -368,8 +368,8 @@ impl Decider<'_> {
         for n in &fx.links {
             if let Some(other) = known.by_number.get(&n.seq) {
                 rows.links.push(ticket_link::ActiveModel {
-                    ticket_id: Set(t.id),
-                    other_id: Set(other.id),
+                    ticket_id: Set(t.id.0),
+                    other_id: Set(other.id.0),
                     reason: Set("linked by staff".into()),
                 });
             }
@@ -377,7 +377,7 @@ impl Decider<'_> {
         rows.escalations
             .extend(fx.escalations.iter().map(|(supplier, note)| {
                 supplier_escalation::ActiveModel {
-                    ticket_id: Set(t.id),
+                    ticket_id: Set(t.id.0),
                     supplier: Set(supplier.clone()),
                     note: Set(note.clone()),
                     escalated_at: Set(now),

@@ -11,7 +11,7 @@ use super::Incoming;
 use crate::domain::classify::Class;
 use crate::domain::conversation::Effects;
 use crate::domain::mail::{Address, Inbound};
-use crate::domain::ticket::Role;
+use crate::domain::ticket::{ContactId, Role, TicketId};
 use crate::error::Result;
 use crate::store::entity::{
     attachment, message, outbox, participant, quarantine, supplier_escalation, ticket_link,
@@ -25,7 +25,7 @@ use crate::tickets::{Contacts, events};
 #[derive(Default)]
 pub(super) struct Rows {
     pub participants: Vec<participant::ActiveModel>,
-    pub removed: Vec<(i64, String)>,
+    pub removed: Vec<(TicketId, String)>,
     pub links: Vec<ticket_link::ActiveModel>,
     pub messages: Vec<message::ActiveModel>,
     pub attachments: Vec<attachment::ActiveModel>,
@@ -35,7 +35,7 @@ pub(super) struct Rows {
     pub bounced: Vec<(i64, String)>,
     pub escalations: Vec<supplier_escalation::ActiveModel>,
     /// Suppliers that answered: (ticket id, supplier).
-    pub supplier_replies: Vec<(i64, String)>,
+    pub supplier_replies: Vec<(TicketId, String)>,
     pub events: Vec<events::Pending>,
     /// Which batch mail each message row takes its raw bytes from.
     pub message_raw: Vec<(usize, usize)>,
@@ -189,13 +189,13 @@ pub(super) async fn insert_participants(
 }
 
 pub(super) fn participant_row(
-    ticket_id: i64,
-    contact_id: i64,
+    ticket_id: TicketId,
+    contact_id: ContactId,
     role: Role,
 ) -> participant::ActiveModel {
     participant::ActiveModel {
-        ticket_id: Set(ticket_id),
-        contact_id: Set(contact_id),
+        ticket_id: Set(ticket_id.0),
+        contact_id: Set(contact_id.0),
         role: Set(role.as_str().into()),
     }
 }
@@ -204,7 +204,7 @@ pub(super) fn participant_row(
 /// every mail of the batch is decided.
 pub(super) struct InboundRow<'a> {
     pub id: i64,
-    pub ticket_id: i64,
+    pub ticket_id: TicketId,
     pub mail: &'a Inbound,
     pub class: &'a Class,
     pub fx: &'a Effects,
@@ -241,7 +241,7 @@ impl InboundRow<'_> {
         }
         message::ActiveModel {
             id: Set(id),
-            ticket_id: Set(ticket_id),
+            ticket_id: Set(ticket_id.0),
             direction: Set("in".into()),
             message_id: Set(mail.message_id.clone()),
             dedup_key: Set(dedup_key),

@@ -11,7 +11,7 @@ use super::known::BatchKnown;
 use super::rows::{insert_participants, participant_row};
 use crate::domain::conversation::{Participant, Settings, TicketState};
 use crate::domain::mail::Address;
-use crate::domain::ticket::{Kind, Priority, Role, Status, TicketNumber};
+use crate::domain::ticket::{ContactId, Kind, Priority, Role, Status, TicketId, TicketNumber};
 use crate::error::{Error, Result};
 use crate::store::entity::{contact, participant, ticket};
 use crate::store::rows::{IN_CHUNK, insert_chunks, ticket_row};
@@ -20,14 +20,14 @@ use crate::tickets::Contacts;
 /// The tickets a batch touches, as the conversation rules see them.
 #[derive(Default)]
 pub(super) struct States {
-    pub by_id: HashMap<i64, TicketState>,
+    pub by_id: HashMap<TicketId, TicketState>,
     /// Tickets created by this batch.
-    created: Vec<i64>,
-    touched: HashSet<i64>,
+    created: Vec<TicketId>,
+    touched: HashSet<TicketId>,
     /// The status each loaded ticket had before the batch.
-    initial: HashMap<i64, Status>,
+    initial: HashMap<TicketId, Status>,
     /// Each ticket's customer contact id.
-    customers: HashMap<i64, i64>,
+    customers: HashMap<TicketId, ContactId>,
 }
 
 impl States {
@@ -41,7 +41,7 @@ impl States {
             .by_mid
             .values()
             .chain(known.by_number.values())
-            .map(|t| t.id)
+            .map(|t| t.id.0)
             .collect();
         let ids: Vec<i64> = ids.into_iter().collect();
         let mut states = States::default();
@@ -64,7 +64,10 @@ impl States {
                 .await?;
             let mut by_ticket: HashMap<i64, Vec<(Address, String)>> = HashMap::new();
             for (ticket_id, contact_id, email, name, role) in people {
-                contacts.ids.entry(email.clone()).or_insert(contact_id);
+                contacts
+                    .ids
+                    .entry(email.clone())
+                    .or_insert(ContactId(contact_id));
                 by_ticket
                     .entry(ticket_id)
                     .or_default()
@@ -104,12 +107,13 @@ impl States {
                     .parse()
                     .map_err(|_| unknown("priority", &t.priority))?;
                 let kind: Kind = t.kind.parse().map_err(|_| unknown("kind", &t.kind))?;
-                states.initial.insert(t.id, status);
-                states.customers.insert(t.id, t.customer_id);
+                let id = TicketId(t.id);
+                states.initial.insert(id, status);
+                states.customers.insert(id, ContactId(t.customer_id));
                 states.by_id.insert(
-                    t.id,
+                    id,
                     TicketState {
-                        id: t.id,
+                        id,
                         number,
                         subject: t.subject,
                         status,
@@ -134,13 +138,13 @@ impl States {
         Ok(states)
     }
 
-    pub fn create(&mut self, state: TicketState, customer: i64) {
+    pub fn create(&mut self, state: TicketState, customer: ContactId) {
         self.created.push(state.id);
         self.customers.insert(state.id, customer);
         self.by_id.insert(state.id, state);
     }
 
-    pub fn touch(&mut self, id: i64) {
+    pub fn touch(&mut self, id: TicketId) {
         self.touched.insert(id);
     }
 
@@ -152,7 +156,7 @@ impl States {
         settings: &Settings,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let created: HashSet<i64> = self.created.iter().copied().collect();
+        let created: HashSet<TicketId> = self.created.iter().copied().collect();
         // SLA clocks: pauses, due times and the next check of every ticket
         // the batch created or changed.
         let changed: Vec<(&TicketState, Option<Status>)> = self
@@ -171,7 +175,7 @@ impl States {
             })
             .collect();
         let dues = crate::tickets::sla::after_change(txn, settings, &changed, now).await?;
-        let row = |t: &TicketState, customer: i64| {
+        let row = |t: &TicketState, customer: ContactId| {
             ticket_row(
                 t,
                 customer,
