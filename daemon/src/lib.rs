@@ -14,6 +14,8 @@ pub mod fuzzing;
 pub mod import;
 pub mod ingest;
 pub mod jobs;
+#[cfg(test)]
+mod middle;
 pub mod outbox;
 pub mod plugins;
 pub mod poller;
