@@ -568,14 +568,11 @@ async fn a_broken_mail_is_quarantined_with_its_reason() {
     );
 }
 
-/// BUG: `/cc add` of an address the desk already knows (here Bo, the
-/// customer of another ticket) fails the whole batch: the address is not
-/// among the contacts `ingest::apply` loads (senders, recipients, staff,
-/// the ticket's participants), so it gets a second contact row and the
-/// insert breaks `contacts.email`'s unique index. The daemon then stores
-/// the batch mail by mail and quarantines Ada's reply ("cannot be stored").
+/// `/cc add` of an address the desk already knows (here Bo, the customer
+/// of another ticket) keeps Bo's contact. (It got a second contact row, the
+/// batch failed on `contacts.email`'s unique index, and the daemon
+/// quarantined Ada's reply.)
 #[tokio::test]
-#[ignore = "bug in ingest::apply (contacts named by /cc add not loaded); un-ignore once fixed"]
 async fn a_cc_added_by_command_who_is_already_a_contact_is_stored() {
     let desk = with_ticket().await;
     desk.send(

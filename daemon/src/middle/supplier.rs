@@ -38,9 +38,7 @@ async fn ada(desk: &Desk, ticket: &str, id: &str, body: &str) {
 
 /// Two tickets escalated to NetCo at T0+1h5m: INC-000001 (Jo's, since
 /// T0), answered by NetCo at T0+2h and resolved at T0+3h; INC-000002
-/// (Bo's, since T0+1h) never answered. Both escalations come in one batch:
-/// a second escalation to a supplier in a later batch fails (see
-/// `a_second_escalation_to_a_supplier_in_a_later_batch_is_stored`).
+/// (Bo's, since T0+1h) never answered. Both escalations come in one batch.
 async fn escalated() -> Desk {
     let desk = Desk::new().await;
     desk.send(
@@ -82,15 +80,12 @@ async fn escalated() -> Desk {
     desk
 }
 
-/// BUG: the second ticket escalated to a supplier, in a later batch than
-/// the first, fails its whole batch: the supplier's contact is not among
-/// the contacts `ingest::apply` loads (senders, recipients, staff), so its
-/// escalation mail gets a second contact row for the same address and the
-/// insert breaks `contacts.email`'s unique index. The daemon then stores
-/// the batch mail by mail and quarantines Ada's reply ("cannot be
-/// stored"): the escalation is lost.
+/// The second ticket escalated to a supplier, in a later batch than the
+/// first, is stored: the supplier's contact is looked up with the batch's
+/// other addresses. (It was not: the escalation mail got a second contact
+/// row for the address, the batch failed on `contacts.email`'s unique
+/// index, and the daemon quarantined Ada's reply.)
 #[tokio::test]
-#[ignore = "bug in ingest::apply (contacts of supplier escalations not loaded); un-ignore once fixed"]
 async fn a_second_escalation_to_a_supplier_in_a_later_batch_is_stored() {
     let desk = Desk::new().await;
     for (who, id) in [("jo", "v1"), ("bo", "b1")] {

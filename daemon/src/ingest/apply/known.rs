@@ -44,7 +44,8 @@ impl Lookups {
         let mut known = BatchKnown::default();
         known.load_references(txn, refs.ids).await?;
         known.load_tags(txn, refs.numbers).await?;
-        let mut contacts = Contacts::load(txn, refs.emails).await?;
+        let mut contacts =
+            Contacts::load(txn, refs.emails.iter().map(String::as_str).collect()).await?;
         let states = States::load(txn, &known, &mut contacts).await?;
         for st in states.by_id.values() {
             for p in &st.participants {
@@ -91,7 +92,7 @@ async fn seen(txn: &DatabaseTransaction, batch: &[Incoming]) -> Result<HashSet<S
 struct References<'a> {
     ids: Vec<&'a str>,
     numbers: Vec<TicketNumber>,
-    emails: Vec<&'a str>,
+    emails: Vec<String>,
 }
 
 impl<'a> References<'a> {
@@ -99,6 +100,7 @@ impl<'a> References<'a> {
         let mut ids: HashSet<&str> = HashSet::new();
         let mut numbers: HashSet<TicketNumber> = HashSet::new();
         let mut emails: HashSet<&str> = HashSet::new();
+        let mut added: Vec<String> = Vec::new();
         for (m, toks) in batch.iter().zip(tokens) {
             let Parsed::Mail(mail) = &m.parsed.parsed else {
                 continue;
@@ -117,22 +119,36 @@ impl<'a> References<'a> {
             if let Some(from) = &mail.from
                 && settings.staff.by_email(&from.email).is_some()
             {
-                numbers.extend(
-                    commands::parse(mail.reply_text())
-                        .commands
-                        .iter()
-                        .filter_map(|c| match c {
-                            Command::Link(n) => Some(*n),
-                            _ => None,
-                        }),
-                );
+                for c in commands::parse(mail.reply_text()).commands {
+                    match c {
+                        Command::Link(n) => {
+                            numbers.insert(n);
+                        }
+                        Command::CcAdd(a) => added.push(a.email),
+                        _ => {}
+                    }
+                }
             }
         }
+        // Everyone a desk mail of this batch may go to is looked up, so a
+        // known address keeps its contact (a second row for it would fail
+        // the batch on the unique address): staff, the suppliers' contacts
+        // (`/supplier`) and the addresses staff add (`/cc add`).
         emails.extend(settings.staff.members().iter().map(|m| m.email.as_str()));
+        emails.extend(
+            settings
+                .suppliers
+                .iter()
+                .flat_map(|s| s.contacts.iter().map(|a| a.email.as_str())),
+        );
+        let mut emails: Vec<String> = emails.into_iter().map(str::to_string).collect();
+        emails.extend(added);
+        emails.sort_unstable();
+        emails.dedup();
         References {
             ids: ids.into_iter().collect(),
             numbers: numbers.into_iter().collect(),
-            emails: emails.into_iter().collect(),
+            emails,
         }
     }
 }
