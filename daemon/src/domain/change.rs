@@ -86,7 +86,11 @@ pub fn apply(
         Change::Status(to) => {
             f.status.check_move(*to)?;
             record("status", Some(f.status.as_str()), Some(to.as_str()));
-            if *to == Status::Resolved && f.status != Status::Resolved {
+            // A close that skips the resolve is resolved at the close, so
+            // resolution times count it.
+            let resolves = *to == Status::Resolved
+                || (*to == Status::Closed && f.resolved_at.is_none());
+            if resolves && f.status != Status::Resolved {
                 f.resolved_at = Some(now);
             }
             f.status = *to;
@@ -157,6 +161,11 @@ mod tests {
                 vec![("status", "open", "resolved")],
                 |f| f.status == Status::Resolved && f.resolved_at.is_some(),
             ),
+            (
+                Change::Status(Status::Closed),
+                vec![("status", "open", "closed")],
+                |f| f.status == Status::Closed && f.resolved_at.is_some(),
+            ),
             (Change::Status(Status::Open), vec![], |f| {
                 f.status == Status::Open && f.resolved_at.is_none()
             }),
@@ -217,6 +226,16 @@ mod tests {
         f.status = Status::Closed;
         let got = apply(&mut f, &Change::Status(Status::Closed), now()).expect("no move");
         assert!(got.is_empty());
+    }
+
+    #[test]
+    fn closing_a_resolved_ticket_keeps_its_resolve_time() {
+        let mut f = fields();
+        apply(&mut f, &Change::Status(Status::Resolved), now()).expect("resolve");
+        let first = f.resolved_at;
+        let later = now() + chrono::Duration::hours(1);
+        apply(&mut f, &Change::Status(Status::Closed), later).expect("close");
+        assert_eq!(f.resolved_at, first);
     }
 
     #[test]

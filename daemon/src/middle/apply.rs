@@ -499,7 +499,7 @@ async fn a_reply_to_a_closed_ticket_opens_a_new_linked_ticket() {
             .await,
         r##"
         [tickets]
-        number=INC-000001 status=closed priority=normal kind=incident team=network service=email customer=1 mailbox=import subject="Printer on fire" created=T0 updated=T0+1h response_due=T0+1h resolution_due=T0+8h
+        number=INC-000001 status=closed priority=normal kind=incident team=network service=email customer=1 mailbox=import subject="Printer on fire" created=T0 updated=T0+1h resolved=T0+1h response_due=T0+1h resolution_due=T0+8h
         number=INC-000002 status=new priority=normal kind=incident team=network service=email customer=1 mailbox=import subject="Re: [ACME INC-000001] Re: Printer on fire" created=T0+2h updated=T0+2h response_due=T0+3h resolution_due=T0+10h next_check=T0+2h48m
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" cc="Ann <ann@cust.test>" subject="Printer on fire" text="The printer on floor 2 is on fire.\nPlease send help.\n" raw_bytes=243 at=T0
