@@ -88,8 +88,8 @@ pub fn apply(
             record("status", Some(f.status.as_str()), Some(to.as_str()));
             // A close that skips the resolve is resolved at the close, so
             // resolution times count it.
-            let resolves = *to == Status::Resolved
-                || (*to == Status::Closed && f.resolved_at.is_none());
+            let resolves =
+                *to == Status::Resolved || (*to == Status::Closed && f.resolved_at.is_none());
             if resolves && f.status != Status::Resolved {
                 f.resolved_at = Some(now);
             }

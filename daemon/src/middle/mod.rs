@@ -5,7 +5,8 @@
 //! see only what leaves the desk) and above the unit tests of the pure
 //! core (no database), this tier feeds one mail or one job run in through
 //! the same public entry points the daemon uses (`App::import` for mail,
-//! `service_level::check`, `supplier::review`, `jobs::run_due`) and compares
+//! `service_level::check`, `supplier::review`, `jobs::run_due`, the plugin
+//! dispatcher's `select` and `settle` around the plugins' answers) and compares
 //! the rows that come out — tickets, messages, outbox, hook events, SLA
 //! alerts, escalations, job runs — with a snapshot written in the test as
 //! text. The clock and the reply-token key are fixed, so every row is
@@ -16,6 +17,7 @@
 //! timestamps relative to [`T0`]).
 
 mod apply;
+mod dispatch;
 mod jobs;
 mod sla;
 mod supplier;

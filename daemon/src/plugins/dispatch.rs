@@ -266,7 +266,7 @@ impl Dispatcher {
 
     /// The events due now, at most one per ticket (the earliest pending),
     /// each with the plugins owed it and those to call now.
-    async fn select(&self, now: DateTime<Utc>) -> Result<Vec<Work>> {
+    pub(crate) async fn select(&self, now: DateTime<Utc>) -> Result<Vec<Work>> {
         let rows = event::Entity::find()
             .filter(event::Column::Status.eq("pending"))
             .order_by_asc(event::Column::Id)
@@ -316,7 +316,7 @@ impl Dispatcher {
 
     /// Writes a round in one transaction: the plugins' answers (`outcomes`,
     /// by event and plugin) applied, and each event's new state.
-    async fn settle(
+    pub(crate) async fn settle(
         &self,
         work: Vec<Work>,
         mut outcomes: HashMap<(i64, String), Outcome>,
@@ -520,12 +520,13 @@ impl EventState {
     }
 }
 
-struct Work {
-    row: event::Model,
+/// An event picked for a round: the plugins owed it, and those to call now.
+pub(crate) struct Work {
+    pub(crate) row: event::Model,
     event: std::result::Result<Value, String>,
     delivery: Delivery,
     owed: Vec<String>,
-    targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
 }
 
 /// One plugin's answer to one event: whose actions are being applied.

@@ -1,0 +1,173 @@
+//! The plugin dispatcher's round without a plugin host: `select` picks the
+//! due events, the plugins' answers are given as the host would return
+//! them, and `settle` writes the round. What a real plugin answers is the
+//! end-to-end tests' business (`tests/e2e/plugins.rs`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Desk, Mail, Table, assert_snapshot};
+use crate::plugins::DispatchStats;
+use crate::plugins::dispatch::Dispatcher;
+use crate::plugins::protocol::Outcome;
+use crate::plugins::runner::{InProcess, Runner};
+
+/// A dispatcher over the desk's store, with `router` and `scorer`
+/// subscribed to `ticket.created` and `router` to `message.received`;
+/// a failed call is tried once more.
+fn dispatcher(desk: &Desk) -> Dispatcher {
+    let config = &desk.app.config;
+    let subscriptions: BTreeMap<String, Vec<String>> = [
+        (
+            "ticket.created".to_string(),
+            vec!["router".into(), "scorer".into()],
+        ),
+        ("message.received".to_string(), vec!["router".into()]),
+    ]
+    .into();
+    Dispatcher::new(
+        desk.app.store.clone(),
+        Runner::InProcess(InProcess::new(
+            Vec::new(),
+            BTreeMap::new(),
+            Duration::from_secs(5),
+        )),
+        subscriptions,
+        config.desk.clone(),
+        config.staff.clone(),
+        1,
+        desk.app.clock.clone(),
+    )
+    .with_services(vec!["email".into()])
+    .with_token_key(Some(desk.app.settings.key.clone()))
+}
+
+/// One round: the events due, answered by `answer(hook, plugin)`.
+async fn round(
+    desk: &Desk,
+    d: &Dispatcher,
+    answer: impl Fn(&str, &str) -> Outcome,
+) -> (Vec<String>, DispatchStats) {
+    let now = desk.now();
+    let work = d.select(now).await.expect("select");
+    let mut picked = Vec::new();
+    let mut outcomes = HashMap::new();
+    for w in &work {
+        picked.push(format!(
+            "{} {} -> {}",
+            w.row.id,
+            w.row.hook,
+            w.targets.join(",")
+        ));
+        for p in &w.targets {
+            outcomes.insert((w.row.id, p.clone()), answer(&w.row.hook, p));
+        }
+    }
+    let stats = d.settle(work, outcomes, now).await.expect("settle");
+    (picked, stats)
+}
+
+fn actions(a: Vec<Value>) -> Outcome {
+    Outcome::Actions(a)
+}
+
+const EVENTS: &str = "SELECT id, ticket_id AS ticket, hook, status, attempts, origin, \
+     last_error, delivery, vetoes FROM events ORDER BY id";
+const ERRORS: &str = "SELECT plugin, event_id AS event, error FROM plugin_errors ORDER BY id";
+
+/// The router's actions are checked one by one: the valid ones change the
+/// ticket (and raise `ticket.updated` with the router as origin, sent to
+/// no one), note it, tell the new assignee and mail ops; the invalid one
+/// is refused as a plugin error. The scorer fails, is tried once more and
+/// then the event fails for good; the ticket's next event waits until then.
+#[tokio::test]
+async fn a_round_applies_valid_actions_refuses_the_rest_and_retries_failures() {
+    let desk = Desk::new().await;
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "VPN down", "v1@cust.test")
+            .body("The VPN is down.\n"),
+    )
+    .await;
+    let d = dispatcher(&desk);
+    let first = round(&desk, &d, |_, plugin| match plugin {
+        "router" => actions(vec![
+            json!({"type": "set_priority", "priority": "high"}),
+            json!({"type": "set_assignee", "assignee": "bob@acme.test"}),
+            json!({"type": "add_note", "text": "Routed to Bob: VPN."}),
+            json!({"type": "set_field", "name": "region", "value": "emea"}),
+            json!({"type": "send_mail", "to": ["ops@acme.test"], "subject": "VPN", "body": "Look."}),
+            json!({"type": "set_status", "status": "bogus"}),
+        ]),
+        _ => Outcome::Error("database away".into()),
+    })
+    .await;
+    assert_eq!(
+        first.0,
+        vec!["1 ticket.created -> router,scorer"],
+        "one event per ticket: message.received waits"
+    );
+    assert_eq!(
+        first.1,
+        DispatchStats {
+            done: 0,
+            failed: 0,
+            calls: 0,
+            call_errors: 1,
+            applied: 5,
+            refused: 1,
+            mails: 2,
+        }
+    );
+    let second = round(&desk, &d, |_, _| Outcome::Error("still away".into())).await;
+    assert_eq!(
+        second.0,
+        vec!["1 ticket.created -> scorer"],
+        "only the failed plugin again"
+    );
+    assert_eq!((second.1.failed, second.1.call_errors), (1, 1));
+    let third = round(&desk, &d, |_, _| actions(Vec::new())).await;
+    assert_eq!(third.0, vec!["2 message.received -> router"]);
+    assert_eq!(third.1.done, 1);
+    // The router's own event is owed to no one: retired without a call.
+    let fourth = round(&desk, &d, |_, _| actions(Vec::new())).await;
+    assert_eq!(fourth.0, vec!["3 ticket.updated -> "]);
+    assert_eq!((fourth.1.done, fourth.1.calls), (1, 0));
+    let fifth = round(&desk, &d, |_, _| actions(Vec::new())).await;
+    assert!(fifth.0.is_empty(), "nothing left: {:?}", fifth.0);
+
+    assert_snapshot(
+        &format!(
+            "{}[events]\n{}\n[plugin_errors]\n{}\n",
+            desk.snapshot(&[Table::Tickets, Table::Messages, Table::Outbox])
+                .await,
+            desk.rows(EVENTS).await,
+            desk.rows(ERRORS).await,
+        ),
+        r##"
+        [tickets]
+        number=INC-000001 status=new priority=high kind=incident team=network assignee=bob@acme.test service=email customer=1 mailbox=import subject="VPN down" fields="{\"region\":\"emea\"}" created=T0 updated=T0 response_due=T0+1h resolution_due=T0+8h next_check=T0
+        [messages]
+        id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" subject="VPN down" text="The VPN is down.\n" raw_bytes=176 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: VPN down" text="Hello Jo Customer, …" raw_bytes=847 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="New ticket. …" raw_bytes=917 at=T0
+        id=4 ticket=INC-000001 dir=note author=plugin class=note vis=internal rule=plugin:router from="router (plugin)" to="" subject="Note by plugin router" text="Routed to Bob: VPN. …" at=T0
+        id=5 ticket=INC-000001 dir=out author=desk class=plugin-mail vis=internal rule=plugin:router from="ACME Service Desk <support@acme.test>" to=ops@acme.test subject="[ACME INC-000001] VPN" text="Look. …" raw_bytes=324 at=T0
+        id=6 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=plugin:router from="ACME Service Desk <support@acme.test>" to="Bob Page <bob@acme.test>" subject="[ACME INC-000001] VPN down" text="INC-000001 was assigned to you by the plugin router. …" raw_bytes=599 at=T0
+        [outbox]
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=847 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=917 at=T0 next=T0
+        id=3 ticket=INC-000001 kind=plugin-mail to=ops@acme.test status=pending attempts=0 raw_bytes=324 at=T0 next=T0
+        id=4 ticket=INC-000001 kind=notification to=bob@acme.test status=pending attempts=0 raw_bytes=599 at=T0 next=T0
+        [events]
+        id=1 ticket=1 hook=ticket.created status=failed attempts=2 last_error="scorer: still away" delivery="{\"done\":[\"router\"],\"failures\":{\"scorer\":2}}"
+        id=2 ticket=1 hook=message.received status=done attempts=1
+        id=3 ticket=1 hook=ticket.updated status=done attempts=0 origin=router delivery="{\"done\":[],\"failures\":{}}"
+        [plugin_errors]
+        plugin=router event=1 error="ticket.created event 1: set_status refused: unknown status \"bogus\" (new, open, pending, resolved, closed)"
+        plugin=scorer event=1 error="ticket.created event 1: database away"
+        plugin=scorer event=1 error="ticket.created event 1: still away"
+        "##,
+    );
+}
