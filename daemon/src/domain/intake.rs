@@ -171,6 +171,25 @@ pub fn new_ticket(
     }
 }
 
+/// Makes the sender of a mail to an existing ticket one of its
+/// participants: staff (proven) as staff, anyone else as a participant.
+/// Returns the role it was given, or `None` if it was one already.
+pub fn join(ticket: &mut TicketState, sender: &Address, author: &Author) -> Option<Role> {
+    if ticket.is_participant(&sender.email) {
+        return None;
+    }
+    let role = if matches!(author, Author::Staff(_)) {
+        Role::Staff
+    } else {
+        Role::Participant
+    };
+    ticket.participants.push(Participant {
+        address: sender.clone(),
+        role,
+    });
+    Some(role)
+}
+
 /// A sender's acknowledgements in the current hour: a mail loop or a flood
 /// from one address gets at most the configured number per hour.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

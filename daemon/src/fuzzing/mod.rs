@@ -591,16 +591,8 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
             (t, state)
         }
     };
-    if !new_ticket && !state.is_participant(&sender.email) {
-        let role = if matches!(author, Author::Staff(_)) {
-            Role::Staff
-        } else {
-            Role::Participant
-        };
-        state.participants.push(Participant {
-            address: sender.clone(),
-            role,
-        });
+    if !new_ticket {
+        intake::join(&mut state, &sender, &author);
     }
     let bounced = class
         .is_bounce()

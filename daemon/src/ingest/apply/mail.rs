@@ -13,13 +13,11 @@ use super::known::Lookups;
 use super::rows::{InboundRow, Rows, participant_row, quarantine_row};
 use super::{Incoming, Outcome, dedup_token};
 use crate::domain::classify::{Class, classify};
-use crate::domain::conversation::{
-    self, Author, DraftKind, Effects, MailIn, Participant, Settings,
-};
+use crate::domain::conversation::{self, Author, DraftKind, Effects, MailIn, Settings};
 use crate::domain::intake::{self, MailFacts, Placed};
 use crate::domain::mail::{Address, Inbound};
 use crate::domain::threading::TicketRef;
-use crate::domain::ticket::{ContactId, Role, TicketId};
+use crate::domain::ticket::{ContactId, TicketId};
 use crate::domain::token::Token;
 use crate::error::{Error, Result};
 use crate::ingest::parse::{self, Parsed};
@@ -295,18 +293,9 @@ impl Decider<'_> {
             .by_id
             .get_mut(&t.id)
             .ok_or_else(|| vanished(t))?;
-        if state.is_participant(&sender.email) {
+        let Some(role) = intake::join(state, sender, author) else {
             return Ok(());
-        }
-        let role = if matches!(author, Author::Staff(_)) {
-            Role::Staff
-        } else {
-            Role::Participant
         };
-        state.participants.push(Participant {
-            address: sender.clone(),
-            role,
-        });
         self.rows
             .participants
             .push(participant_row(t.id, contact, role));
