@@ -10,6 +10,7 @@ mod m20261125_000002_staff;
 mod m20261125_000003_plugin_events;
 mod m20261125_000004_service_levels;
 mod m20261204_000005_raw_pieces;
+mod m20261204_000006_ticket_keys;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_plugin_events::Migration),
             Box::new(m20261125_000004_service_levels::Migration),
             Box::new(m20261204_000005_raw_pieces::Migration),
+            Box::new(m20261204_000006_ticket_keys::Migration),
         ]
     }
 }

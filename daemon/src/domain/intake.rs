@@ -53,6 +53,7 @@ pub fn place(
     }
     let decision = threading::thread(
         &threading::Keys {
+            message_id: m.mail.message_id.as_deref(),
             in_reply_to: &in_reply_to,
             references: &m.mail.references,
             subject: &m.mail.subject,

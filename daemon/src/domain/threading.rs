@@ -26,6 +26,8 @@ pub trait Known {
 /// The headers threading reads.
 #[derive(Clone, Copy, Debug)]
 pub struct Keys<'a> {
+    /// The mail's own Message-ID: an earlier mail may have named it.
+    pub message_id: Option<&'a str>,
     pub in_reply_to: &'a [String],
     pub references: &'a [String],
     pub subject: &'a str,
@@ -40,7 +42,8 @@ pub struct Keys<'a> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Rule 1: a referenced Message-ID is known.
+    /// Rule 1: a referenced Message-ID is known, or the mail's own
+    /// Message-ID was named by a mail of a ticket.
     ByReference(TicketRef),
     /// Rule 2: a verified reply token.
     ByToken(TicketRef),
@@ -70,9 +73,15 @@ impl Decision {
 }
 
 pub fn thread(keys: &Keys<'_>, desk_tag: &str, known: &impl Known) -> Decision {
-    // The direct parent first, then References from the newest ancestor back.
-    let candidates = keys.in_reply_to.iter().chain(keys.references.iter().rev());
-    for id in candidates {
+    // The direct parent first, then References from the newest ancestor
+    // back, then the mail's own ID (an earlier reply named it).
+    let candidates = keys
+        .in_reply_to
+        .iter()
+        .chain(keys.references.iter().rev())
+        .map(String::as_str)
+        .chain(keys.message_id);
+    for id in candidates.filter(|id| is_message_id(id)) {
         if let Some(t) = known.ticket_by_message_id(id) {
             return Decision::ByReference(t);
         }
@@ -94,6 +103,25 @@ pub fn thread(keys: &Keys<'_>, desk_tag: &str, known: &impl Known) -> Decision {
         };
     }
     Decision::New { linked_to: None }
+}
+
+/// Whether a reference names a message: `local@domain`, as RFC 5322 has
+/// it. Some programs write other things there (git send-email's
+/// `In-Reply-To: yes`); those name nothing and join nothing.
+pub fn is_message_id(id: &str) -> bool {
+    id.split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+}
+
+/// The Message-IDs a mail refers to, each once, that may thread.
+pub fn referenced<'a>(in_reply_to: &'a [String], references: &'a [String]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for id in in_reply_to.iter().chain(references) {
+        if is_message_id(id) && !out.contains(&id.as_str()) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// Finds `[TAG NUMBER]` in a subject (tag compared case-insensitively).
@@ -176,6 +204,7 @@ mod tests {
         from: &'a str,
     ) -> Keys<'a> {
         Keys {
+            message_id: None,
             in_reply_to: irt,
             references: refs,
             subject,
@@ -213,6 +242,37 @@ mod tests {
             &desk(),
         );
         assert_eq!(d, Decision::ByReference(t(2)));
+    }
+
+    #[test]
+    fn a_mail_an_earlier_reply_named_joins_its_ticket() {
+        let mut k = keys(&[], &[], "The printer", "cust@x.test");
+        k.message_id = Some("a@x");
+        assert_eq!(thread(&k, "ACME", &desk()), Decision::ByReference(t(1)));
+        // Its own parent still comes first.
+        let irt = vec!["b@x".to_string()];
+        k.in_reply_to = &irt;
+        assert_eq!(thread(&k, "ACME", &desk()), Decision::ByReference(t(2)));
+    }
+
+    #[test]
+    fn references_without_an_at_join_nothing() {
+        let mut f = desk();
+        f.by_mid.insert("yes".into(), t(3));
+        f.by_mid.insert("@x".into(), t(3));
+        let irt = vec!["yes".to_string()];
+        let refs = vec!["@x".to_string(), "".to_string()];
+        let mut k = keys(&irt, &refs, "[PATCH] fix", "dev@x.test");
+        k.message_id = Some("yes");
+        assert_eq!(thread(&k, "ACME", &f), Decision::New { linked_to: None });
+        assert!(!is_message_id("yes") && !is_message_id("a@") && is_message_id("a@x"));
+        assert_eq!(
+            referenced(
+                &["p@x".to_string(), "yes".to_string()],
+                &["r@x".to_string(), "p@x".to_string()]
+            ),
+            vec!["p@x", "r@x"]
+        );
     }
 
     #[test]

@@ -517,7 +517,7 @@ pub fn trace_one(raw: &[u8]) -> Result<Trace, Finding> {
     exercise(&DESK, raw)
 }
 
-/// One mail through the pure steps of `ingest::apply::write` and
+/// One mail through the pure steps of `ingest::apply` (`apply/mail.rs`) and
 /// `queue_drafts`, in their order. `parse` is called unguarded (the daemon
 /// calls `parse_guarded`), so a parser panic is still a finding.
 fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {

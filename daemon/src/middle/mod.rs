@@ -21,6 +21,7 @@ mod dispatch;
 mod jobs;
 mod sla;
 mod supplier;
+mod threading;
 
 use std::sync::{Arc, Mutex};
 

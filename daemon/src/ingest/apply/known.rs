@@ -15,7 +15,7 @@ use crate::domain::ticket::{TicketId, TicketNumber};
 use crate::domain::token::Token;
 use crate::error::Result;
 use crate::ingest::parse::Parsed;
-use crate::store::entity::{message, outbox, quarantine, ticket};
+use crate::store::entity::{message, outbox, quarantine, ticket, ticket_key};
 use crate::store::rows::IN_CHUNK;
 use crate::tickets::Contacts;
 
@@ -105,6 +105,7 @@ impl<'a> References<'a> {
             let Parsed::Mail(mail) = &m.parsed.parsed else {
                 continue;
             };
+            ids.extend(mail.message_id.as_deref());
             ids.extend(mail.in_reply_to.iter().map(String::as_str));
             ids.extend(mail.references.iter().map(String::as_str));
             ids.extend(
@@ -210,8 +211,22 @@ impl Lookup for BatchKnown {
 }
 
 impl BatchKnown {
+    /// The tickets of the Message-IDs the batch names: stored messages,
+    /// and the IDs tickets' mails referred to without the desk storing them
+    /// (`ticket_keys`); a stored message wins.
     async fn load_references(&mut self, txn: &DatabaseTransaction, ids: Vec<&str>) -> Result<()> {
         let mut ticket_of: Vec<(String, i64)> = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let keys: Vec<(String, i64)> = ticket_key::Entity::find()
+                .select_only()
+                .column(ticket_key::Column::MessageId)
+                .column(ticket_key::Column::TicketId)
+                .filter(ticket_key::Column::MessageId.is_in(chunk.iter().map(|s| s.to_string())))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            ticket_of.extend(keys);
+        }
         for chunk in ids.chunks(IN_CHUNK) {
             let rows: Vec<(Option<String>, i64)> = message::Entity::find()
                 .select_only()

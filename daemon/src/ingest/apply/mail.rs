@@ -16,12 +16,12 @@ use crate::domain::classify::{Class, classify};
 use crate::domain::conversation::{self, Author, DraftKind, Effects, MailIn, Settings};
 use crate::domain::intake::{self, MailFacts, Placed};
 use crate::domain::mail::{Address, Inbound};
-use crate::domain::threading::TicketRef;
+use crate::domain::threading::{self, TicketRef};
 use crate::domain::ticket::{ContactId, TicketId};
 use crate::domain::token::Token;
 use crate::error::{Error, Result};
 use crate::ingest::parse::{self, Parsed};
-use crate::store::entity::{attachment, supplier_escalation, ticket_link};
+use crate::store::entity::{attachment, supplier_escalation, ticket_key, ticket_link};
 use crate::tickets::{Counter, Queue, Queued, events, queue_drafts};
 
 /// A batch being decided: what it was read against, the id counters, and
@@ -124,6 +124,7 @@ impl Decider<'_> {
         if let Some(mid) = &mail.message_id {
             self.look.known.by_mid.insert(mid.clone(), t);
         }
+        self.keep_keys(t, &mail);
         let bounced = self.bounced(&mail, &class);
         let may_acknowledge = new_ticket
             && matches!(author, Author::Customer)
@@ -304,6 +305,24 @@ impl Decider<'_> {
             .participants
             .insert((t.id, sender.email.clone()));
         Ok(())
+    }
+
+    /// Keeps the Message-IDs a mail names that the desk has not seen as
+    /// keys of its ticket, so the mails they name join it when they come
+    /// (in any order). The newest references only: a long thread's
+    /// References header can name hundreds.
+    fn keep_keys(&mut self, t: TicketRef, mail: &Inbound) {
+        const KEYS_PER_MAIL: usize = 50;
+        let refs = &mail.references[mail.references.len().saturating_sub(KEYS_PER_MAIL)..];
+        for id in threading::referenced(&mail.in_reply_to, refs) {
+            if !self.look.known.by_mid.contains_key(id) {
+                self.look.known.by_mid.insert(id.to_string(), t);
+                self.rows.keys.push(ticket_key::ActiveModel {
+                    message_id: Set(id.to_string()),
+                    ticket_id: Set(t.id.0),
+                });
+            }
+        }
     }
 
     /// A bounce of a desk mail: marks its outbox row and says who failed and why.

@@ -14,7 +14,8 @@ use crate::domain::mail::{Address, Inbound};
 use crate::domain::ticket::{ContactId, Role, TicketId};
 use crate::error::Result;
 use crate::store::entity::{
-    attachment, message, outbox, participant, quarantine, supplier_escalation, ticket_link,
+    attachment, message, outbox, participant, quarantine, supplier_escalation, ticket_key,
+    ticket_link,
 };
 use crate::store::rows::{
     RAW_INSERT_CHUNK, RAW_PIECE, insert_chunks, insert_raw, insert_raw_pieces, join_addresses,
@@ -27,6 +28,8 @@ pub(super) struct Rows {
     pub participants: Vec<participant::ActiveModel>,
     pub removed: Vec<(TicketId, String)>,
     pub links: Vec<ticket_link::ActiveModel>,
+    /// Message-IDs the batch's mails named without the desk storing them.
+    pub keys: Vec<ticket_key::ActiveModel>,
     pub messages: Vec<message::ActiveModel>,
     pub attachments: Vec<attachment::ActiveModel>,
     pub outbox: Vec<outbox::ActiveModel>,
@@ -104,6 +107,15 @@ impl Rows {
         insert_chunks(txn, self.links, |c| {
             ticket_link::Entity::insert_many(c).on_conflict(
                 OnConflict::columns([ticket_link::Column::TicketId, ticket_link::Column::OtherId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+        })
+        .await?;
+        // The first ticket to name an ID keeps it.
+        insert_chunks(txn, self.keys, |c| {
+            ticket_key::Entity::insert_many(c).on_conflict(
+                OnConflict::column(ticket_key::Column::MessageId)
                     .do_nothing()
                     .to_owned(),
             )

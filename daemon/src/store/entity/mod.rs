@@ -17,4 +17,5 @@ pub mod sla_event;
 pub mod sla_pause;
 pub mod supplier_escalation;
 pub mod ticket;
+pub mod ticket_key;
 pub mod ticket_link;
