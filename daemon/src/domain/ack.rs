@@ -40,6 +40,9 @@ pub struct Outgoing {
     /// is then `multipart/alternative`.
     pub html: Option<String>,
     pub attachments: Vec<OutAttachment>,
+    /// The ticket the mail belongs to (`INC-000042`): Outlook's conversation
+    /// headers are derived from it, so the ticket's mails group as one.
+    pub thread: Option<String>,
 }
 
 /// A file sent along, e.g. a staff answer's attachments relayed to the customer.

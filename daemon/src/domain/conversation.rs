@@ -292,6 +292,7 @@ impl Draft {
             body: self.body.clone(),
             html: None,
             attachments: Vec::new(),
+            thread: Some(token.number.to_string()),
         }
     }
 }

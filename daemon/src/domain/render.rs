@@ -107,6 +107,18 @@ fn render_unguarded(out: &Outgoing, date: DateTime<Utc>) -> Result<Vec<u8>, Rend
         let refs: Vec<String> = out.references.iter().map(|r| id(r)).collect();
         b = b.references(refs.join(" "));
     }
+    if let Some(ticket) = &out.thread {
+        let domain = out.from.domain();
+        b = b
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Thread-Topic"),
+                one_line(&thread_topic(&out.subject, ticket)),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Thread-Index"),
+                thread_index(domain, ticket, date),
+            ));
+    }
     if let Some(v) = out.auto_submitted {
         b = b
             .raw_header(HeaderValue::new(
@@ -150,6 +162,72 @@ fn render_unguarded(out: &Outgoing, date: DateTime<Utc>) -> Result<Vec<u8>, Rend
     Ok(msg.formatted())
 }
 
+/// The conversation topic Outlook shows: the subject without the ticket's
+/// tag and without reply and forward prefixes.
+pub fn thread_topic(subject: &str, ticket: &str) -> String {
+    let mut s = subject.trim().to_string();
+    while let Some(open) = s.find('[') {
+        match s[open..].find(']') {
+            Some(close) if s[open..open + close].contains(ticket) => {
+                s.replace_range(open..open + close + 1, "");
+            }
+            _ => break,
+        }
+    }
+    let mut rest = s.trim();
+    loop {
+        let Some((head, tail)) = rest.split_once(':') else {
+            break;
+        };
+        let prefix = head.trim().to_ascii_lowercase();
+        if !REPLY_PREFIXES.contains(&prefix.as_str()) {
+            break;
+        }
+        rest = tail.trim_start();
+    }
+    rest.trim().to_string()
+}
+
+/// Reply and forward prefixes of the common clients' languages.
+const REPLY_PREFIXES: &[&str] = &[
+    "re", "aw", "sv", "vs", "antw", "odp", "ynt", "fw", "fwd", "wg", "tr", "rv", "doorst", "vl",
+    "enc", "i",
+];
+
+/// Outlook's conversation index (MS-OXOMSG, `PidTagConversationIndex`) for a
+/// mail of `ticket`: a 22-byte header block that is the same for every mail
+/// of the ticket — a fixed time and a GUID from the desk's domain and the
+/// ticket number — and one 5-byte child block with the mail's time. Outlook
+/// files mails whose index shares the header as one conversation, whatever
+/// their subjects.
+pub fn thread_index(domain: &str, ticket: &str, date: DateTime<Utc>) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    // 2020-01-01T00:00:00Z as a FILETIME (100 ns since 1601), cut to the
+    // six bytes the header keeps.
+    const BASE: u64 = (1_577_836_800 + 11_644_473_600) * 10_000_000;
+    let header_time = BASE >> 16;
+    let guid = Sha256::digest(format!("{domain}\n{ticket}").as_bytes());
+    let mut index = Vec::with_capacity(27);
+    index.extend_from_slice(&header_time.to_be_bytes()[2..]);
+    index.extend_from_slice(&guid[..16]);
+    let now = u64::try_from(date.timestamp())
+        .unwrap_or(0)
+        .saturating_add(11_644_473_600)
+        .saturating_mul(10_000_000);
+    let delta = now.saturating_sub(header_time << 16);
+    // The delta code says which 31 bits of the time difference are kept:
+    // bits 18..49 while it is under two years, else bits 23..54.
+    let (code, bits) = if delta < 1 << 49 {
+        (0u64, (delta >> 18) & 0x7fff_ffff)
+    } else {
+        (1u64, (delta >> 23) & 0x7fff_ffff)
+    };
+    let child = (code << 39) | (bits << 8) | u64::from(guid[16]);
+    index.extend_from_slice(&child.to_be_bytes()[3..]);
+    base64::engine::general_purpose::STANDARD.encode(index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +253,7 @@ mod tests {
                 content_type: "text/plain".into(),
                 data: b"line 1".to_vec(),
             }],
+            thread: Some("INC-000001".into()),
         };
         let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
         let raw = String::from_utf8(render(&out, now).expect("renders")).expect("utf8");
@@ -193,6 +272,53 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_tickets_mails_share_outlooks_conversation_header() {
+        use base64::Engine;
+        let decode = |s: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .expect("base64")
+        };
+        let day = |d: i64| DateTime::from_timestamp(1_780_000_000 + d * 86_400, 0).expect("time");
+        let first = decode(&thread_index("acme.test", "INC-000001", day(0)));
+        let later = decode(&thread_index("acme.test", "INC-000001", day(3)));
+        let other = decode(&thread_index("acme.test", "INC-000002", day(0)));
+        assert_eq!(first.len(), 27, "a header block and one child block");
+        assert_eq!(first[..22], later[..22], "one conversation");
+        assert_ne!(first[22..], later[22..], "the child block carries the time");
+        assert_ne!(
+            first[..22],
+            other[..22],
+            "another ticket, another conversation"
+        );
+        assert_eq!(
+            first[0], 0x01,
+            "a FILETIME of this century starts with 0x01"
+        );
+        assert!(
+            later[22..26] > first[22..26],
+            "later mails sort after earlier ones"
+        );
+
+        for (subject, topic) in [
+            ("[ACME INC-000001] Re: VPN down", "VPN down"),
+            ("RE: AW: [ACME INC-000001] VPN down", "VPN down"),
+            ("[ACME INC-000001] Fwd: Printer [old]", "Printer [old]"),
+            ("Re:", ""),
+            ("Review: the plan", "Review: the plan"),
+        ] {
+            assert_eq!(thread_topic(subject, "INC-000001"), topic, "{subject}");
+        }
+        let mut out = to("Jo", "jo@example.test");
+        out.thread = Some("INC-000001".into());
+        out.subject = "[ACME INC-000001] Re: VPN down".into();
+        let now = DateTime::from_timestamp(1_780_000_000, 0).expect("time");
+        let raw = String::from_utf8(render(&out, now).expect("renders")).expect("utf8");
+        assert!(raw.contains("Thread-Topic: VPN down\r\n"), "{raw}");
+        assert!(raw.contains("Thread-Index: Ad"), "{raw}");
+    }
+
     fn to(name: &str, email: &str) -> Outgoing {
         Outgoing {
             message_id: "INC-000001.ack.x@example.test".into(),
@@ -209,6 +335,7 @@ mod tests {
             body: "hello".into(),
             html: None,
             attachments: Vec::new(),
+            thread: Some("INC-000001\r\nBcc: z@y.test".into()),
         }
     }
 
@@ -263,6 +390,7 @@ mod tests {
             body: "plain figures".into(),
             html: Some("<p>chart</p>".into()),
             attachments: Vec::new(),
+            thread: None,
         };
         let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
         let parse = |raw: Vec<u8>| String::from_utf8(raw).expect("utf8");

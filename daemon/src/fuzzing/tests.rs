@@ -200,3 +200,18 @@ fn a_message_part_holding_only_a_message_part_header() {
           Content-Type: message/rfc822\n\n\n--b--\n",
     );
 }
+
+/// mail-parser 0.11.9 subtracts past zero (decoders/quoted_printable.rs:138)
+/// when a quoted-printable part holds only a soft line break before its
+/// closing boundary. A release build wraps, and `truncate` to the huge
+/// length does nothing; the dev profile turns the dependency's overflow
+/// checks off (Cargo.toml) so tests run what the desk runs. Found by the
+/// one-minute fuzz run of `cargo test`.
+#[test]
+fn a_quoted_printable_part_of_only_a_soft_line_break() {
+    clean(
+        "soft line break before the boundary",
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+          Content-Transfer-Encoding: quoted-printable\r\n\r\n=\r\n--b--\r\n",
+    );
+}

@@ -52,11 +52,11 @@ async fn a_new_customer_mail_opens_a_ticket_and_is_acknowledged() {
         number=INC-000001 status=new priority=normal kind=incident team=network service=email customer=1 mailbox=import subject="Printer on fire" created=T0 updated=T0 response_due=T0+1h resolution_due=T0+8h next_check=T0+48m
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" cc="Ann <ann@cust.test>" subject="Printer on fire" text="The printer on floor 2 is on fire.\nPlease send help.\n" raw_bytes=243 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=861 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=968 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=944 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=1051 at=T0
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=861 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=968 at=T0 next=T0
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=944 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1051 at=T0 next=T0
         [events]
         id=1 ticket=INC-000001 hook=ticket.created status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
         id=2 ticket=INC-000001 hook=message.received status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
@@ -93,6 +93,8 @@ async fn the_acknowledgement_is_rendered_with_the_customers_token() {
         Reply-To: "ACME Service Desk" <support+INC-000001.1.7dcf0663c4631225@acme.test>
         In-Reply-To: <m1@cust.test>
         References: <m1@cust.test>
+        Thread-Topic: Printer on fire
+        Thread-Index: AdXANmkFeOiMtAlXXMsSn6O0HknEw43T2RSe
         Auto-Submitted: auto-replied
         X-Auto-Response-Suppress: All
         Content-Type: text/plain; charset=utf-8
@@ -188,14 +190,14 @@ async fn a_customer_reply_threads_into_its_ticket_with_its_new_text_only() {
         number=INC-000001 status=new priority=normal kind=incident team=network service=email customer=1 mailbox=import subject="Printer on fire" created=T0 updated=T0+10m response_due=T0+1h resolution_due=T0+8h next_check=T0+48m
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" cc="Ann <ann@cust.test>" subject="Printer on fire" text="The printer on floor 2 is on fire.\nPlease send help.\n" raw_bytes=243 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=861 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=968 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=944 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=1051 at=T0
         id=4 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=reference from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] Re: Printer on fire" text="It is out now, but it smells." raw_bytes=465 at=T0+10m
-        id=5 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="The customer replied. …" raw_bytes=954 at=T0+10m
+        id=5 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="The customer replied. …" raw_bytes=1037 at=T0+10m
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=861 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=968 at=T0 next=T0
-        id=3 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=954 at=T0+10m next=T0+10m
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=944 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1051 at=T0 next=T0
+        id=3 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1037 at=T0+10m next=T0+10m
         [events]
         id=1 ticket=INC-000001 hook=ticket.created status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
         id=2 ticket=INC-000001 hook=message.received status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
@@ -245,16 +247,16 @@ async fn a_staff_reply_runs_its_commands_and_answers_the_customer() {
         number=INC-000001 status=open priority=high kind=incident team=network assignee=bob@acme.test service=email customer=1 mailbox=import subject="Printer on fire" created=T0 updated=T0+20m responded=T0+20m response_due=T0+30m resolution_due=T0+4h next_check=T0+3h12m
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" cc="Ann <ann@cust.test>" subject="Printer on fire" text="The printer on floor 2 is on fire.\nPlease send help.\n" raw_bytes=243 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=861 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=968 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=944 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=1051 at=T0
         id=4 ticket=INC-000001 dir=in author=staff class=normal vis=public rule=reference from="Ada Lovelace <ada@acme.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] Printer on fire" text="The fire brigade is on its way." raw_bytes=401 at=T0+20m
-        id=5 ticket=INC-000001 dir=out author=desk class=answer vis=public rule=desk from="Ada Lovelace via ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="The fire brigade is on its way. …" raw_bytes=548 at=T0+20m
-        id=6 ticket=INC-000001 dir=out author=desk class=answer vis=public rule=desk from="Ada Lovelace via ACME Service Desk <support@acme.test>" to="Ann <ann@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="The fire brigade is on its way. …" raw_bytes=539 at=T0+20m
+        id=5 ticket=INC-000001 dir=out author=desk class=answer vis=public rule=desk from="Ada Lovelace via ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="The fire brigade is on its way. …" raw_bytes=631 at=T0+20m
+        id=6 ticket=INC-000001 dir=out author=desk class=answer vis=public rule=desk from="Ada Lovelace via ACME Service Desk <support@acme.test>" to="Ann <ann@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="The fire brigade is on its way. …" raw_bytes=622 at=T0+20m
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=861 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=968 at=T0 next=T0
-        id=3 ticket=INC-000001 kind=answer to=jo@cust.test status=pending attempts=0 raw_bytes=548 at=T0+20m next=T0+20m
-        id=4 ticket=INC-000001 kind=answer to=ann@cust.test status=pending attempts=0 raw_bytes=539 at=T0+20m next=T0+20m
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=944 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1051 at=T0 next=T0
+        id=3 ticket=INC-000001 kind=answer to=jo@cust.test status=pending attempts=0 raw_bytes=631 at=T0+20m next=T0+20m
+        id=4 ticket=INC-000001 kind=answer to=ann@cust.test status=pending attempts=0 raw_bytes=622 at=T0+20m next=T0+20m
         [events]
         id=1 ticket=INC-000001 hook=ticket.created status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
         id=2 ticket=INC-000001 hook=message.received status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
@@ -312,17 +314,17 @@ async fn staff_commands_are_refused_whole_without_proof_or_with_an_error() {
         number=INC-000001 status=new priority=normal kind=incident team=network service=email customer=1 mailbox=import subject="Printer on fire" created=T0 updated=T0+5m response_due=T0+1h resolution_due=T0+8h next_check=T0+48m
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" cc="Ann <ann@cust.test>" subject="Printer on fire" text="The printer on floor 2 is on fire.\nPlease send help.\n" raw_bytes=243 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=861 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=968 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=944 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=1051 at=T0
         id=4 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=subject_tag from="Ada Lovelace <ada@acme.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] Printer on fire" text="/close\n\nNothing to see here." flag="refused staff claim: From is ada@acme.test but the mail proves nothing (no reply token sent to them for this ticket, no trusted DKIM/SPF pass); stored as a customer message, nothing changed" raw_bytes=223 at=T0+5m
-        id=5 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="WARNING: this mail claims to come from ada@acme.test but proves nothing; it was stored as a customer message and changed nothing. If it was you, reply to a notification of this ticket instead. …" raw_bytes=1134 at=T0+5m
+        id=5 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="WARNING: this mail claims to come from ada@acme.test but proves nothing; it was stored as a customer message and changed nothing. If it was you, reply to a notification of this ticket instead. …" raw_bytes=1217 at=T0+5m
         id=6 ticket=INC-000001 dir=in author=staff class=normal vis=internal rule=reference from="Ada Lovelace <ada@acme.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] Printer on fire" text="/priority high\n/status sideways\n\nOn it." flag="commands refused: /status sideways: unknown status \"sideways\" (new, open, pending, resolved, closed)" raw_bytes=381 at=T0+5m
-        id=7 ticket=INC-000001 dir=out author=desk class=command-error vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="Not applied: [ACME INC-000001] Printer on fire" text="Your reply to INC-000001 was not applied: …" raw_bytes=1058 at=T0+5m
+        id=7 ticket=INC-000001 dir=out author=desk class=command-error vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="Not applied: [ACME INC-000001] Printer on fire" text="Your reply to INC-000001 was not applied: …" raw_bytes=1154 at=T0+5m
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=861 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=968 at=T0 next=T0
-        id=3 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1134 at=T0+5m next=T0+5m
-        id=4 ticket=INC-000001 kind=command-error to=ada@acme.test status=pending attempts=0 raw_bytes=1058 at=T0+5m next=T0+5m
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=944 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1051 at=T0 next=T0
+        id=3 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1217 at=T0+5m next=T0+5m
+        id=4 ticket=INC-000001 kind=command-error to=ada@acme.test status=pending attempts=0 raw_bytes=1154 at=T0+5m next=T0+5m
         [events]
         id=1 ticket=INC-000001 hook=ticket.created status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
         id=2 ticket=INC-000001 hook=message.received status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
@@ -361,11 +363,11 @@ async fn a_duplicate_mail_is_stored_once() {
         number=INC-000001 status=new priority=normal kind=incident team=network service=email customer=1 mailbox=import subject="Printer on fire" created=T0 updated=T0 response_due=T0+1h resolution_due=T0+8h next_check=T0+48m
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" cc="Ann <ann@cust.test>" subject="Printer on fire" text="The printer on floor 2 is on fire.\nPlease send help.\n" raw_bytes=243 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=861 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=968 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=944 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=1051 at=T0
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=861 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=968 at=T0 next=T0
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=944 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1051 at=T0 next=T0
         [events]
         id=1 ticket=INC-000001 hook=ticket.created status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
         id=2 ticket=INC-000001 hook=message.received status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
@@ -434,14 +436,14 @@ async fn a_bounce_marks_the_outbox_row_bounced() {
         number=INC-000001 status=new priority=normal kind=incident team=network service=email customer=1 mailbox=import subject="Printer on fire" created=T0 updated=T0+3m response_due=T0+1h resolution_due=T0+8h next_check=T0+48m
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" cc="Ann <ann@cust.test>" subject="Printer on fire" text="The printer on floor 2 is on fire.\nPlease send help.\n" raw_bytes=243 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=861 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=968 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=944 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=1051 at=T0
         id=4 ticket=INC-000001 dir=in author=robot class=bounce vis=internal rule=reference from="Mail Delivery System <mailer-daemon@mx.cust.test>" to=support@acme.test subject="Undelivered Mail Returned to Sender" text="<jo@cust.test>: host mx.cust.test said: 550 5.1.1 unknown user" warnings="bounce: delivery status notification" flag="delivery failed: jo@cust.test (5.1.1 550 5.1.1 User unknown)" raw_bytes=763 at=T0+3m
-        id=5 ticket=INC-000001 dir=out author=desk class=bounce-notice vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="A mail the desk sent on INC-000001 could not be delivered: jo@cust.test (5.1.1 550 5.1.1 User unknown). …" raw_bytes=696 at=T0+3m
+        id=5 ticket=INC-000001 dir=out author=desk class=bounce-notice vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="A mail the desk sent on INC-000001 could not be delivered: jo@cust.test (5.1.1 550 5.1.1 User unknown). …" raw_bytes=779 at=T0+3m
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=bounced attempts=0 error="bounced: jo@cust.test (5.1.1 550 5.1.1 User unknown)" raw_bytes=861 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=968 at=T0 next=T0
-        id=3 ticket=INC-000001 kind=bounce-notice to=ada@acme.test status=pending attempts=0 raw_bytes=696 at=T0+3m next=T0+3m
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=bounced attempts=0 error="bounced: jo@cust.test (5.1.1 550 5.1.1 User unknown)" raw_bytes=944 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1051 at=T0 next=T0
+        id=3 ticket=INC-000001 kind=bounce-notice to=ada@acme.test status=pending attempts=0 raw_bytes=779 at=T0+3m next=T0+3m
         [events]
         id=1 ticket=INC-000001 hook=ticket.created status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
         id=2 ticket=INC-000001 hook=message.received status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
@@ -503,17 +505,17 @@ async fn a_reply_to_a_closed_ticket_opens_a_new_linked_ticket() {
         number=INC-000002 status=new priority=normal kind=incident team=network service=email customer=1 mailbox=import subject="Re: [ACME INC-000001] Re: Printer on fire" created=T0+2h updated=T0+2h response_due=T0+3h resolution_due=T0+10h next_check=T0+2h48m
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" cc="Ann <ann@cust.test>" subject="Printer on fire" text="The printer on floor 2 is on fire.\nPlease send help.\n" raw_bytes=243 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=861 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=968 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=944 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] Printer on fire" text="New ticket. …" raw_bytes=1051 at=T0
         id=4 ticket=INC-000001 dir=in author=staff class=normal vis=internal rule=reference from="Ada Lovelace <ada@acme.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] Printer on fire" text="" raw_bytes=348 at=T0+1h
         id=5 ticket=INC-000002 dir=in author=customer class=normal vis=public rule=new_after_finished from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] Re: Printer on fire" text="It is burning again.\n" raw_bytes=364 at=T0+2h
-        id=6 ticket=INC-000002 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000002] Re: [ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=974 at=T0+2h
-        id=7 ticket=INC-000002 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000002] Re: [ACME INC-000001] Re: Printer on fire" text="New ticket. …" raw_bytes=987 at=T0+2h
+        id=6 ticket=INC-000002 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000002] Re: [ACME INC-000001] Re: Printer on fire" text="Hello Jo Customer, …" raw_bytes=1079 at=T0+2h
+        id=7 ticket=INC-000002 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000002] Re: [ACME INC-000001] Re: Printer on fire" text="New ticket. …" raw_bytes=1092 at=T0+2h
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=861 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=968 at=T0 next=T0
-        id=3 ticket=INC-000002 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=974 at=T0+2h next=T0+2h
-        id=4 ticket=INC-000002 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=987 at=T0+2h next=T0+2h
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=944 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1051 at=T0 next=T0
+        id=3 ticket=INC-000002 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=1079 at=T0+2h next=T0+2h
+        id=4 ticket=INC-000002 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1092 at=T0+2h next=T0+2h
         [events]
         id=1 ticket=INC-000001 hook=ticket.created status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
         id=2 ticket=INC-000001 hook=message.received status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
@@ -604,13 +606,13 @@ async fn a_cc_added_by_command_who_is_already_a_contact_is_stored() {
         ticket=INC-000001 email=bo@cust.test role=cc
         ticket=INC-000002 email=bo@cust.test role=customer
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=861 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=968 at=T0 next=T0
-        id=3 ticket=INC-000002 kind=acknowledgement to=bo@cust.test status=pending attempts=0 raw_bytes=849 at=T0 next=T0
-        id=4 ticket=INC-000002 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=911 at=T0 next=T0
-        id=5 ticket=INC-000001 kind=answer to=jo@cust.test status=pending attempts=0 raw_bytes=542 at=T0 next=T0
-        id=6 ticket=INC-000001 kind=answer to=ann@cust.test status=pending attempts=0 raw_bytes=533 at=T0 next=T0
-        id=7 ticket=INC-000001 kind=answer to=bo@cust.test status=pending attempts=0 raw_bytes=526 at=T0 next=T0
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=944 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1051 at=T0 next=T0
+        id=3 ticket=INC-000002 kind=acknowledgement to=bo@cust.test status=pending attempts=0 raw_bytes=926 at=T0 next=T0
+        id=4 ticket=INC-000002 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=988 at=T0 next=T0
+        id=5 ticket=INC-000001 kind=answer to=jo@cust.test status=pending attempts=0 raw_bytes=625 at=T0 next=T0
+        id=6 ticket=INC-000001 kind=answer to=ann@cust.test status=pending attempts=0 raw_bytes=616 at=T0 next=T0
+        id=7 ticket=INC-000001 kind=answer to=bo@cust.test status=pending attempts=0 raw_bytes=609 at=T0 next=T0
         "##,
     );
 }

@@ -150,16 +150,16 @@ async fn a_round_applies_valid_actions_refuses_the_rest_and_retries_failures() {
         number=INC-000001 status=new priority=high kind=incident team=network assignee=bob@acme.test service=email customer=1 mailbox=import subject="VPN down" fields="{\"region\":\"emea\"}" created=T0 updated=T0 response_due=T0+1h resolution_due=T0+8h next_check=T0
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" subject="VPN down" text="The VPN is down.\n" raw_bytes=176 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: VPN down" text="Hello Jo Customer, …" raw_bytes=847 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="New ticket. …" raw_bytes=917 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: VPN down" text="Hello Jo Customer, …" raw_bytes=923 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="New ticket. …" raw_bytes=993 at=T0
         id=4 ticket=INC-000001 dir=note author=plugin class=note vis=internal rule=plugin:router from="router (plugin)" to="" subject="Note by plugin router" text="Routed to Bob: VPN. …" at=T0
-        id=5 ticket=INC-000001 dir=out author=desk class=plugin-mail vis=internal rule=plugin:router from="ACME Service Desk <support@acme.test>" to=ops@acme.test subject="[ACME INC-000001] VPN" text="Look. …" raw_bytes=324 at=T0
-        id=6 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=plugin:router from="ACME Service Desk <support@acme.test>" to="Bob Page <bob@acme.test>" subject="[ACME INC-000001] VPN down" text="INC-000001 was assigned to you by the plugin router. …" raw_bytes=599 at=T0
+        id=5 ticket=INC-000001 dir=out author=desk class=plugin-mail vis=internal rule=plugin:router from="ACME Service Desk <support@acme.test>" to=ops@acme.test subject="[ACME INC-000001] VPN" text="Look. …" raw_bytes=395 at=T0
+        id=6 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=plugin:router from="ACME Service Desk <support@acme.test>" to="Bob Page <bob@acme.test>" subject="[ACME INC-000001] VPN down" text="INC-000001 was assigned to you by the plugin router. …" raw_bytes=675 at=T0
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=847 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=917 at=T0 next=T0
-        id=3 ticket=INC-000001 kind=plugin-mail to=ops@acme.test status=pending attempts=0 raw_bytes=324 at=T0 next=T0
-        id=4 ticket=INC-000001 kind=notification to=bob@acme.test status=pending attempts=0 raw_bytes=599 at=T0 next=T0
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=923 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=993 at=T0 next=T0
+        id=3 ticket=INC-000001 kind=plugin-mail to=ops@acme.test status=pending attempts=0 raw_bytes=395 at=T0 next=T0
+        id=4 ticket=INC-000001 kind=notification to=bob@acme.test status=pending attempts=0 raw_bytes=675 at=T0 next=T0
         [events]
         id=1 ticket=1 hook=ticket.created status=failed attempts=2 last_error="scorer: still away" delivery="{\"done\":[\"router\"],\"failures\":{\"scorer\":2}}"
         id=2 ticket=1 hook=message.received status=done attempts=1

@@ -80,19 +80,19 @@ async fn the_check_warns_and_breaches_once() {
         id=2 ticket=INC-000001 target=response kind=breach due=T0+1h at=T0+1h30m
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" subject="VPN down" text="The VPN is down.\n" raw_bytes=176 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: VPN down" text="Hello Jo Customer, …" raw_bytes=847 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="New ticket. …" raw_bytes=917 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: VPN down" text="Hello Jo Customer, …" raw_bytes=923 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="New ticket. …" raw_bytes=993 at=T0
         id=4 ticket=INC-000001 dir=note author=desk class=sla-warning vis=internal rule=desk from="" to="" subject="" text="SLA warning: ticket INC-000001 is close to its first-response target. …" at=T0+50m
-        id=5 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="SLA warning (response): [ACME INC-000001] VPN down" text="SLA warning: ticket INC-000001 is close to its first-response target. …" raw_bytes=821 at=T0+50m
+        id=5 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="SLA warning (response): [ACME INC-000001] VPN down" text="SLA warning: ticket INC-000001 is close to its first-response target. …" raw_bytes=921 at=T0+50m
         id=6 ticket=INC-000001 dir=note author=desk class=sla-breach vis=internal rule=desk from="" to="" subject="" text="SLA breach: ticket INC-000001 has BREACHED its first-response target. …" at=T0+1h30m
-        id=7 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="SLA BREACH (response): [ACME INC-000001] VPN down" text="SLA breach: ticket INC-000001 has BREACHED its first-response target. …" raw_bytes=819 at=T0+1h30m
-        id=8 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to=manager@acme.test subject="SLA BREACH (response): [ACME INC-000001] VPN down" text="SLA breach: ticket INC-000001 has BREACHED its first-response target. …" raw_bytes=806 at=T0+1h30m
+        id=7 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="SLA BREACH (response): [ACME INC-000001] VPN down" text="SLA breach: ticket INC-000001 has BREACHED its first-response target. …" raw_bytes=918 at=T0+1h30m
+        id=8 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to=manager@acme.test subject="SLA BREACH (response): [ACME INC-000001] VPN down" text="SLA breach: ticket INC-000001 has BREACHED its first-response target. …" raw_bytes=905 at=T0+1h30m
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=847 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=917 at=T0 next=T0
-        id=3 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=821 at=T0+50m next=T0+50m
-        id=4 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=819 at=T0+1h30m next=T0+1h30m
-        id=5 ticket=INC-000001 kind=notification to=manager@acme.test status=pending attempts=0 raw_bytes=806 at=T0+1h30m next=T0+1h30m
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=923 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=993 at=T0 next=T0
+        id=3 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=921 at=T0+50m next=T0+50m
+        id=4 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=918 at=T0+1h30m next=T0+1h30m
+        id=5 ticket=INC-000001 kind=notification to=manager@acme.test status=pending attempts=0 raw_bytes=905 at=T0+1h30m next=T0+1h30m
         [events]
         id=1 ticket=INC-000001 hook=ticket.created status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
         id=2 ticket=INC-000001 hook=message.received status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0

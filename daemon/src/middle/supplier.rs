@@ -144,26 +144,26 @@ async fn a_command_escalates_and_the_answer_and_resolution_are_recorded() {
         number=INC-000002 status=new priority=normal kind=incident team=network service=email customer=3 mailbox=import subject="Line dead" created=T0+1h updated=T0+1h5m response_due=T0+2h resolution_due=T0+9h next_check=T0+1h48m
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" subject="VPN down" text="The VPN is down.\n" raw_bytes=176 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: VPN down" text="Hello Jo Customer, …" raw_bytes=847 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="New ticket. …" raw_bytes=917 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: VPN down" text="Hello Jo Customer, …" raw_bytes=923 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="New ticket. …" raw_bytes=993 at=T0
         id=4 ticket=INC-000002 dir=in author=customer class=normal vis=public rule=new from="Bo Customer <bo@cust.test>" to="ACME Service Desk <support@acme.test>" subject="Line dead" text="No line.\n" raw_bytes=169 at=T0+1h
-        id=5 ticket=INC-000002 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Bo Customer <bo@cust.test>" subject="[ACME INC-000002] Re: Line dead" text="Hello Bo Customer, …" raw_bytes=849 at=T0+1h
-        id=6 ticket=INC-000002 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000002] Line dead" text="New ticket. …" raw_bytes=911 at=T0+1h
+        id=5 ticket=INC-000002 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Bo Customer <bo@cust.test>" subject="[ACME INC-000002] Re: Line dead" text="Hello Bo Customer, …" raw_bytes=926 at=T0+1h
+        id=6 ticket=INC-000002 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000002] Line dead" text="New ticket. …" raw_bytes=988 at=T0+1h
         id=7 ticket=INC-000001 dir=in author=staff class=normal vis=internal rule=reference from="Ada Lovelace <ada@acme.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] escalation" text="" raw_bytes=381 at=T0+1h5m
-        id=8 ticket=INC-000001 dir=out author=desk class=supplier-escalation vis=internal rule=desk from="Ada Lovelace via ACME Service Desk <support@acme.test>" to=noc@netco.test subject="[ACME INC-000001] VPN down" text="ACME Service Desk escalates ticket INC-000001 to NetCo. …" raw_bytes=770 at=T0+1h5m
+        id=8 ticket=INC-000001 dir=out author=desk class=supplier-escalation vis=internal rule=desk from="Ada Lovelace via ACME Service Desk <support@acme.test>" to=noc@netco.test subject="[ACME INC-000001] VPN down" text="ACME Service Desk escalates ticket INC-000001 to NetCo. …" raw_bytes=846 at=T0+1h5m
         id=9 ticket=INC-000002 dir=in author=staff class=normal vis=internal rule=reference from="Ada Lovelace <ada@acme.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000002] escalation" text="" raw_bytes=352 at=T0+1h5m
-        id=10 ticket=INC-000002 dir=out author=desk class=supplier-escalation vis=internal rule=desk from="Ada Lovelace via ACME Service Desk <support@acme.test>" to=noc@netco.test subject="[ACME INC-000002] Line dead" text="ACME Service Desk escalates ticket INC-000002 to NetCo. …" raw_bytes=753 at=T0+1h5m
+        id=10 ticket=INC-000002 dir=out author=desk class=supplier-escalation vis=internal rule=desk from="Ada Lovelace via ACME Service Desk <support@acme.test>" to=noc@netco.test subject="[ACME INC-000002] Line dead" text="ACME Service Desk escalates ticket INC-000002 to NetCo. …" raw_bytes=830 at=T0+1h5m
         id=11 ticket=INC-000001 dir=in author=supplier class=normal vis=internal rule=reference from="NetCo NOC <noc@netco.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] VPN down" text="Technician dispatched." raw_bytes=356 at=T0+2h
-        id=12 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="Supplier NetCo replied (internal; not sent to the customer). …" raw_bytes=972 at=T0+2h
+        id=12 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="Supplier NetCo replied (internal; not sent to the customer). …" raw_bytes=1048 at=T0+2h
         id=13 ticket=INC-000001 dir=in author=staff class=normal vis=internal rule=reference from="Ada Lovelace <ada@acme.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] escalation" text="" raw_bytes=345 at=T0+3h
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=847 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=917 at=T0 next=T0
-        id=3 ticket=INC-000002 kind=acknowledgement to=bo@cust.test status=pending attempts=0 raw_bytes=849 at=T0+1h next=T0+1h
-        id=4 ticket=INC-000002 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=911 at=T0+1h next=T0+1h
-        id=5 ticket=INC-000001 kind=supplier-escalation to=noc@netco.test status=pending attempts=0 raw_bytes=770 at=T0+1h5m next=T0+1h5m
-        id=6 ticket=INC-000002 kind=supplier-escalation to=noc@netco.test status=pending attempts=0 raw_bytes=753 at=T0+1h5m next=T0+1h5m
-        id=7 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=972 at=T0+2h next=T0+2h
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=923 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=993 at=T0 next=T0
+        id=3 ticket=INC-000002 kind=acknowledgement to=bo@cust.test status=pending attempts=0 raw_bytes=926 at=T0+1h next=T0+1h
+        id=4 ticket=INC-000002 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=988 at=T0+1h next=T0+1h
+        id=5 ticket=INC-000001 kind=supplier-escalation to=noc@netco.test status=pending attempts=0 raw_bytes=846 at=T0+1h5m next=T0+1h5m
+        id=6 ticket=INC-000002 kind=supplier-escalation to=noc@netco.test status=pending attempts=0 raw_bytes=830 at=T0+1h5m next=T0+1h5m
+        id=7 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1048 at=T0+2h next=T0+2h
         [events]
         id=1 ticket=INC-000001 hook=ticket.created status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
         id=2 ticket=INC-000001 hook=message.received status=pending t_status=new t_customer=jo@cust.test msg_from=jo@cust.test msg_vis=public at=T0
@@ -206,14 +206,14 @@ async fn an_unknown_supplier_is_refused() {
         [supplier_escalations]
         [messages]
         id=1 ticket=INC-000001 dir=in author=customer class=normal vis=public rule=new from="Jo Customer <jo@cust.test>" to="ACME Service Desk <support@acme.test>" subject="VPN down" text="The VPN is down.\n" raw_bytes=176 at=T0
-        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: VPN down" text="Hello Jo Customer, …" raw_bytes=847 at=T0
-        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="New ticket. …" raw_bytes=917 at=T0
+        id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: VPN down" text="Hello Jo Customer, …" raw_bytes=923 at=T0
+        id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="New ticket. …" raw_bytes=993 at=T0
         id=4 ticket=INC-000001 dir=in author=staff class=normal vis=internal rule=reference from="Ada Lovelace <ada@acme.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] escalation" text="/supplier WireCo help" flag="commands refused: /supplier WireCo: no such supplier (known: NetCo)" raw_bytes=358 at=T0
-        id=5 ticket=INC-000001 dir=out author=desk class=command-error vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="Not applied: [ACME INC-000001] VPN down" text="Your reply to INC-000001 was not applied: …" raw_bytes=1015 at=T0
+        id=5 ticket=INC-000001 dir=out author=desk class=command-error vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="Not applied: [ACME INC-000001] VPN down" text="Your reply to INC-000001 was not applied: …" raw_bytes=1104 at=T0
         [outbox]
-        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=847 at=T0 next=T0
-        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=917 at=T0 next=T0
-        id=3 ticket=INC-000001 kind=command-error to=ada@acme.test status=pending attempts=0 raw_bytes=1015 at=T0 next=T0
+        id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=923 at=T0 next=T0
+        id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=993 at=T0 next=T0
+        id=3 ticket=INC-000001 kind=command-error to=ada@acme.test status=pending attempts=0 raw_bytes=1104 at=T0 next=T0
         "##,
     );
 }
@@ -270,8 +270,8 @@ async fn the_review_reports_the_period_on_a_ticket_for_the_manager() {
         r##"
         number=REQ-000003 status=new priority=normal kind=request assignee=ada@acme.test customer=2 mailbox="" subject="Supplier review: NetCo (2026-03-01 to 2026-04-01)" fields="{\"supplier\":\"NetCo\"}" created=T0+29d23h updated=T0+29d23h
         id=14 ticket=REQ-000003 dir=note author=desk class=supplier-review vis=internal rule=desk from="" to="" subject="Supplier review: NetCo (2026-03-01 to 2026-04-01)" text="Supplier review: NetCo …" at=T0+29d23h
-        id=15 ticket=REQ-000003 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME REQ-000003] Supplier review: NetCo (2026-03-01 to 2026-04-01)" text="A supplier review is due; ticket REQ-000003 is assigned to you. …" raw_bytes=1053 at=T0+29d23h
-        id=8 ticket=REQ-000003 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1053 at=T0+29d23h next=T0+29d23h
+        id=15 ticket=REQ-000003 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME REQ-000003] Supplier review: NetCo (2026-03-01 to 2026-04-01)" text="A supplier review is due; ticket REQ-000003 is assigned to you. …" raw_bytes=1170 at=T0+29d23h
+        id=8 ticket=REQ-000003 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=1170 at=T0+29d23h next=T0+29d23h
         id=13 ticket=REQ-000003 hook=supplier.review_due status=pending t_status=new t_assignee=ada@acme.test t_customer=ada@acme.test data="{\"figures\":{\"breaches\":1,\"contract_ends_in_days\":30,\"escalated\":2,\"median_response_minutes\":55,\"open_items\":[\"INC-000002\"],\"resolved\":1,\"resolved_in_target\":1,\"responded\":1,\"responded_in_target\":1,\"worst_response_minutes\":55},\"from\":\"2026-03-01T08:00:00+00:00\",\"name\":\"NetCo\",\"resolution_target_minutes\":480,\"response_target_minutes\":120,\"to\":\"2026-04-01T08:00:00+00:00\"}" at=T0+29d23h
         "##,
     );

@@ -920,6 +920,7 @@ impl Apply {
             body,
             html: None,
             attachments: Vec::new(),
+            thread: number.map(|n| n.to_string()),
         };
         self.mails
             .push((row.ticket_id, "plugin-mail", out, plugin.to_string()));
@@ -984,6 +985,7 @@ impl Apply {
                 body,
                 html: None,
                 attachments: Vec::new(),
+                thread: Some(number.to_string()),
             };
             self.mails.push((Some(tid), "notification", out, plugin));
         }

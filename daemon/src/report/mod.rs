@@ -57,6 +57,7 @@ pub async fn queue_scheduled(store: &Store, config: &Config, now: DateTime<Utc>)
             body: text.clone(),
             html: Some(html.clone()),
             attachments: Vec::new(),
+            thread: None,
         };
         let raw = render_mail(&out, now)?;
         rows.push(crate::store::rows::outbox_row(
