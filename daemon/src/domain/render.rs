@@ -175,10 +175,7 @@ pub fn thread_topic(subject: &str, ticket: &str) -> String {
         }
     }
     let mut rest = s.trim();
-    loop {
-        let Some((head, tail)) = rest.split_once(':') else {
-            break;
-        };
+    while let Some((head, tail)) = rest.split_once(':') {
         let prefix = head.trim().to_ascii_lowercase();
         if !REPLY_PREFIXES.contains(&prefix.as_str()) {
             break;
