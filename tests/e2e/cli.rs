@@ -177,3 +177,128 @@ both_backends!(
     import_mbox_uses_the_pipeline,
     super::import_mbox_uses_the_pipeline
 );
+
+/// A list archive imported in three orders (as written, reversed, and
+/// replies first), each in two imports, gives the same tickets: replies
+/// that come before the mail they answer, and replies to a mail the desk
+/// never got, end in one ticket; `In-Reply-To: yes` joins nothing.
+async fn an_archive_gives_the_same_tickets_in_any_order(backend: Backend) {
+    let to = "list@example.test";
+    let m = |from: &str, subject: &str, id: &str, irt: &[&str], refs: &[&str]| {
+        let mut extra = String::new();
+        if !irt.is_empty() {
+            let v: Vec<String> = irt.iter().map(|i| format!("<{i}>")).collect();
+            extra.push_str(&format!("In-Reply-To: {}\r\n", v.join(" ")));
+        }
+        if !refs.is_empty() {
+            let v: Vec<String> = refs.iter().map(|i| format!("<{i}>")).collect();
+            extra.push_str(&format!("References: {}\r\n", v.join(" ")));
+        }
+        (
+            id.to_string(),
+            mail(from, to, subject, id, &extra, "words of my own"),
+        )
+    };
+    let written = vec![
+        m("ann@a.test", "VPN down", "a1@a.test", &[], &[]),
+        m(
+            "bob@a.test",
+            "Re: VPN down",
+            "a2@a.test",
+            &["a1@a.test"],
+            &["a1@a.test"],
+        ),
+        m(
+            "ann@a.test",
+            "Re: VPN down",
+            "a3@a.test",
+            &["a2@a.test"],
+            &["a1@a.test", "a2@a.test"],
+        ),
+        m(
+            "cy@b.test",
+            "Re: unseen",
+            "b1@b.test",
+            &["b0@b.test"],
+            &["b0@b.test"],
+        ),
+        m(
+            "di@b.test",
+            "Re: unseen",
+            "b2@b.test",
+            &["b0@b.test"],
+            &["b0@b.test"],
+        ),
+        m("dev1@c.test", "[PATCH] one", "c1@c.test", &[], &[]),
+        m("dev2@c.test", "[PATCH] two", "d1@c.test", &[], &[]),
+    ];
+    let mut with_yes = written.clone();
+    for (id, raw) in with_yes.iter_mut() {
+        if id.ends_with("@c.test") {
+            *raw = raw.replace("MIME-Version", "In-Reply-To: yes\r\nMIME-Version");
+        }
+    }
+    let reversed: Vec<_> = with_yes.iter().rev().cloned().collect();
+    let replies_first: Vec<_> = [2, 1, 4, 3, 6, 0, 5]
+        .iter()
+        .map(|&i| with_yes[i].clone())
+        .collect();
+    let mut groupings = Vec::new();
+    for (name, order) in [
+        ("written", &with_yes),
+        ("reversed", &reversed),
+        ("replies first", &replies_first),
+    ] {
+        let desk = Desk::new(backend).await;
+        let (first, second) = order.split_at(order.len() / 2);
+        for (part, mails) in [first, second].iter().enumerate() {
+            let mbox: String = mails
+                .iter()
+                .map(|(_, raw)| {
+                    format!(
+                        "From x@example.test Mon Jan  1 00:00:00 2024\n{}\n",
+                        raw.replace("\r\n", "\n")
+                    )
+                })
+                .collect();
+            let path = desk.dir.path().join(format!("archive-{part}.mbox"));
+            std::fs::write(&path, mbox).expect("mbox");
+            desk.cli(&["import", "--mbox", path.to_str().expect("utf8 path")]);
+        }
+        let mut tickets: Vec<Vec<String>> = desk
+            .tickets()
+            .iter()
+            .map(|t| {
+                let number = t["number"].as_str().expect("number");
+                let mut ids: Vec<String> = desk.ticket(number)["messages"]
+                    .as_array()
+                    .expect("messages")
+                    .iter()
+                    .filter(|m| m["direction"] == "in")
+                    .filter_map(|m| m["message_id"].as_str().map(str::to_string))
+                    .collect();
+                ids.sort();
+                ids
+            })
+            .collect();
+        tickets.sort();
+        groupings.push((name, tickets));
+        desk.finish().await;
+    }
+    let want: Vec<Vec<String>> = vec![
+        vec!["a1@a.test", "a2@a.test", "a3@a.test"],
+        vec!["b1@b.test", "b2@b.test"],
+        vec!["c1@c.test"],
+        vec!["d1@c.test"],
+    ]
+    .into_iter()
+    .map(|t| t.into_iter().map(str::to_string).collect())
+    .collect();
+    for (name, tickets) in groupings {
+        assert_eq!(tickets, want, "{name} order");
+    }
+}
+both_backends!(
+    an_archive_gives_the_same_tickets_in_any_order,
+    super::an_archive_gives_the_same_tickets_in_any_order
+);
