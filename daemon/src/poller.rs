@@ -321,6 +321,7 @@ impl Poller {
                             uid,
                             parsed: ingest::parse::too_large(&raw, size, max),
                             raw,
+                            oversize: Some(ingest::Oversize { size, limit: max }),
                         })
                         .collect())
                 })

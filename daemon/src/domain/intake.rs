@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::classify::Class;
+use super::ack::{Outgoing, reply_subject};
+use super::classify::{Class, classify};
 use super::conversation::{self, Author, Participant, Settings, TicketState};
 use super::mail::{Address, Bounce, BounceKind, Inbound};
 use super::threading::{self, Decision, Known, TicketRef};
@@ -189,6 +190,64 @@ pub fn join(ticket: &mut TicketState, sender: &Address, author: &Author) -> Opti
         role,
     });
     Some(role)
+}
+
+/// The notice to the sender of a mail too large to take (`size` bytes,
+/// more than `limit`), read from its head: a person's mail gets one short
+/// answer saying so; a robot's, the desk's own, or one without a sender
+/// gets none. The caller sends at most one a day per sender.
+pub fn too_large_notice(
+    settings: &Settings,
+    head: &Inbound,
+    size: u64,
+    limit: usize,
+    unique: &str,
+) -> Option<Outgoing> {
+    let sender = head.from.as_ref()?;
+    if sender.email.is_empty()
+        || settings.is_desk_address(&sender.email)
+        || !classify(head).may_answer()
+    {
+        return None;
+    }
+    let desk = &settings.desk;
+    let mb = |bytes: u64| format!("{:.1} MB", bytes as f64 / 1_048_576.0);
+    let subject = if head.subject.trim().is_empty() {
+        "(no subject)".to_string()
+    } else {
+        head.subject.trim().to_string()
+    };
+    let body = format!(
+        "Hello {name},\n\n\
+         your mail \"{subject}\" is {size} bytes ({size_mb}); {desk_name} takes mails of \
+         up to {limit} bytes ({limit_mb}), so it was not turned into a ticket.\n\n\
+         Please send it again without the large attachments (a link to them \
+         will do).\n\n-- \n{desk_name}\n",
+        name = if sender.name.trim().is_empty() {
+            sender.email.as_str()
+        } else {
+            sender.name.trim()
+        },
+        size_mb = mb(size),
+        limit_mb = mb(limit as u64),
+        desk_name = desk.name,
+    );
+    let mut from = desk.address.clone();
+    from.name = desk.name.clone();
+    Some(Outgoing {
+        message_id: format!("too-large.{unique}@{}", desk.id_domain()),
+        from,
+        reply_to: None,
+        to: vec![sender.clone()],
+        subject: reply_subject(&subject),
+        in_reply_to: head.message_id.clone(),
+        references: head.message_id.iter().cloned().collect(),
+        auto_submitted: Some("auto-replied"),
+        body,
+        html: None,
+        attachments: Vec::new(),
+        thread: None,
+    })
 }
 
 /// A sender's acknowledgements in the current hour: a mail loop or a flood
@@ -405,6 +464,60 @@ mod tests {
             ..failed
         };
         assert_eq!(bounce_summary(&delayed, "c@x.example"), None);
+    }
+
+    #[test]
+    fn a_person_sending_too_large_a_mail_is_told_robots_are_not() {
+        use crate::domain::conversation::tests::mail;
+        let settings = test_settings();
+        let mut head = mail("cy@x.example", "the log is attached");
+        head.from = Some(Address::new("Cy", "cy@x.example"));
+        head.subject = "Crash logs".into();
+        let out = too_large_notice(&settings, &head, 31_457_280, 26_214_400, "abc")
+            .expect("a person is told");
+        assert_eq!(out.to, vec![Address::new("Cy", "cy@x.example")]);
+        assert_eq!(out.subject, "Re: Crash logs");
+        assert_eq!(out.in_reply_to, head.message_id);
+        assert_eq!(out.auto_submitted, Some("auto-replied"));
+        assert_eq!(out.thread, None, "no ticket was opened");
+        assert!(
+            out.message_id.starts_with("too-large.abc@"),
+            "{}",
+            out.message_id
+        );
+        for want in [
+            "Hello Cy",
+            "31457280 bytes (30.0 MB)",
+            "26214400 bytes (25.0 MB)",
+            "not turned into a ticket",
+        ] {
+            assert!(out.body.contains(want), "{want:?} in {}", out.body);
+        }
+
+        let mut robot = head.clone();
+        robot.robot.auto_submitted = Some("auto-replied".into());
+        assert_eq!(
+            too_large_notice(&settings, &robot, 31_457_280, 26_214_400, "abc"),
+            None
+        );
+        let mut list = head.clone();
+        list.robot.list_id = true;
+        assert_eq!(
+            too_large_notice(&settings, &list, 31_457_280, 26_214_400, "abc"),
+            None
+        );
+        let mut desk = head.clone();
+        desk.from = Some(settings.desk.address.clone());
+        assert_eq!(
+            too_large_notice(&settings, &desk, 31_457_280, 26_214_400, "abc"),
+            None
+        );
+        let mut nobody = head;
+        nobody.from = None;
+        assert_eq!(
+            too_large_notice(&settings, &nobody, 31_457_280, 26_214_400, "abc"),
+            None
+        );
     }
 
     #[test]

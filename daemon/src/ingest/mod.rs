@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::domain::conversation::Settings;
 use crate::error::{Error, Result};
 use crate::store::Store;
-pub use apply::{Incoming, Outcome, Watermark};
+pub use apply::{Incoming, Outcome, Oversize, Watermark};
 
 struct Job {
     batch: Vec<Incoming>,
@@ -186,6 +186,7 @@ async fn apply_one_by_one(
                 uid: m.uid,
                 raw: m.raw.clone(),
                 parsed: m.parsed.clone(),
+                oversize: m.oversize,
             };
             match guarded(apply::apply_batch(
                 store,
@@ -243,6 +244,7 @@ pub async fn parse_batch(
                     uid,
                     parsed: parse::parse_guarded(&raw, max_bytes),
                     raw,
+                    oversize: None,
                 })
                 .collect::<Vec<_>>()
         }));
@@ -317,6 +319,7 @@ Message-ID: <m{uid}@cust.test>\r\n\r\nhello\r\n"
             uid: Some(uid),
             parsed: parse::parse(&raw, 1 << 20),
             raw,
+            oversize: None,
         }
     }
 

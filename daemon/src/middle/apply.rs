@@ -616,3 +616,83 @@ async fn a_cc_added_by_command_who_is_already_a_contact_is_stored() {
         "##,
     );
 }
+
+/// A mail too large to fetch (only its head reached the desk) is
+/// quarantined, and its sender told once a day at most; a robot's is not
+/// answered.
+#[tokio::test]
+async fn the_sender_of_a_mail_too_large_is_told_once_a_day() {
+    use crate::ingest::apply::{Incoming, apply_batch};
+    use crate::ingest::{Oversize, parse};
+    let desk = Desk::new().await;
+    let big = |id: &str, extra: &str| {
+        let raw = Mail::new("Cy Sender <cy@cust.test>", "Crash logs", id)
+            .header("Content-Type", "text/plain")
+            .body(&format!("{extra}The first megabyte of a large mail.\n"))
+            .raw()
+            .into_bytes();
+        Incoming {
+            mailbox: "import".into(),
+            uid: None,
+            parsed: parse::too_large(&raw, 31_457_280, 26_214_400),
+            raw,
+            oversize: Some(Oversize {
+                size: 31_457_280,
+                limit: 26_214_400,
+            }),
+        }
+    };
+    let store = &desk.app.store;
+    let settings = &desk.app.settings;
+    apply_batch(
+        store,
+        settings,
+        vec![big("big1@cust.test", "")],
+        None,
+        desk.now(),
+    )
+    .await
+    .expect("first");
+    desk.advance(chrono::Duration::hours(2));
+    apply_batch(
+        store,
+        settings,
+        vec![big("big2@cust.test", "again ")],
+        None,
+        desk.now(),
+    )
+    .await
+    .expect("second, the same day");
+    let mut robot = big("big3@cust.test", "auto ");
+    robot.raw = String::from_utf8_lossy(&robot.raw)
+        .replace("Subject:", "Auto-Submitted: auto-replied\nSubject:")
+        .into_bytes();
+    apply_batch(store, settings, vec![robot], None, desk.now())
+        .await
+        .expect("a robot's");
+    desk.advance(chrono::Duration::hours(23));
+    apply_batch(
+        store,
+        settings,
+        vec![big("big4@cust.test", "next day ")],
+        None,
+        desk.now(),
+    )
+    .await
+    .expect("the next day");
+    assert_eq!(
+        desk.rows(
+            "SELECT kind, recipients AS to_, subject_of, created_at AS at FROM \
+             (SELECT *, substr(CAST(raw AS TEXT), instr(CAST(raw AS TEXT), 'Subject: '), 23) AS subject_of FROM outbox) \
+             ORDER BY id"
+        )
+        .await,
+        [
+            "kind=too-large to=cy@cust.test subject_of=\"Subject: Re: Crash logs\" at=T0",
+            "kind=too-large to=cy@cust.test subject_of=\"Subject: Re: Crash logs\" at=T0+1d1h",
+        ]
+        .join("\n")
+    );
+    assert_eq!(desk.value("SELECT COUNT(*) FROM quarantine").await, "4");
+    assert_eq!(desk.value("SELECT COUNT(*) FROM tickets").await, "0");
+}

@@ -4,17 +4,21 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
 
 use super::Incoming;
 use super::states::States;
 use crate::domain::commands::{self, Command};
 use crate::domain::conversation::{Lookup, Settings};
+use crate::domain::mail::Inbound;
 use crate::domain::threading::{self, Known, TicketRef};
 use crate::domain::ticket::{TicketId, TicketNumber};
 use crate::domain::token::Token;
 use crate::error::Result;
-use crate::ingest::parse::Parsed;
+use crate::ingest::parse::{self, Parsed};
 use crate::store::entity::{message, outbox, quarantine, ticket, ticket_key};
 use crate::store::rows::IN_CHUNK;
 use crate::tickets::Contacts;
@@ -28,6 +32,10 @@ pub(super) struct Lookups {
     pub states: States,
     /// Desk mails that bounce reports name: Message-ID → (outbox id, recipients).
     pub bounce_targets: HashMap<String, (i64, String)>,
+    /// The heads of mails too large to take, by their place in the batch.
+    pub heads: HashMap<usize, Box<Inbound>>,
+    /// Senders told in the last day that a mail was too large.
+    pub told_too_large: HashSet<String>,
 }
 
 impl Lookups {
@@ -38,6 +46,7 @@ impl Lookups {
         settings: &Settings,
         batch: &[Incoming],
         tokens: &[Vec<Token>],
+        now: DateTime<Utc>,
     ) -> Result<Lookups> {
         let seen = seen(txn, batch).await?;
         let refs = References::of(settings, batch, tokens);
@@ -52,15 +61,53 @@ impl Lookups {
                 known.participants.insert((st.id, p.address.email.clone()));
             }
         }
+        let (heads, told_too_large) = too_large(txn, batch, now).await?;
         Ok(Lookups {
             seen,
             known,
             contacts,
             states,
             bounce_targets: load_bounce_targets(txn, batch).await?,
+            heads,
+            told_too_large,
         })
     }
 }
+
+/// The heads of the batch's mails that were too large to fetch, parsed, and
+/// which of their senders were told so in the last day.
+async fn too_large(
+    txn: &DatabaseTransaction,
+    batch: &[Incoming],
+    now: DateTime<Utc>,
+) -> Result<(HashMap<usize, Box<Inbound>>, HashSet<String>)> {
+    let mut heads = HashMap::new();
+    let mut told = HashSet::new();
+    for (i, m) in batch.iter().enumerate() {
+        if m.oversize.is_none() {
+            continue;
+        }
+        let Parsed::Mail(head) = parse::parse_guarded(&m.raw, usize::MAX).parsed else {
+            continue;
+        };
+        if let Some(from) = &head.from {
+            let recent = outbox::Entity::find()
+                .filter(outbox::Column::Kind.eq(TOO_LARGE_KIND))
+                .filter(outbox::Column::Recipients.eq(from.email.as_str()))
+                .filter(outbox::Column::CreatedAt.gt(now - chrono::Duration::days(1)))
+                .count(txn)
+                .await?;
+            if recent > 0 {
+                told.insert(from.email.clone());
+            }
+        }
+        heads.insert(i, head);
+    }
+    Ok((heads, told))
+}
+
+/// The outbox kind of the notice to the sender of a mail too large to take.
+pub(super) const TOO_LARGE_KIND: &str = "too-large";
 
 async fn seen(txn: &DatabaseTransaction, batch: &[Incoming]) -> Result<HashSet<String>> {
     let keys: Vec<String> = batch.iter().map(|m| m.parsed.dedup_key.clone()).collect();

@@ -9,19 +9,21 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use tracing::{debug, info, warn};
 
-use super::known::Lookups;
+use super::known::{Lookups, TOO_LARGE_KIND};
 use super::rows::{InboundRow, Rows, participant_row, quarantine_row};
-use super::{Incoming, Outcome, dedup_token};
+use super::{Incoming, Outcome, Oversize, dedup_token};
 use crate::domain::classify::{Class, classify};
 use crate::domain::conversation::{self, Author, DraftKind, Effects, MailIn, Settings};
 use crate::domain::intake::{self, MailFacts, Placed};
 use crate::domain::mail::{Address, Inbound};
+use crate::domain::render::render;
 use crate::domain::threading::{self, TicketRef};
 use crate::domain::ticket::{ContactId, TicketId};
 use crate::domain::token::Token;
 use crate::error::{Error, Result};
 use crate::ingest::parse::{self, Parsed};
 use crate::store::entity::{attachment, supplier_escalation, ticket_key, ticket_link};
+use crate::store::rows::outbox_row;
 use crate::tickets::{Counter, Queue, Queued, events, queue_drafts};
 
 /// A batch being decided: what it was read against, the id counters, and
@@ -70,6 +72,9 @@ impl Decider<'_> {
     }
 
     fn hold(&mut self, i: usize, m: &Incoming, reason: String) -> Outcome {
+        if let Some(o) = m.oversize {
+            self.tell_too_large(i, m, o);
+        }
         self.rows
             .quarantine_raw
             .push((self.rows.quarantine.len(), i));
@@ -249,6 +254,35 @@ impl Decider<'_> {
             state.last_public_message_id = Some(id.clone());
         }
         queued
+    }
+
+    /// Tells the sender of a mail too large to take, once a day at most.
+    fn tell_too_large(&mut self, i: usize, m: &Incoming, o: Oversize) {
+        let Some(head) = self.look.heads.get(&i) else {
+            return;
+        };
+        let unique = dedup_token(&m.parsed.dedup_key);
+        let Some(out) = intake::too_large_notice(self.settings, head, o.size, o.limit, &unique)
+        else {
+            return;
+        };
+        let to = out.to.first().map(|a| a.email.clone()).unwrap_or_default();
+        if !self.look.told_too_large.insert(to.clone()) {
+            return;
+        }
+        match render(&out, self.now) {
+            Ok(raw) => {
+                info!(
+                    to,
+                    message_id = out.message_id,
+                    "told the sender the mail is too large"
+                );
+                self.rows
+                    .outbox
+                    .push(outbox_row(None, TOO_LARGE_KIND, &out, raw, self.now));
+            }
+            Err(e) => warn!(to, error = %e, "no too-large notice: it cannot be written"),
+        }
     }
 
     /// Opens a new ticket for a mail, linked to `link` when given.

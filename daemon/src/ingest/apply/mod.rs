@@ -38,6 +38,16 @@ pub struct Incoming {
     pub uid: Option<u32>,
     pub raw: Vec<u8>,
     pub parsed: ParsedMail,
+    /// Set when the server said the mail is larger than the limit: `raw`
+    /// is only its head, and its sender is told (`intake::too_large`).
+    pub oversize: Option<Oversize>,
+}
+
+/// A mail's size as its server gave it, above `ingest.max_message_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oversize {
+    pub size: u64,
+    pub limit: usize,
 }
 
 /// The mailbox position a batch brings the desk to.
@@ -135,6 +145,7 @@ pub async fn quarantine_one(
         uid,
         raw,
         parsed,
+        ..
     } = m;
     quarantine::Entity::insert(quarantine_row(
         parsed.dedup_key,
@@ -176,7 +187,7 @@ async fn write(
             Parsed::Quarantine(_) => Vec::new(),
         })
         .collect();
-    let look = Lookups::load(txn, settings, batch, &tokens).await?;
+    let look = Lookups::load(txn, settings, batch, &tokens, now).await?;
     // Counters in the lock order of `tickets::Counter`: contact (taken by
     // the lookups), ticket, message.
     let mut decider = Decider {
