@@ -392,9 +392,8 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             let store = Store::connect(config.database.url.expose(), 1).await?;
-            let pending = store.pending_migrations().await?;
-            store.migrate().await?;
-            println!("applied {} migration(s); schema up to date", pending.len());
+            let applied = store.migrate().await?;
+            println!("applied {} migration(s); schema up to date", applied.len());
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => {

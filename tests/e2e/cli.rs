@@ -302,3 +302,37 @@ both_backends!(
     an_archive_gives_the_same_tickets_in_any_order,
     super::an_archive_gives_the_same_tickets_in_any_order
 );
+
+/// Daemons started together on one empty PostgreSQL database all come up:
+/// they migrate one after the other under a lock instead of racing to
+/// create the same tables (without it, all but one exited 1).
+#[tokio::test]
+async fn daemons_started_together_on_postgres_all_migrate() {
+    let desk = Desk::new(Backend::Postgres).await;
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            desk.command()
+                .arg("migrate")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn helpdeskd migrate")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "a daemon failed to migrate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let check = desk.cli_output(&["check"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ok") && l.contains("schema up to date")),
+        "{text}"
+    );
+    desk.finish().await;
+}

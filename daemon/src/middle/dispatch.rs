@@ -171,3 +171,48 @@ async fn a_round_applies_valid_actions_refuses_the_rest_and_retries_failures() {
         "##,
     );
 }
+
+/// Two daemons' dispatchers on one database: the events one claimed for its
+/// round are not the other's; the ticket's next event waits for the round
+/// to end, then goes to whichever asks first.
+#[tokio::test]
+async fn two_dispatchers_never_take_the_same_event() {
+    let desk = Desk::new().await;
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "VPN down", "v1@cust.test")
+            .body("The VPN is down.\n"),
+    )
+    .await;
+    let (a, b) = (dispatcher(&desk), dispatcher(&desk));
+    let now = desk.now();
+    let mine = a.select(now).await.expect("a selects");
+    assert_eq!(mine.iter().map(|w| w.row.id).collect::<Vec<_>>(), vec![1]);
+    let theirs = b.select(now).await.expect("b selects");
+    assert!(
+        theirs.is_empty(),
+        "event 1 is a's, event 2 waits behind it: {:?}",
+        theirs.iter().map(|w| w.row.id).collect::<Vec<_>>()
+    );
+    let outcomes = mine
+        .iter()
+        .flat_map(|w| {
+            w.targets
+                .iter()
+                .map(|p| ((w.row.id, p.clone()), actions(Vec::new())))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    a.settle(mine, outcomes, now).await.expect("a settles");
+    let next = b.select(now).await.expect("b selects again");
+    assert_eq!(next.iter().map(|w| w.row.id).collect::<Vec<_>>(), vec![2]);
+    assert!(a.select(now).await.expect("a again").is_empty(), "b has it");
+    // A daemon that dies in its round leaves its events to the others
+    // once the claim runs out.
+    drop(next);
+    let later = now + chrono::Duration::minutes(6);
+    let taken_over = a.select(later).await.expect("a after the claim");
+    assert_eq!(
+        taken_over.iter().map(|w| w.row.id).collect::<Vec<_>>(),
+        vec![2]
+    );
+}

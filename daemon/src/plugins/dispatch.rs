@@ -2,7 +2,8 @@
 //! applies what they answer.
 //!
 //! Each round takes pending events in id order, at most one per ticket (an
-//! event waits while an earlier event of its ticket is pending), sends each
+//! event waits while an earlier event of its ticket is pending), claims them
+//! (several daemons on one database: each event goes to one), sends each
 //! to the plugins subscribed to its hook that have not handled it yet, and
 //! writes the whole round in ONE transaction: every valid action, the
 //! refused ones as plugin errors, the new events the changes cause, and each
@@ -242,7 +243,11 @@ impl Dispatcher {
         } else {
             match self.runner.dispatch(calls).await {
                 Ok(r) => r,
-                Err(HostDown(e)) => return Ok(Round::HostDown(e)),
+                Err(HostDown(e)) => {
+                    let ids: Vec<i64> = work.iter().map(|w| w.row.id).collect();
+                    release(self.store.conn(), &ids, now).await?;
+                    return Ok(Round::HostDown(e));
+                }
             }
         };
         let mut outcomes: HashMap<(i64, String), Outcome> = HashMap::new();
@@ -265,8 +270,18 @@ impl Dispatcher {
     }
 
     /// The events due now, at most one per ticket (the earliest pending),
-    /// each with the plugins owed it and those to call now.
+    /// each with the plugins owed it and those to call now, claimed for
+    /// this daemon (see [`claim`]).
     pub(crate) async fn select(&self, now: DateTime<Utc>) -> Result<Vec<Work>> {
+        let mut work = self.due(now).await?;
+        let ids: Vec<i64> = work.iter().map(|w| w.row.id).collect();
+        let claimed = claim(self.store.conn(), &ids, now).await?;
+        work.retain(|w| claimed.contains(&w.row.id));
+        Ok(work)
+    }
+
+    /// The events due now, before the claim.
+    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Work>> {
         let rows = event::Entity::find()
             .filter(event::Column::Status.eq("pending"))
             .order_by_asc(event::Column::Id)
@@ -466,6 +481,49 @@ impl Dispatcher {
                 .flatten(),
         }))
     }
+}
+
+/// How long a daemon's claim on the events of its round holds: a daemon that
+/// dies in a round leaves them to the others after this; a round that takes
+/// longer (a plugin that hangs up to its timeout on hundreds of events) may
+/// see another daemon call them again, which at-least-once delivery allows.
+const CLAIM: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Claims the events `ids` that are still pending and due for this daemon:
+/// their next attempt moves past the claim, in one statement, so of several
+/// daemons that picked the same events each event goes to one. Returns the
+/// ids claimed. The round's end writes the events' state (and a next
+/// attempt of now for those still pending).
+async fn claim<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<HashSet<i64>> {
+    let mut claimed = HashSet::new();
+    for chunk in ids.chunks(1000) {
+        let rows = event::Entity::update_many()
+            .col_expr(event::Column::NextAttemptAt, Expr::value(now + CLAIM))
+            .filter(event::Column::Id.is_in(chunk.iter().copied()))
+            .filter(event::Column::Status.eq("pending"))
+            .filter(event::Column::NextAttemptAt.lte(now))
+            .exec_with_returning(conn)
+            .await?;
+        claimed.extend(rows.into_iter().map(|r| r.id));
+    }
+    Ok(claimed)
+}
+
+/// Gives claimed events back (the plugin host could not start).
+async fn release<C: ConnectionTrait>(conn: &C, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+    for chunk in ids.chunks(1000) {
+        event::Entity::update_many()
+            .col_expr(event::Column::NextAttemptAt, Expr::value(now))
+            .filter(event::Column::Id.is_in(chunk.iter().copied()))
+            .filter(event::Column::Status.eq("pending"))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// An event's state after a round: `done` when every plugin owed it is done

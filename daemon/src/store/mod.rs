@@ -42,7 +42,14 @@ pub struct Store {
     db: DatabaseConnection,
     /// The URL, for a SQLite database (see [`Store::spawn_checkpointer`]).
     sqlite_url: Option<String>,
+    /// The URL, for a PostgreSQL database (see [`Store::migrate`]).
+    postgres_url: Option<String>,
 }
+
+/// The PostgreSQL advisory lock daemons take around their migrations
+/// ("helpdesk" in ASCII), so several starting together on one database
+/// migrate one after the other instead of racing to create the same tables.
+const MIGRATION_LOCK: i64 = 0x68_656c_7064_6573;
 
 impl Store {
     /// Connects; for SQLite, creates the file's folder and turns on WAL with
@@ -77,9 +84,12 @@ impl Store {
                     .foreign_keys(true)
             });
         let db = Database::connect(opts).await?;
+        let postgres_url =
+            (db.get_database_backend() == sea_orm::DbBackend::Postgres).then(|| url.to_string());
         Ok(Store {
             db,
             sqlite_url: sqlite_path(url).map(|_| url.to_string()),
+            postgres_url,
         })
     }
 
@@ -116,9 +126,37 @@ impl Store {
         &self.db
     }
 
-    pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.db, None).await?;
-        Ok(())
+    /// Applies pending migrations and names them. On PostgreSQL they run
+    /// (and are looked up) under an advisory lock held on a connection of
+    /// their own: a daemon that finds another migrating waits for it, then
+    /// finds nothing left to do.
+    pub async fn migrate(&self) -> Result<Vec<String>> {
+        let Some(url) = &self.postgres_url else {
+            let pending = self.pending_migrations().await?;
+            Migrator::up(&self.db, None).await?;
+            return Ok(pending);
+        };
+        let mut opts = ConnectOptions::new(url.clone());
+        opts.max_connections(1)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        let lock = Database::connect(opts).await?;
+        lock.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+            .await?;
+        let migrated = async {
+            let pending = self.pending_migrations().await?;
+            Migrator::up(&self.db, None).await?;
+            Ok::<_, Error>(pending)
+        }
+        .await;
+        let unlocked = lock
+            .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+            .await;
+        let _ = lock.close().await;
+        let pending = migrated?;
+        unlocked?;
+        Ok(pending)
     }
 
     /// Names of migrations not yet applied.
