@@ -9,6 +9,7 @@ use super::*;
 pub(super) const FROM_LABELS: &[&str] = &[
     "from", "de", "von", "van", "da", "fra", "från", "od", "от", "lähettäjä", "feladó", "kimden",
     "frá", "mittente", "remitente", "afzender", "expéditeur", "发件人", "寄件者", "差出人",
+    "від", "보낸 사람",
 ];
 
 /// Labels giving the date a message was sent, lowercase.
@@ -23,7 +24,8 @@ pub(super) const SENT_LABELS: &[&str] = &[
     "sendt", "skickat", "dato", "lähetetty", "päivämäärä",      // nordic
     "wysłano", "wysłane", "odesláno", "elküldve", "dátum",      // pl, cs, hu
     "gönderildi", "tarih", "отправлено", "дата",                // tr, ru
-    "发送时间", "日期", "寄件日期", "送信日時",                 // cjk
+    "发送时间", "日期", "日付", "寄件日期", "送信日時", "보낸 날짜",    // cjk
+    "надіслано",                                                // uk
 ];
 
 /// The other labels of a header block, lowercase.
@@ -40,6 +42,7 @@ pub(super) const OTHER_LABELS: &[&str] = &[
     "do", "temat", "komu", "předmět", "címzett", "tárgy",       // pl, cs, hu
     "kime", "konu", "кому", "тема", "копия",                    // tr, ru
     "收件人", "主题", "收件者", "主旨", "宛先", "件名",         // cjk
+    "받는 사람", "제목", "참조",
 ];
 
 /// The lowercase label of a "Label: value" line, with bold markers
@@ -197,8 +200,15 @@ pub(super) const HEADER_VERBS: &[&str] = &[
     "napsala",
     "napísal",
     "menulis",
+    "pisze",
+    "napisao",
+    "napisala",
+    "написа",
+    "έγραψε",
     "写道",
     "寫道",
+    "書きました",
+    "작성",
 ];
 
 /// First words a reply header may open with, even with text right above it.
@@ -254,15 +264,19 @@ pub(super) fn may_start_header(lines: &[Line<'_>], s: usize) -> bool {
             .is_some_and(|w| HEADER_OPENERS.contains(&w.trim_end_matches(',')))
 }
 
-/// Whether a line ends the way a reply header's last line does: with a
-/// header verb and a colon ("wrote" may go without), or with `>:`.
+/// Whether a line may end a reply header: with a header verb and a colon
+/// ("wrote" may go without; a wrapped "a\nécrit :" ends with the verb's
+/// last word), with `>:`, with a time or a bracketed date and a colon
+/// ("…schrieb am Mo., 2. März 2026, 09:00:", mutt's "[2026-03-02 09:00]:"),
+/// or with a verb and a name and a colon ("…, skrev Jo Doe:").
+/// [`is_reply_header`] decides on the whole window.
 pub(super) fn is_header_tail(line: &str) -> bool {
     let t = line.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '-' | '*'));
     let (head, colon) = match t.strip_suffix([':', '：']) {
         Some(head) => (head.trim_end(), true),
         None => (t, false),
     };
-    if colon && head.ends_with('>') {
+    if colon && (head.ends_with(['>', ']', ')']) || head.ends_with(|c: char| c.is_ascii_digit())) {
         return true;
     }
     let ends_wrote =
@@ -273,8 +287,75 @@ pub(super) fn is_header_tail(line: &str) -> bool {
     // The longest verb has 15 characters; one more shows the word boundary.
     let from = head.char_indices().rev().nth(16).map_or(0, |(k, _)| k);
     let tail = head[from..].to_lowercase();
-    HEADER_VERBS.iter().any(|v| ends_with_word(&tail, v))
+    HEADER_VERBS
+        .iter()
+        .any(|v| ends_with_word(&tail, v) || ends_with_word(&tail, last_word(v)))
+        || (colon && verb_before_name(head))
 }
+
+fn last_word(verb: &str) -> &str {
+    verb.rsplit(' ').next().unwrap_or(verb)
+}
+
+/// Header verbs clients put before the name ("Am … schrieb Jo Doe:").
+const VERBS_BEFORE_NAME: &[&str] = &["schrieb", "schreef", "skrev", "napsal", "napsala"];
+
+/// "…, skrev Jo Doe", "…um 09:00 schrieb Jo Doe": a header verb followed by
+/// one to four words of a name (capitalised; "van", "de"… may be lowercase)
+/// and no address. "Am 2. März schrieb ich dem Support" is prose.
+fn verb_before_name(head: &str) -> bool {
+    const PARTICLES: &[&str] = &[
+        "van", "von", "der", "den", "de", "da", "di", "la", "le", "du",
+    ];
+    let words: Vec<(usize, &str)> = head
+        .split_whitespace()
+        .map(|w| (w.as_ptr() as usize - head.as_ptr() as usize, w))
+        .collect();
+    (1..=4.min(words.len())).any(|n| {
+        let (at, _) = words[words.len() - n];
+        let before = head[..at].trim_end().to_lowercase();
+        let name_like = words[words.len() - n..]
+            .iter()
+            .enumerate()
+            .all(|(k, (_, w))| {
+                w.starts_with(char::is_uppercase) || (k > 0 && PARTICLES.contains(w))
+            });
+        name_like && VERBS_BEFORE_NAME.iter().any(|v| ends_with_word(&before, v))
+    })
+}
+
+/// "jo doe <jo@x> schrieb am mo., 2. märz 2026, 09:00": a header verb right
+/// after the address, a date after the verb, lowercase.
+fn verb_after_address(lower: &str) -> bool {
+    HEADER_VERBS.iter().any(|v| {
+        lower.match_indices(v).any(|(k, _)| {
+            let before = lower[..k].trim_end();
+            let after = &lower[k + v.len()..];
+            let address_before = before.ends_with(['>', ')'])
+                || before
+                    .rsplit(char::is_whitespace)
+                    .next()
+                    .is_some_and(|w| w.contains('@'));
+            address_before
+                && after.starts_with(char::is_whitespace)
+                && after.chars().any(|c| c.is_ascii_digit())
+        })
+    })
+}
+
+/// Ends with a bracketed date and time: "[2026-03-02 09:00 +0100]".
+fn is_bracketed_time(head: &str) -> bool {
+    let Some(inner) = head.strip_suffix(']') else {
+        return false;
+    };
+    inner.rsplit_once('[').is_some_and(|(_, b)| {
+        b.contains(':') && b.chars().filter(char::is_ascii_digit).count() >= 4
+    })
+}
+
+/// Words a quoting attribution opens with when it holds no date (Horde,
+/// IMP: "Quoting Jo Doe <jo@example.com>:"), lowercase.
+const QUOTING_OPENERS: &[&str] = &["quoting ", "zitat von ", "citando ", "citation ", "cytuję "];
 
 /// Whether these lines, joined, are a reply header: they end with a verb
 /// ("wrote", "schrieb", "a écrit :"…) and hold a date or an address, or they
@@ -296,7 +377,25 @@ pub(super) fn is_reply_header(window: &[Line<'_>]) -> bool {
         // Only "wrote" goes without a colon ("On … John <j@d.com> wrote").
         return ends_with_colon || head.ends_with("wrote");
     }
-    ends_with_colon && head.ends_with('>') && has_at && has_digit
+    if !ends_with_colon {
+        return false;
+    }
+    let opens_like_header = t.starts_with(|c: char| c.is_ascii_digit())
+        || t.split_whitespace()
+            .next()
+            .is_some_and(|w| HEADER_OPENERS.contains(&w.trim_end_matches(',')));
+    let name_last = t.trim_end_matches([':', '：']).trim_end();
+    if has_at && head.ends_with('>') {
+        // "2026-03-02 9:00 GMT+01:00 Jo <jo@x>:", "пн, 2 мар. 2026 г. в 09:00,
+        // Jo <jo@x>:"; Horde: "Quoting Jo Doe <jo@x>:"
+        return has_digit || QUOTING_OPENERS.iter().any(|q| lower.starts_with(q));
+    }
+    // "Jo Doe <jo@x> schrieb am Mo., 2. März 2026, 09:00:" (Gmail on phones)
+    (has_at && has_digit && verb_after_address(head))
+        // "Den 2026-03-02 kl. 09:00, skrev Jo Doe:" (Thunderbird)
+        || (has_digit && opens_like_header && verb_before_name(name_last))
+        // mutt: "* Jo Doe <jo@x> [2026-03-02 09:00]:"
+        || (joined.trim_start().starts_with('*') && is_bracketed_time(head))
 }
 
 /// `text` ends with `word`, not with a longer word ("rewrote").

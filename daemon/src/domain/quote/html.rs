@@ -38,6 +38,15 @@ pub(super) fn is_quote_marker(tag: &str) -> bool {
 /// `<blockquote>` lines get `> `, `<style>`, `<script>` and comments vanish,
 /// entities are decoded.
 pub(super) fn html_to_text(html: &str) -> String {
+    html_text(html, true)
+}
+
+/// All the text of the HTML, quote markers or not.
+pub(super) fn html_to_text_whole(html: &str) -> String {
+    html_text(html, false)
+}
+
+fn html_text(html: &str, cut_at_markers: bool) -> String {
     // ASCII lowercasing keeps every byte offset of `html`.
     let lower = html.to_ascii_lowercase();
     let mut out = TextOut::default();
@@ -67,7 +76,7 @@ pub(super) fn html_to_text(html: &str) -> String {
                 closing,
                 next,
             } => {
-                if !closing && is_quote_marker(&lower[i..next]) {
+                if cut_at_markers && !closing && is_quote_marker(&lower[i..next]) {
                     break;
                 }
                 out.element(&name, closing);

@@ -42,6 +42,18 @@ pub(super) fn is_original_message_separator(line: &str) -> bool {
         "пересланное сообщение",
         "forwarded message",
         "forwarded by",
+        "przekazana wiadomość",
+        "wiadomość przekazana",
+        "přeposlaná zpráva",
+        "転送メッセージ",
+        "元のメッセージ",
+        "转发的消息",
+        "转发邮件",
+        "原始邮件",
+        "原始郵件",
+        "轉寄郵件",
+        "원본 메시지",
+        "전달된 메시지",
         "weitergeleitete nachricht",
         "message transféré",
         "mensaje reenviado",
@@ -61,17 +73,24 @@ pub(super) fn is_original_message_separator(line: &str) -> bool {
         "inicio del mensaje reenviado",
         "inizio messaggio inoltrato",
         "begin doorgestuurd bericht",
+        "início da mensagem reencaminhada",
+        "começo da mensagem encaminhada",
+        "początek przekazanej wiadomości",
+        "vidarebefordrat mejl",
+        "начало переадресованного сообщения",
+        "転送されたメッセージ",
+        "以下是转发的邮件",
     ];
     let t = line.trim();
     let inner = t.trim_matches(|c: char| {
         c.is_whitespace() || matches!(c, '-' | '_' | '=' | '*' | '—' | '–')
     });
     let dashed = t.len() - inner.len() >= 2;
-    if inner.is_empty() || (!dashed && !inner.ends_with(':')) {
+    if inner.is_empty() || (!dashed && !inner.ends_with([':', '：'])) {
         return false;
     }
     let lower = inner.to_lowercase();
-    let lower = lower.trim_end_matches([':', ' ']);
+    let lower = lower.trim_end_matches([':', '：', ' ']);
     (dashed && DASHED.iter().any(|p| lower.starts_with(p))) || BARE.contains(&lower)
 }
 
@@ -105,14 +124,26 @@ pub(super) fn is_mobile_signature(line: &str) -> bool {
         "skickat från ",
         "lähetetty ",
         "wysłane z ",
+        "odesláno z ",
         "отправлено с ",
+        "отправлено из ",
     ];
     // The first words of the prefixes, to turn most lines away cheaply.
     #[rustfmt::skip]
     const FIRST_WORDS: &[&str] = &[
         "sent", "get", "envoyé", "gesendet", "von", "enviado", "inviato", "verzonden", "verstuurd",
-        "sendt", "skickat", "lähetetty", "wysłane", "отправлено",
+        "sendt", "skickat", "lähetetty", "wysłane", "odesláno", "отправлено",
     ];
+    // Scripts without spaces: "iPhoneから送信", "发自我的iPhone", "從我的 iPhone 傳送".
+    let t = line.trim();
+    if t.len() <= 60
+        && (t.ends_with("から送信")
+            || t.starts_with("发自我的")
+            || t.starts_with("從我的")
+            || t.starts_with("来自我的"))
+    {
+        return true;
+    }
     let first = line.split_whitespace().next().unwrap_or("");
     if first.len() > 20 || !FIRST_WORDS.contains(&first.to_lowercase().as_str()) {
         return false;
@@ -151,25 +182,29 @@ pub(super) fn without_links(line: &str) -> String {
 // ---------------------------------------------------------------------------
 
 /// Drops blank and separator lines from the end.
-pub(super) fn trim_trailing_junk(kept: &mut Vec<&str>) {
+pub(super) fn trim_trailing_junk(kept: &mut Vec<&Line<'_>>) {
     while kept
         .last()
-        .is_some_and(|l| is_blank(l) || is_separator_line(l))
+        .is_some_and(|l| l.blank || (!l.code && is_separator_line(l.text)))
     {
         kept.pop();
     }
 }
 
 /// Cuts a short, signature-like block at the end that follows a separator
-/// line (`___`, `----`, `———`) or a "Regards"-type valediction.
-pub(super) fn cut_trailing_signature(kept: &mut Vec<&str>) {
-    let Some(first_text) = kept.iter().position(|l| !is_blank(l)) else {
+/// line (`___`, `----`, `———`) or a "Regards"-type valediction. A code
+/// block is content and ends the search.
+pub(super) fn cut_trailing_signature(kept: &mut Vec<&Line<'_>>) {
+    let Some(first_text) = kept.iter().position(|l| !l.blank) else {
         return;
     };
     let mut cut = None;
     let mut below = 0;
     for k in (first_text + 1..kept.len()).rev() {
-        let line = kept[k].trim();
+        if kept[k].code {
+            break;
+        }
+        let line = kept[k].text.trim();
         if line.is_empty() {
             continue;
         }
@@ -182,10 +217,11 @@ pub(super) fn cut_trailing_signature(kept: &mut Vec<&str>) {
             break;
         }
     }
-    if let Some(k) = cut {
-        kept.truncate(k);
-        trim_trailing_junk(kept);
-    }
+    let Some(k) = cut else {
+        return;
+    };
+    kept.truncate(k);
+    trim_trailing_junk(kept);
 }
 
 /// "Regards," and its translations: closings that a signature follows.
