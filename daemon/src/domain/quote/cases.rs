@@ -482,6 +482,68 @@ fn separator_lines_in_code_blocks_are_content() {
 }
 
 #[test]
+fn short_sign_offs_with_the_name_stay() {
+    check(&[
+        (
+            "en",
+            "It works now.\n\nThanks,\nJo",
+            "It works now.\n\nThanks,\nJo",
+        ),
+        (
+            "en regards",
+            "It works now.\n\nBest regards,\nJo Doe",
+            "It works now.\n\nBest regards,\nJo Doe",
+        ),
+        ("de", "Geht wieder.\n\nGruß\nJo", "Geht wieder.\n\nGruß\nJo"),
+        (
+            "de formal",
+            "Geht wieder.\n\nViele Grüße\nAnna-Lena",
+            "Geht wieder.\n\nViele Grüße\nAnna-Lena",
+        ),
+        (
+            "fr",
+            "Ça marche.\n\nCordialement,\nJean",
+            "Ça marche.\n\nCordialement,\nJean",
+        ),
+        (
+            "es",
+            "Funciona.\n\nSaludos,\nAna",
+            "Funciona.\n\nSaludos,\nAna",
+        ),
+        (
+            "nl",
+            "Het werkt.\n\nMet vriendelijke groet,\nJan de Vries",
+            "Het werkt.\n\nMet vriendelijke groet,\nJan de Vries",
+        ),
+        (
+            "pl",
+            "Działa.\n\nPozdrawiam,\nJan",
+            "Działa.\n\nPozdrawiam,\nJan",
+        ),
+        (
+            "sv",
+            "Det fungerar.\n\nVänliga hälsningar,\nAnna",
+            "Det fungerar.\n\nVänliga hälsningar,\nAnna",
+        ),
+        (
+            "ru",
+            "Работает.\n\nС уважением,\nИван",
+            "Работает.\n\nС уважением,\nИван",
+        ),
+        (
+            "pt",
+            "Funciona.\n\nAtenciosamente,\nJoão",
+            "Funciona.\n\nAtenciosamente,\nJoão",
+        ),
+        (
+            "sign-off above the quote",
+            "Works.\n\nCordialement,\nJean\n\nLe 02/03/2026 à 09:00, Jo Doe a écrit :\n> old",
+            "Works.\n\nCordialement,\nJean",
+        ),
+    ]);
+}
+
+#[test]
 fn real_signature_blocks_go() {
     check(&[
         (

@@ -26,7 +26,8 @@
 //!   on goes.
 //! - At the end of what is left, a short signature-like block after a
 //!   separator line (`___`, `---`, `———`) or after a "Regards"-type
-//!   valediction goes.
+//!   valediction goes; a sign-off with at most the writer's name under it
+//!   ("Cordialement,\nJo") is the writer's and stays.
 //! - Never empty for a text with words of its own: when the cut leaves
 //!   nothing (a forward without a note, an attribution line above the
 //!   writer's unquoted text), the whole text is shown and [`Reply::whole`]

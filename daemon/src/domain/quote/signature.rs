@@ -192,8 +192,9 @@ pub(super) fn trim_trailing_junk(kept: &mut Vec<&Line<'_>>) {
 }
 
 /// Cuts a short, signature-like block at the end that follows a separator
-/// line (`___`, `----`, `———`) or a "Regards"-type valediction. A code
-/// block is content and ends the search.
+/// line (`___`, `----`, `———`) or a "Regards"-type valediction. A sign-off
+/// with at most the writer's name under it ("Cordialement,\nJo") is the
+/// writer's and stays; a code block is content and ends the search.
 pub(super) fn cut_trailing_signature(kept: &mut Vec<&Line<'_>>) {
     let Some(first_text) = kept.iter().position(|l| !l.blank) else {
         return;
@@ -220,8 +221,29 @@ pub(super) fn cut_trailing_signature(kept: &mut Vec<&Line<'_>>) {
     let Some(k) = cut else {
         return;
     };
+    if is_valediction(kept[k].text.trim()) && is_sign_off(&kept[k + 1..]) {
+        return;
+    }
     kept.truncate(k);
     trim_trailing_junk(kept);
+}
+
+/// The lines under a valediction are at most a name: one short line
+/// without digits, addresses or links ("Jo", "Jo Doe", "Anna-Lena").
+fn is_sign_off(below: &[&Line<'_>]) -> bool {
+    let mut lines = below
+        .iter()
+        .map(|l| l.text.trim())
+        .filter(|l| !l.is_empty());
+    match (lines.next(), lines.next()) {
+        (None, _) => true,
+        (Some(name), None) => {
+            name.chars().count() <= 40
+                && name.split_whitespace().count() <= 4
+                && !name.contains(|c: char| c.is_ascii_digit() || matches!(c, '@' | ':' | '/'))
+        }
+        _ => false,
+    }
 }
 
 /// "Regards," and its translations: closings that a signature follows.
