@@ -192,7 +192,12 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         inbound.bounce = super::robot::bounce(&msg);
     }
     if inbound.may_thread() {
-        inbound.new_text = Some(new_text(&msg, &text));
+        let (shown, whole) = new_text(&msg, &text);
+        if whole {
+            let warning = crate::domain::quote::WHOLE_TEXT_SHOWN;
+            inbound.warnings.push(warning.into());
+        }
+        inbound.new_text = Some(shown);
     }
     if text.chars().count() > MAX_TEXT_CHARS {
         text = text.chars().take(MAX_TEXT_CHARS).collect();
@@ -208,8 +213,9 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
 }
 
 /// What the writer added, without quoted history and signature: from the
-/// plain part when there is one, else from the HTML part.
-fn new_text(msg: &mail_parser::Message<'_>, text: &str) -> String {
+/// plain part when there is one, else from the HTML part; and whether the
+/// cut left nothing, so the whole text is shown.
+fn new_text(msg: &mail_parser::Message<'_>, text: &str) -> (String, bool) {
     let part_of = |list: &[u32]| list.first().and_then(|&i| msg.parts.get(i as usize));
     let plain = part_of(&msg.text_body)
         .is_some_and(|p| matches!(p.body, mail_parser::PartType::Text(_)))
@@ -218,14 +224,15 @@ fn new_text(msg: &mail_parser::Message<'_>, text: &str) -> String {
         mail_parser::PartType::Html(h) => Some(h.as_ref()),
         _ => None,
     });
-    let mut out = crate::domain::quote::reply_text(plain, html);
+    let reply = crate::domain::quote::reply(plain, html);
+    let mut out = reply.text;
     if out.contains('\0') {
         out = without_nul(&out).into_owned();
     }
     if out.chars().count() > MAX_TEXT_CHARS {
         out = out.chars().take(MAX_TEXT_CHARS).collect();
     }
-    out
+    (out, reply.whole)
 }
 
 /// [`Inbound::new_text`] of a raw mail, for a mail whose parse skipped it
@@ -235,7 +242,7 @@ pub fn new_text_of(raw: &[u8]) -> String {
         return String::new();
     };
     let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    new_text(&msg, &text)
+    new_text(&msg, &text).0
 }
 
 /// The attachments of a raw mail with their bytes, to send along with a
@@ -390,6 +397,20 @@ In-Reply-To: <a@desk>\r\nReferences: <x@cust> <a@desk> <x@cust>\r\n\r\nHello\r\n
         assert_eq!(m.subject, "Re: [ACME INC-000001] Printer");
         assert_eq!(m.text.trim(), "Hello");
         assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    }
+
+    #[test]
+    fn a_reply_cut_to_nothing_shows_the_whole_text_with_a_warning() {
+        let raw = b"From: jo@example.test\r\nIn-Reply-To: <a@desk>\r\nMessage-ID: <f@x>\r\n\r\n\
+---------- Forwarded message ---------\r\nFrom: Ann <ann@example.test>\r\n\
+Date: Mon, 2 Mar 2026 at 09:00\r\nSubject: Printer\r\nTo: <desk@example.test>\r\n\r\n\
+The printer is jammed.\r\n";
+        let m = mail(parse(raw, 1 << 20));
+        let shown = m.new_text.as_deref().unwrap_or("");
+        assert!(shown.starts_with("---------- Forwarded message"), "{shown}");
+        assert!(shown.ends_with("The printer is jammed."), "{shown}");
+        let warning = crate::domain::quote::WHOLE_TEXT_SHOWN;
+        assert!(m.warnings.iter().any(|w| w == warning), "{:?}", m.warnings);
     }
 
     #[test]
