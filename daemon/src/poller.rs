@@ -52,6 +52,8 @@ const TOO_LARGE_KEPT: usize = 1024 * 1024;
 const MARK_GROUP: std::ops::RangeInclusive<usize> = 400..=5000;
 const MARK_COMMANDS: usize = 25;
 const BACKOFF_START: Duration = Duration::from_secs(1);
+/// How often a daemon asks for a mailbox another daemon polls.
+const CLAIM_RETRY: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Retry interval after the server refused the login or the folder: an
 /// admin has to act, and a server should not see a login a second.
@@ -79,12 +81,39 @@ pub struct Poller {
 impl Poller {
     /// The daemon's loop: runs until shutdown, reconnecting with backoff.
     pub async fn run(self, mut shutdown: Shutdown) {
+        // One daemon polls a mailbox at a time; the others wait for it to
+        // stop or die (its claim ends with its database connection).
+        let mut waiting = false;
+        let claim = loop {
+            match self.store.claim_mailbox(&self.mailbox.name).await {
+                Ok(Some(claim)) => break claim,
+                Ok(None) if !waiting => {
+                    info!(mailbox = self.mailbox.name, retry_in = ?CLAIM_RETRY, "another daemon polls this mailbox; waiting for it");
+                    waiting = true;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(mailbox = self.mailbox.name, error = %e, "cannot claim the mailbox")
+                }
+            }
+            if shutdown.sleep(CLAIM_RETRY).await {
+                return;
+            }
+        };
+        if waiting {
+            info!(mailbox = self.mailbox.name, "took the mailbox over");
+        }
+        self.poll(&mut shutdown).await;
+        claim.release().await;
+    }
+
+    async fn poll(&self, shutdown: &mut Shutdown) {
         let mut delay = BACKOFF_START;
         // A refusal is logged when it first comes and when its text changes,
         // not at every retry.
         let mut refused: Option<String> = None;
         while !shutdown.is_set() {
-            match self.session_loop(&mut shutdown).await {
+            match self.session_loop(shutdown).await {
                 Ok(_) => {
                     delay = BACKOFF_START;
                     refused = None;
@@ -111,8 +140,22 @@ impl Poller {
         }
     }
 
-    /// One full pass for `run --once`: everything above the watermark, then return.
+    /// One full pass for `run --once`: everything above the watermark, then
+    /// return; nothing when another daemon polls the mailbox.
     pub async fn run_once(&self) -> Result<Stats> {
+        let Some(claim) = self.store.claim_mailbox(&self.mailbox.name).await? else {
+            info!(
+                mailbox = self.mailbox.name,
+                "another daemon polls this mailbox; skipped"
+            );
+            return Ok(Stats::default());
+        };
+        let r = self.run_once_claimed().await;
+        claim.release().await;
+        r
+    }
+
+    async fn run_once_claimed(&self) -> Result<Stats> {
         match self.pass().await {
             // A batch the database refused whole is stored mail by mail when
             // it comes again: fetch it again at once rather than next cycle.

@@ -336,3 +336,60 @@ async fn daemons_started_together_on_postgres_all_migrate() {
     );
     desk.finish().await;
 }
+
+/// Three daemons on one PostgreSQL and one mailbox with a backlog: one
+/// polls it, the others leave it to that one; every mail is stored once,
+/// none is fetched by two, and no daemon fails (without the claim every
+/// daemon fetched the same mails and threw away the others' as duplicates).
+#[tokio::test]
+async fn three_daemons_share_one_mailbox_on_postgres() {
+    let desk = Desk::new(Backend::Postgres).await;
+    desk.cli(&["migrate"]);
+    let mails: Vec<String> = (0..600)
+        .map(|i| {
+            let who = format!("c{}@example.test", i % 20);
+            mail(
+                &who,
+                &desk.address,
+                &format!("Request {i}"),
+                &format!("req{i}@example.test"),
+                "",
+                "help",
+            )
+        })
+        .collect();
+    append_all(&desk.user, "INBOX", &mails).await;
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            desk.command()
+                .args(["run", "--once", "--no-send", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn helpdeskd run --once")
+        })
+        .collect();
+    let (mut stored, mut duplicates) = (0, 0);
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "a daemon failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("run --once --json");
+        stored += report["stored"].as_u64().unwrap_or(0);
+        duplicates += report["duplicates"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(duplicates, 0, "no daemon fetched what another was storing");
+    // What one daemon left (it may have started before the mails were
+    // indexed) a last pass picks up.
+    let last: serde_json::Value =
+        serde_json::from_str(desk.cli(&["run", "--once", "--no-send", "--json"]).trim())
+            .expect("json");
+    stored += last["stored"].as_u64().unwrap_or(0);
+    assert_eq!(stored, 600, "each mail stored by one daemon");
+    assert_eq!(desk.tickets().len(), 600);
+    desk.finish().await;
+}

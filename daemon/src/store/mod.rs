@@ -37,6 +37,29 @@ impl From<crate::domain::ticket::ContactId> for sea_orm::Value {
     }
 }
 
+/// A daemon's claim on a mailbox (see [`Store::claim_mailbox`]); given up
+/// by [`MailboxClaim::release`], or when the process ends.
+#[derive(Debug)]
+pub struct MailboxClaim {
+    conn: Option<DatabaseConnection>,
+}
+
+impl MailboxClaim {
+    pub async fn release(self) {
+        if let Some(conn) = self.conn {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// The advisory lock key of a mailbox: from its name, apart from the
+/// migration lock's.
+fn mailbox_key(name: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("helpdeskd mailbox {name}").as_bytes());
+    i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
@@ -157,6 +180,39 @@ impl Store {
         let pending = migrated?;
         unlocked?;
         Ok(pending)
+    }
+
+    /// Claims mailbox `name` for this daemon, so that of several daemons on
+    /// one database one polls it at a time: on PostgreSQL a session advisory
+    /// lock on a connection of its own, which the database lets go the
+    /// moment that connection ends (the daemon stops or dies). `None` when
+    /// another daemon holds it. SQLite has one daemon: always granted.
+    pub async fn claim_mailbox(&self, name: &str) -> Result<Option<MailboxClaim>> {
+        let Some(url) = &self.postgres_url else {
+            return Ok(Some(MailboxClaim { conn: None }));
+        };
+        let mut opts = ConnectOptions::new(url.clone());
+        opts.max_connections(1)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        let conn = Database::connect(opts).await?;
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!("SELECT pg_try_advisory_lock({}) AS got", mailbox_key(name)),
+            ))
+            .await?;
+        let got = row
+            .map(|r| r.try_get::<bool>("", "got"))
+            .transpose()?
+            .unwrap_or(false);
+        if got {
+            Ok(Some(MailboxClaim { conn: Some(conn) }))
+        } else {
+            let _ = conn.close().await;
+            Ok(None)
+        }
     }
 
     /// Names of migrations not yet applied.
