@@ -187,8 +187,14 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         bounce: None,
         warnings,
     };
-    // Bodies are searched for bounce facts only when the mail is a bounce.
-    if crate::domain::classify::classify(&inbound).is_bounce() {
+    // Bodies are searched for bounce facts only when the mail is a bounce,
+    // and for a failure a robot states in its body only when the headers
+    // did not make it one.
+    let class = crate::domain::classify::classify(&inbound);
+    if crate::domain::classify::body_may_tell(&inbound, &class) {
+        inbound.robot.failure_text = super::robot::failure_text(&msg);
+    }
+    if class.is_bounce() || inbound.robot.failure_text.is_some() {
         inbound.bounce = super::robot::bounce(&msg);
     }
     if inbound.may_thread() {
