@@ -14,7 +14,13 @@
 //!    subject ("complaint about message from 192.0.2.1", a feedback report
 //!    too); a sender whose local part is MAILER-DAEMON, mail-daemon or
 //!    postmaster (`-`, `_`, `.` ignored), or who calls itself "Mail Delivery
-//!    Subsystem"/"Mail Delivery System"; a bounce subject (below).
+//!    Subsystem"/"Mail Delivery System"; a bounce subject (below); a
+//!    failure a robot states in its body (an Amazon SES notification, a list
+//!    manager's rejection, a plain-text delivery failure), whatever
+//!    auto-reply headers it carries too. Bodies are read for that only
+//!    where `body_may_tell` says so: robots by their headers or mailbox, and
+//!    list posts only from the list manager, so a person forwarding,
+//!    pasting or discussing a bounce stays a person.
 //! 2. **Other robots** (`Class::AutoReply`): `Auto-Submitted` other than
 //!    `no`; `X-Autoreply`/`X-Autorespond`; `X-Auto-Response-Suppress` other
 //!    than `None`; `Precedence: bulk|junk|auto_reply`; mailing lists and
@@ -45,7 +51,7 @@
 //!
 //! Subjects are compared lower-cased with runs of white space as one space.
 
-use super::mail::{Inbound, Report, RobotSignals};
+use super::mail::{FailureText, Inbound, Report, RobotSignals};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Class {
@@ -97,6 +103,7 @@ pub fn classify(mail: &Inbound) -> Class {
         x_loop,
         x_failed_recipients,
         notification_service,
+        failure_text,
     } = &mail.robot;
     // `Mailer-Daemon`, `MAILER_DAEMON`, `post_master` compare as one.
     let (sender_local, sender_name) = mail
@@ -145,6 +152,14 @@ pub fn classify(mail: &Inbound) -> Class {
         Hint::Weak if weak => return Class::Bounce("bounce subject"),
         _ => {}
     }
+    // What the body of a robot mail says (read only where `body_may_tell`):
+    // a failure stays a bounce whatever auto-reply headers it also carries.
+    match failure_text {
+        Some(FailureText::AmazonSes) => return Class::Bounce("Amazon SES notification"),
+        Some(FailureText::ListRejection) => return Class::Bounce("mailing list rejection"),
+        Some(FailureText::DeliveryFailure) => return Class::Bounce("delivery failure text"),
+        None => {}
+    }
 
     // 2. Other robots.
     if let Some(v) = auto_submitted
@@ -190,6 +205,57 @@ pub fn classify(mail: &Inbound) -> Class {
         return Class::Bounce("empty Return-Path");
     }
     Class::Normal
+}
+
+/// Whether the body of a mail that `class` does not make a bounce is worth
+/// reading for a delivery failure (`RobotSignals::failure_text`): robots
+/// only, so that a person forwarding or discussing a bounce stays a person.
+/// A robot is a mail classed as one, or one from a robot's or a list
+/// manager's mailbox. A post that is a robot only because a mailing list
+/// carried it is read only when a list manager sent it: a person's post
+/// about a bounce goes through lists too.
+pub fn body_may_tell(mail: &Inbound, class: &Class) -> bool {
+    let robot_sender = mail.from.as_ref().is_some_and(|a| {
+        let local = a.local_part().to_lowercase();
+        // VERP: `list-bounces+jo=example.com@host`.
+        let local = local.split('+').next().unwrap_or("");
+        let compact: String = local
+            .chars()
+            .filter(|c| !matches!(c, '-' | '_' | '.'))
+            .collect();
+        is_robot_mailbox(&compact)
+            || is_list_manager(local)
+            || matches!(
+                compact.as_str(),
+                "mailerdaemon" | "maildaemon" | "postmaster"
+            )
+    });
+    match class {
+        Class::Bounce(_) => false,
+        _ if mail.robot.list_id => robot_sender,
+        Class::AutoReply(_) => true,
+        Class::Normal => robot_sender,
+    }
+}
+
+/// The mailbox a list manager writes from: `list-owner`, `list-bounces`,
+/// `list-request`, `owner-list`, or the manager's own (`listserv`, `sympa` …).
+pub fn is_list_manager(local: &str) -> bool {
+    ["-owner", "-bounces", "-bounce", "-request", "-admin"]
+        .iter()
+        .any(|s| local.ends_with(s))
+        || local.starts_with("owner-")
+        || matches!(
+            local,
+            "listserv"
+                | "sympa"
+                | "mailman"
+                | "majordomo"
+                | "ezmlm"
+                | "listar"
+                | "lyris"
+                | "ecartis"
+        )
 }
 
 /// `auto-replied (vacation)` → `auto-replied`; `list; x` → `list`.
@@ -646,6 +712,89 @@ mod tests {
                 "case {i}: {:?}",
                 m.robot
             );
+        }
+    }
+
+    #[test]
+    fn a_failure_stated_in_the_body_is_a_bounce_whatever_the_headers() {
+        use crate::domain::mail::FailureText;
+        let cases = [
+            (FailureText::AmazonSes, "Amazon SES notification"),
+            (FailureText::ListRejection, "mailing list rejection"),
+            (FailureText::DeliveryFailure, "delivery failure text"),
+        ];
+        for (text, reason) in cases {
+            // Auto-reply and list headers alongside: still a bounce.
+            for headers in [
+                RobotSignals::default(),
+                RobotSignals {
+                    auto_submitted: Some("auto-replied".into()),
+                    x_autoreply: true,
+                    ..Default::default()
+                },
+                RobotSignals {
+                    precedence: Some("bulk".into()),
+                    list_id: true,
+                    ..Default::default()
+                },
+                RobotSignals {
+                    notification_service: true,
+                    ..Default::default()
+                },
+            ] {
+                let m = mail(|m| {
+                    m.robot = RobotSignals {
+                        failure_text: Some(text),
+                        ..headers.clone()
+                    }
+                });
+                assert_eq!(classify(&m), Class::Bounce(reason), "{headers:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_robots_bodies_are_read_for_failures() {
+        let from = |a: &str| Some(Address::new("", a));
+        let cases: Vec<(Inbound, bool)> = vec![
+            // A person: never, whatever the subject.
+            (subject("Fwd: Undeliverable: x"), false),
+            // A robot by its headers.
+            (
+                mail(|m| m.robot.auto_submitted = Some("auto-replied".into())),
+                true,
+            ),
+            (mail(|m| m.robot.notification_service = true), true),
+            (mail(|m| m.robot.precedence = Some("bulk".into())), true),
+            // A robot's or a list manager's mailbox.
+            (mail(|m| m.from = from("no-reply@x.test")), true),
+            (mail(|m| m.from = from("foo-owner@lists.x.test")), true),
+            (
+                mail(|m| m.from = from("foo-bounces+jo=x.test@lists.x.test")),
+                true,
+            ),
+            (mail(|m| m.from = from("owner-foo@lists.x.test")), true),
+            (mail(|m| m.from = from("LISTSERV@lists.x.test")), true),
+            // A list post: only from the list manager.
+            (
+                mail(|m| {
+                    m.robot.list_id = true;
+                    m.robot.precedence = Some("list".into());
+                }),
+                false,
+            ),
+            (
+                mail(|m| {
+                    m.robot.list_id = true;
+                    m.from = from("foo-owner@lists.x.test");
+                }),
+                true,
+            ),
+            // Already a bounce: its body is read as one anyway.
+            (mail(|m| m.robot.x_failed_recipients = true), false),
+        ];
+        for (i, (m, may)) in cases.iter().enumerate() {
+            assert_eq!(body_may_tell(m, &classify(m)), *may, "case {i}: {m:?}");
         }
     }
 

@@ -79,6 +79,22 @@ pub struct RobotSignals {
     /// Sent by a notification service that never carries a person's mail
     /// (Amazon SNS: `X-Amz-Sns-Message-Id`).
     pub notification_service: bool,
+    /// What the body of a robot mail says when its headers did not make it
+    /// a bounce (read only for such mail, see `classify::body_may_tell`).
+    pub failure_text: Option<FailureText>,
+}
+
+/// A delivery failure a mail states in its body, not in a DSN part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureText {
+    /// An Amazon SES bounce, complaint or delivery notification (the JSON
+    /// of an SNS notification, or SES event publishing).
+    AmazonSes,
+    /// A mailing-list manager refused a post (Mailman, Google Groups,
+    /// Sympa, LISTSERV, ezmlm …): a failed delivery to the list address.
+    ListRejection,
+    /// A plain-text delivery failure (qmail, Exim, Exchange, Notes, Gmail …).
+    DeliveryFailure,
 }
 
 /// A machine-readable report (RFC 6522) carried by a mail.

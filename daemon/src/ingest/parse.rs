@@ -1,7 +1,10 @@
 //! Raw RFC 5322 bytes to an [`Inbound`], with mail-parser. Never fails: what
 //! cannot be read becomes a warning on the mail, and only a mail the desk
 //! cannot keep as a ticket message at all (too large, not a mail, no sender)
-//! is sent to quarantine with the reason.
+//! is sent to quarantine with the reason. Charsets never are: text that is
+//! not UTF-8 under UTF-8, ASCII, no charset or an unknown one (body, raw
+//! 8-bit subject, file names, RFC 2231 ones included) is read as UTF-8
+//! where it is and Windows-1252 elsewhere, with a warning.
 
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
@@ -150,6 +153,12 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         .body_text(0)
         .map(|t| without_nul(&t).into_owned())
         .unwrap_or_default();
+    if text.contains(REPLACEMENT)
+        && let Some(readable) = readable_body(&msg)
+    {
+        text = without_nul(&readable).into_owned();
+        warnings.push(format!("text body: {NOT_UTF8}"));
+    }
     if msg.text_body.is_empty() && msg.html_body.is_empty() && msg.attachments.is_empty() {
         warnings.push("no readable body".into());
     }
@@ -162,7 +171,7 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
             let bytes = part.contents();
             AttachmentMeta {
                 part: id,
-                filename: sanitize_filename(part.attachment_name().unwrap_or("")),
+                filename: sanitize_filename(&attachment_name(&msg, part)),
                 content_type,
                 size: bytes.len() as u64,
                 sha256: sha256_hex(bytes),
@@ -177,7 +186,7 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         from: Some(from),
         to,
         cc,
-        subject: one_line(msg.subject().unwrap_or("")),
+        subject: one_line(&subject(&msg)),
         delivered_to: header_list(&msg, &["Delivered-To", "X-Original-To"]),
         auth_results: header_list(&msg, &["Authentication-Results"]),
         text: String::new(),
@@ -187,8 +196,14 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         bounce: None,
         warnings,
     };
-    // Bodies are searched for bounce facts only when the mail is a bounce.
-    if crate::domain::classify::classify(&inbound).is_bounce() {
+    // Bodies are searched for bounce facts only when the mail is a bounce,
+    // and for a failure a robot states in its body only when the headers
+    // did not make it one.
+    let class = crate::domain::classify::classify(&inbound);
+    if crate::domain::classify::body_may_tell(&inbound, &class) {
+        inbound.robot.failure_text = super::robot::failure_text(&msg);
+    }
+    if class.is_bounce() || inbound.robot.failure_text.is_some() {
         inbound.bounce = super::robot::bounce(&msg);
     }
     if inbound.may_thread() {
@@ -210,6 +225,189 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         dedup_key: key,
         parsed: Parsed::Mail(Box::new(inbound)),
     }
+}
+
+const REPLACEMENT: char = '\u{FFFD}';
+const NOT_UTF8: &str = "bytes that are not UTF-8 read as Windows-1252 (Latin-1)";
+
+/// Bytes as UTF-8 where they are UTF-8, every other byte as Windows-1252:
+/// text without a charset, with a wrong one or one nobody knows
+/// (`unknown-8bit`) is UTF-8 or Latin-1 nearly always, and reads back so.
+pub(crate) fn lenient(bytes: &[u8]) -> String {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
+    ];
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for &b in chunk.invalid() {
+            out.push(match b {
+                0x80..=0x9f => HIGH[usize::from(b - 0x80)],
+                _ => char::from(b),
+            });
+        }
+    }
+    out
+}
+
+/// Whether mail-parser decodes `charset` itself (and its U+FFFD are the
+/// text's own): any known charset but UTF-8 and ASCII, which 8-bit mail
+/// declares wrongly most often.
+fn decodes_itself(charset: Option<&str>) -> bool {
+    charset.is_some_and(|c| {
+        let c = c.trim().to_ascii_lowercase();
+        !matches!(c.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii")
+            && mail_parser::decoders::charsets::map::charset_decoder(c.as_bytes()).is_some()
+    })
+}
+
+/// The first text part read again from its raw bytes with [`lenient`],
+/// for a text mail-parser could only read with U+FFFD in it (bytes that
+/// are not UTF-8 under UTF-8, ASCII, no charset or an unknown one).
+fn readable_body(msg: &mail_parser::Message<'_>) -> Option<String> {
+    use mail_parser::Encoding;
+    use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
+    let part = msg.parts.get(*msg.text_body.first()? as usize)?;
+    if !matches!(part.body, PartType::Text(_))
+        || decodes_itself(part.content_type().and_then(|ct| ct.attribute("charset")))
+    {
+        return None;
+    }
+    let raw = msg
+        .raw_message
+        .get(part.offset_body as usize..part.offset_end as usize)?;
+    let bytes = match part.encoding {
+        Encoding::None => raw.to_vec(),
+        Encoding::QuotedPrintable => quoted_printable_decode(raw)?,
+        Encoding::Base64 => base64_decode(raw)?,
+    };
+    let text = lenient(&bytes);
+    let fewer = |t: &str| t.matches(REPLACEMENT).count();
+    let before = match &part.body {
+        PartType::Text(t) => fewer(t),
+        _ => 0,
+    };
+    (fewer(&text) < before).then_some(text)
+}
+
+/// The subject; one written in raw 8-bit bytes that are not UTF-8 is read
+/// with [`lenient`] (encoded words are mail-parser's to decode).
+fn subject(msg: &mail_parser::Message<'_>) -> String {
+    let parsed = msg.subject().unwrap_or("");
+    if !parsed.contains(REPLACEMENT) {
+        return parsed.to_string();
+    }
+    msg.parts
+        .first()
+        .and_then(|p| {
+            p.headers
+                .iter()
+                .find(|h| h.name == mail_parser::HeaderName::Subject)
+        })
+        .and_then(|h| {
+            msg.raw_message
+                .get(h.offset_start as usize..h.offset_end as usize)
+        })
+        .filter(|raw| !raw.windows(2).any(|w| w == b"=?"))
+        .map(|raw| lenient(raw).trim().to_string())
+        .unwrap_or_else(|| parsed.to_string())
+}
+
+/// An attachment's file name; one mail-parser read with U+FFFD in it (raw
+/// 8-bit bytes, or RFC 2231 percent-escapes that are not UTF-8) is read
+/// again from the part's raw header: RFC 2231 (`filename*=cs'lang'v`,
+/// continued as `filename*0*=`) in its charset, else [`lenient`].
+fn attachment_name(msg: &mail_parser::Message<'_>, part: &mail_parser::MessagePart<'_>) -> String {
+    let parsed = part.attachment_name().unwrap_or("");
+    if !parsed.contains(REPLACEMENT) && !parsed.contains("ï¿½") {
+        return parsed.to_string();
+    }
+    msg.raw_message
+        .get(part.offset_header as usize..part.offset_body as usize)
+        .and_then(|raw| raw_file_name(raw, "filename").or_else(|| raw_file_name(raw, "name")))
+        .unwrap_or_else(|| parsed.to_string())
+}
+
+/// The `param` of a raw MIME header block, RFC 2231 or plain.
+fn raw_file_name(header: &[u8], param: &str) -> Option<String> {
+    // Parameters split at `;`, unfolded; quoted `;` are rare in names.
+    let mut extended: Vec<u8> = Vec::new();
+    let mut charset: Option<String> = None;
+    let mut plain: Option<Vec<u8>> = None;
+    for piece in header.split(|&b| b == b';' || b == b'\n') {
+        let piece = piece.trim_ascii();
+        let Some(eq) = piece.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let (name, value) = (
+            lenient(piece[..eq].trim_ascii()),
+            piece[eq + 1..].trim_ascii(),
+        );
+        let value = value
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(value);
+        let name = name.to_ascii_lowercase();
+        let Some(rest) = name.strip_prefix(param) else {
+            continue;
+        };
+        if rest.is_empty() {
+            plain.get_or_insert_with(|| value.to_vec());
+        } else if rest.starts_with('*') {
+            let encoded = rest.ends_with('*');
+            let mut value = value;
+            if encoded && charset.is_none() {
+                // `charset'language'` before the first piece.
+                let mut quotes = value.splitn(3, |&b| b == b'\'');
+                if let (Some(cs), Some(_), Some(v)) = (quotes.next(), quotes.next(), quotes.next())
+                {
+                    charset = Some(lenient(cs));
+                    value = v;
+                }
+            }
+            if encoded {
+                extended.extend(percent_decode(value));
+            } else {
+                extended.extend_from_slice(value);
+            }
+        }
+    }
+    if !extended.is_empty() {
+        let cs = charset.unwrap_or_default();
+        let decoded = if decodes_itself(Some(&cs)) {
+            mail_parser::decoders::charsets::map::charset_decoder(cs.as_bytes())
+                .map(|d| d(&extended))
+                .filter(|t| !t.contains(REPLACEMENT))
+        } else {
+            None
+        };
+        return Some(decoded.unwrap_or_else(|| lenient(&extended)));
+    }
+    plain.map(|p| lenient(&p))
+}
+
+fn percent_decode(value: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        let escaped = (value[i] == b'%')
+            .then(|| Some(hex(*value.get(i + 1)?)? * 16 + hex(*value.get(i + 2)?)?))
+            .flatten();
+        match escaped {
+            Some(b) => {
+                out.push(b as u8);
+                i += 3;
+            }
+            None => {
+                out.push(value[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// What the writer added, without quoted history and signature: from the
@@ -255,10 +453,16 @@ pub fn attachments(raw: &[u8]) -> Vec<crate::domain::ack::OutAttachment> {
     let ids = std::mem::take(&mut msg.attachments);
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
+        let Some(filename) = msg
+            .parts
+            .get(id as usize)
+            .map(|p| sanitize_filename(&attachment_name(&msg, p)))
+        else {
+            continue;
+        };
         let Some(part) = msg.parts.get_mut(id as usize) else {
             continue;
         };
-        let filename = sanitize_filename(part.attachment_name().unwrap_or(""));
         let content_type = content_type_of(part);
         let data = match std::mem::take(&mut part.body) {
             PartType::Binary(b) | PartType::InlineBinary(b) => b.into_owned(),
@@ -516,5 +720,183 @@ Precedence: bulk\r\nX-Auto-Response-Suppress: All\r\nContent-Type: multipart/rep
         }
         let p = parse(raw.as_bytes(), 1 << 24);
         assert_eq!(p.dedup_key, "mid:deep@x");
+    }
+}
+
+/// Charsets as real mail has them: stored readably, with a warning where
+/// the text had to be read another way, never quarantined for a charset.
+#[cfg(test)]
+mod charsets {
+    use super::*;
+
+    fn read(raw: &[u8]) -> Inbound {
+        match parse(raw, 1 << 20).parsed {
+            Parsed::Mail(m) => *m,
+            Parsed::Quarantine(r) => panic!("quarantined: {r}"),
+        }
+    }
+
+    const H: &[u8] = b"From: a@b.test\r\nMessage-ID: <c@x>\r\n";
+
+    fn with(headers: &[u8], rest: &[u8]) -> Vec<u8> {
+        [H, headers, b"\r\n", rest].concat()
+    }
+
+    #[test]
+    fn text_bodies() {
+        // (case, raw, the text, a warning containing)
+        let cases: Vec<(&str, Vec<u8>, &str, Option<&str>)> = vec![
+            (
+                "invalid UTF-8 in a UTF-8 part: the rest stays UTF-8",
+                with(
+                    b"Content-Type: text/plain; charset=utf-8\r\n",
+                    "Grüße, Caf\u{e9}".as_bytes(),
+                )
+                .into_iter()
+                .chain(*b" M\xfcller \x93ok\x94\r\n")
+                .collect(),
+                "Grüße, Café Müller “ok”",
+                Some(NOT_UTF8),
+            ),
+            (
+                "no charset, Latin-1 bytes",
+                with(
+                    b"Content-Type: text/plain\r\n",
+                    b"M\xfcller gr\xfc\xdfe\r\n",
+                ),
+                "Müller grüße",
+                Some(NOT_UTF8),
+            ),
+            (
+                "no Content-Type at all, UTF-8",
+                with(b"", "Müller grüße\r\n".as_bytes()),
+                "Müller grüße",
+                None,
+            ),
+            (
+                "unknown-8bit",
+                with(
+                    b"Content-Type: text/plain; charset=unknown-8bit\r\n",
+                    b"M\xfcller\r\n",
+                ),
+                "Müller",
+                Some("unknown charset"),
+            ),
+            (
+                "a charset nobody knows, quoted-printable",
+                with(
+                    b"Content-Type: text/plain; charset=x-mac-klingon\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n",
+                    b"M=FCller=\r\n ok\r\n",
+                ),
+                "Müller ok",
+                Some(NOT_UTF8),
+            ),
+            (
+                "US-ASCII declared, 8-bit sent, base64",
+                with(
+                    b"Content-Type: text/plain; charset=us-ascii\r\n\
+Content-Transfer-Encoding: base64\r\n",
+                    b"TfxsbGVy\r\n",
+                ),
+                // mail-parser reads ASCII's 8-bit bytes as Latin-1 itself.
+                "Müller",
+                None,
+            ),
+            (
+                "windows-1258, which mail-parser knows",
+                with(
+                    b"Content-Type: text/plain; charset=windows-1258\r\n",
+                    b"Vi\xd2t caf\xe9\r\n",
+                ),
+                "Vi\u{309}t café",
+                None,
+            ),
+        ];
+        for (name, raw, text, warning) in cases {
+            let m = read(&raw);
+            assert_eq!(m.text.trim(), text, "{name}");
+            assert!(!m.text.contains(REPLACEMENT), "{name}");
+            match warning {
+                Some(w) => assert!(
+                    m.warnings.iter().any(|x| x.contains(w)),
+                    "{name}: {:?}",
+                    m.warnings
+                ),
+                None => assert!(
+                    !m.warnings.iter().any(|x| x.contains(NOT_UTF8)),
+                    "{name}: {:?}",
+                    m.warnings
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn eight_bit_subjects() {
+        let m = read(&with(b"Subject: Gr\xfc\xdfe aus K\xf6ln\r\n", b"x\r\n"));
+        assert_eq!(m.subject, "Grüße aus Köln");
+        let m = read(&with("Subject: Grüße\r\n".as_bytes(), b"x\r\n"));
+        assert_eq!(m.subject, "Grüße");
+        let m = read(&with(b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n", b"x\r\n"));
+        assert_eq!(m.subject, "Grüße");
+    }
+
+    #[test]
+    fn rfc_2231_and_8_bit_file_names() {
+        let part = |disposition: &[u8]| -> Vec<u8> {
+            [
+                &b"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; "[..],
+                disposition,
+                b"\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n",
+            ]
+            .concat()
+        };
+        let cases: Vec<(&[u8], &str)> = vec![
+            (b"filename*=iso-8859-1''Rechnung_M\xfcller.pdf", "Rechnung_Müller.pdf"),
+            (b"filename*=iso-8859-1''Rechnung_M%FCller.pdf", "Rechnung_Müller.pdf"),
+            (b"filename*=utf-8''Gr%FC%DFe.pdf", "Grüße.pdf"),
+            (b"filename*=utf-8''Gr%C3%BC%C3%9Fe.pdf", "Grüße.pdf"),
+            (b"filename*=''M\xfcller.pdf", "Müller.pdf"),
+            (
+                b"\r\n filename*0*=iso-8859-1''Gro%DFe;\r\n filename*1*=_Rechnung_M\xfc;\r\n filename*2=ller.pdf",
+                "Große_Rechnung_Müller.pdf",
+            ),
+            (b"filename=\"M\xfcller.pdf\"", "Müller.pdf"),
+            (b"filename=\"plain.pdf\"", "plain.pdf"),
+        ];
+        for (disposition, name) in cases {
+            let raw = with(
+                b"Content-Type: multipart/mixed; boundary=b\r\n",
+                &[
+                    &b"--b\r\nContent-Type: text/plain\r\n\r\nsee\r\n"[..],
+                    &part(disposition),
+                    b"--b--\r\n",
+                ]
+                .concat(),
+            );
+            let m = read(&raw);
+            let names: Vec<&str> = m.attachments.iter().map(|a| a.filename.as_str()).collect();
+            assert_eq!(
+                names,
+                vec![name],
+                "{}",
+                String::from_utf8_lossy(disposition)
+            );
+            assert_eq!(m.attachments[0].size, 5);
+            let out = attachments(&raw);
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].filename, name);
+        }
+    }
+
+    #[test]
+    fn lenient_reads_utf8_and_windows_1252() {
+        assert_eq!(lenient(b"a\xe9\x80"), "aé€");
+        assert_eq!(lenient("é".as_bytes()), "é");
+        assert_eq!(lenient(b"\xc3"), "Ã");
+        assert_eq!(lenient(b""), "");
+        assert_eq!(percent_decode(b"%4"), b"%4");
+        assert_eq!(percent_decode(b"%zz%41"), b"%zzA");
     }
 }
