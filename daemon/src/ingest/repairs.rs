@@ -35,7 +35,7 @@ const KINDS: usize = 7;
 impl Kind {
     fn what(self) -> &'static str {
         match self {
-            Kind::InvalidUtf8 => "invalid UTF-8 replaced with U+FFFD",
+            Kind::InvalidUtf8 => "invalid UTF-8; bytes that are not UTF-8 read as Windows-1252",
             Kind::UnknownCharset => "unknown charset, read as UTF-8",
             Kind::Base64Characters => {
                 "invalid characters in base64; the part is kept undecoded, as text"
@@ -648,7 +648,7 @@ Content-Transfer-Encoding: base64\r\n\r\nY2Fm6Q==\r\n--outer--\r\nepilogue\r\n"
         raw.extend_from_slice(b"\xe9 au lait\r\n--b--\r\n");
         assert_eq!(
             one(&raw),
-            "part 2 (text/plain): invalid UTF-8 replaced with U+FFFD"
+            "part 2 (text/plain): invalid UTF-8; bytes that are not UTF-8 read as Windows-1252"
         );
         // In QP and base64 alike.
         let qp = format!(
@@ -656,23 +656,29 @@ Content-Transfer-Encoding: base64\r\n\r\nY2Fm6Q==\r\n--outer--\r\nepilogue\r\n"
         );
         assert_eq!(
             one(qp.as_bytes()),
-            "body (text/plain): invalid UTF-8 replaced with U+FFFD"
+            "body (text/plain): invalid UTF-8; bytes that are not UTF-8 read as Windows-1252"
         );
         let b64 = format!(
             "{HEAD}Content-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\nY2Fm6Q==\r\n"
         );
         assert_eq!(
             one(b64.as_bytes()),
-            "body (text/html): invalid UTF-8 replaced with U+FFFD"
+            "body (text/html): invalid UTF-8; bytes that are not UTF-8 read as Windows-1252"
         );
     }
 
     #[test]
     fn invalid_utf8_in_headers_is_warned() {
         let mut raw = b"From: a@b.test\r\nSubject: caf\xe9\r\n\r\nhello\r\n".to_vec();
-        assert_eq!(one(&raw), "header: invalid UTF-8 replaced with U+FFFD");
+        assert_eq!(
+            one(&raw),
+            "header: invalid UTF-8; bytes that are not UTF-8 read as Windows-1252"
+        );
         raw = b"From: a@b.test\r\nSubject: =?utf-8?q?caf=E9?=\r\n\r\nhello\r\n".to_vec();
-        assert_eq!(one(&raw), "header: invalid UTF-8 replaced with U+FFFD");
+        assert_eq!(
+            one(&raw),
+            "header: invalid UTF-8; bytes that are not UTF-8 read as Windows-1252"
+        );
     }
 
     #[test]
@@ -681,7 +687,7 @@ Content-Transfer-Encoding: base64\r\n\r\nY2Fm6Q==\r\n--outer--\r\nepilogue\r\n"
         raw.extend_from_slice(b"Gr\xfc\xdfe\r\n");
         assert_eq!(
             one(&raw),
-            "body (text/plain): invalid UTF-8 replaced with U+FFFD"
+            "body (text/plain): invalid UTF-8; bytes that are not UTF-8 read as Windows-1252"
         );
     }
 
