@@ -88,7 +88,7 @@ pub async fn apply_batch(
     let mut excluded: HashMap<usize, String> = HashMap::new();
     loop {
         let txn = store.begin().await?;
-        match write(
+        let written = write(
             &txn,
             settings,
             &mut batch,
@@ -96,8 +96,17 @@ pub async fn apply_batch(
             watermark.as_ref(),
             now,
         )
-        .await?
-        {
+        .await;
+        // A database error rolls back at once, so the batch's row locks
+        // (the counters every writer needs) go with it.
+        let decided = match written {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = txn.rollback().await;
+                return Err(e);
+            }
+        };
+        match decided {
             Ok(outcomes) => {
                 txn.commit().await?;
                 return Ok(outcomes);
