@@ -6,6 +6,9 @@
 //! cargo bench --bench ingest -- --backend sqlite --mails 100000   # the 100k backlog (same as --backlog 100000)
 //! ```
 //!
+//! `--several` measures several daemons on one PostgreSQL instead (see
+//! `ingest/several.rs`): `cargo bench --bench ingest -- --several`.
+//!
 //! Options: `--mails N` (or `--backlog N`), `--backend sqlite|postgres|both`,
 //! `--seed S`, `--batch-size N` (`[ingest] batch_size`, default 500),
 //! `--log-level L` (the daemon's `[log] level`, default `warn`), `--keep` (leave
@@ -61,6 +64,8 @@ use serde_json::Value;
 
 #[path = "common/flags.rs"]
 mod flags;
+#[path = "ingest/several.rs"]
+mod several;
 #[path = "ingest/yardstick.rs"]
 mod yardstick;
 
@@ -114,6 +119,7 @@ struct Options {
     log_level: String,
     keep: bool,
     prepare_only: bool,
+    several: bool,
 }
 
 fn options() -> Result<Options> {
@@ -126,6 +132,7 @@ fn options() -> Result<Options> {
         log_level: "warn".into(),
         keep: false,
         prepare_only: false,
+        several: false,
     };
     while let Some(flag) = flags.next_flag()? {
         match flag.as_str() {
@@ -150,6 +157,7 @@ fn options() -> Result<Options> {
             }
             "--log-level" => o.log_level = flags.value(&flag)?,
             "--keep" => o.keep = true,
+            "--several" => o.several = true,
             "--prepare-only" => {
                 o.prepare_only = true;
                 o.keep = true;
@@ -157,7 +165,7 @@ fn options() -> Result<Options> {
             "-h" | "--help" => {
                 eprintln!(
                     "cargo bench --bench ingest -- [--mails N | --backlog N] [--backend sqlite|postgres|both] \
-                     [--seed S] [--batch-size N] [--log-level L] [--keep] [--prepare-only]"
+                     [--seed S] [--batch-size N] [--log-level L] [--keep] [--prepare-only] [--several]"
                 );
                 std::process::exit(0);
             }
@@ -188,6 +196,9 @@ fn real_main() -> Result<()> {
         o.seed,
         o.batch_size
     );
+    if o.several {
+        return several::bench(&o, &stack);
+    }
     let mut summary = Vec::new();
     for &backend in &o.backends {
         let r = bench_one(&o, &stack, backend)

@@ -24,6 +24,7 @@ use crate::plugins::{self, DispatchStats};
 use crate::poller::{self, Poller};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+use crate::token_secret::Agreement;
 
 pub struct App {
     pub config: Config,
@@ -55,6 +56,13 @@ impl App {
         .await?;
         store.migrate().await?;
         let settings = Arc::new(settings(&config)?);
+        let clock = SystemClock;
+        let file = &config.token_secret_file;
+        let agreement =
+            crate::token_secret::agree(&store, &settings.key, file, clock.now(), true).await?;
+        if let Some(refusal) = agreement.refusal(file) {
+            return Err(crate::Error::Invalid(refusal));
+        }
         Ok(App {
             config,
             store,
@@ -86,8 +94,10 @@ impl App {
         self.config
             .mailboxes
             .iter()
-            .map(|m| Poller {
+            .enumerate()
+            .map(|(position, m)| Poller {
                 mailbox: m.clone(),
+                position,
                 ingest: self.config.ingest.clone(),
                 store: self.store.clone(),
                 writer: writer.clone(),
@@ -372,6 +382,7 @@ pub async fn check(config: &Config) -> Vec<CheckLine> {
     }
     .await;
     lines.push(line("database", db));
+    lines.push(line("token secret", token_secret(config).await));
     for m in &config.mailboxes {
         let r = async {
             let mut s = poller::connect(m).await?;
@@ -408,6 +419,34 @@ pub async fn check(config: &Config) -> Vec<CheckLine> {
         detail,
     });
     lines
+}
+
+/// Whether this host signs with the secret the desk's other daemons use.
+async fn token_secret(config: &Config) -> Result<String> {
+    let file = &config.token_secret_file;
+    let key = crate::token_secret::token_key(file)?;
+    let store = Store::connect(config.database.url.expose(), 1).await?;
+    if !store.pending_migrations().await?.is_empty() {
+        return Ok(format!(
+            "{} (not compared with the desk's: migrations pending)",
+            file.display()
+        ));
+    }
+    let now = SystemClock.now();
+    match crate::token_secret::agree(&store, &key, file, now, false).await? {
+        Agreement::Same(f) => Ok(format!(
+            "{} is the desk's (recorded by {})",
+            file.display(),
+            f.recorded_by
+        )),
+        Agreement::Unrecorded => Ok(format!(
+            "{} (not recorded yet: the first daemon to start records it)",
+            file.display()
+        )),
+        a @ Agreement::Differs(_) => {
+            Err(crate::Error::Invalid(a.refusal(file).unwrap_or_default()))
+        }
+    }
 }
 
 fn line(name: &str, r: Result<String>) -> CheckLine {

@@ -309,7 +309,7 @@ async fn execute(
             Ok(serde_json::to_string(&s).unwrap_or_default())
         }
         JobKind::Report => {
-            let n = crate::report::queue_scheduled(store, config, now).await?;
+            let n = crate::report::queue_scheduled(store, config, Some(slot), now).await?;
             Ok(format!("report queued for {n} recipient(s)"))
         }
         JobKind::SupplierReview(name) => {

@@ -67,6 +67,11 @@ enum Command {
     Migrate,
     /// Validate the configuration and connect to the database, every mailbox and SMTP.
     Check,
+    /// The reply-token secret every daemon of the desk must share.
+    TokenSecret {
+        #[command(subcommand)]
+        action: TokenSecretAction,
+    },
     /// Tickets.
     Ticket {
         #[command(subcommand)]
@@ -156,6 +161,14 @@ enum TicketCommand {
     /// Print the raw bytes of a ticket's message: 1 is the first, in the
     /// order `ticket show` lists them.
     Raw { number: String, message: usize },
+}
+
+#[derive(Subcommand)]
+enum TokenSecretAction {
+    /// Record this host's secret as the desk's, after a deliberate change
+    /// of the secret; the other daemons then refuse to start until they
+    /// have a copy of the file.
+    Adopt,
 }
 
 #[derive(Subcommand)]
@@ -394,6 +407,26 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let store = Store::connect(config.database.url.expose(), 1).await?;
             let applied = store.migrate().await?;
             println!("applied {} migration(s); schema up to date", applied.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::TokenSecret {
+            action: TokenSecretAction::Adopt,
+        } => {
+            let store = Store::connect(config.database.url.expose(), 1).await?;
+            store.migrate().await?;
+            let file = &config.token_secret_file;
+            let key = helpdeskd::token_secret::token_key(file)?;
+            helpdeskd::token_secret::adopt(
+                &store,
+                &key,
+                file,
+                helpdeskd::clock::Clock::now(&helpdeskd::clock::SystemClock),
+            )
+            .await?;
+            println!(
+                "{} is now the desk's token secret: copy it to every other daemon's host",
+                file.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => {
@@ -772,7 +805,7 @@ async fn report_command(
             if app.config.levels.report.recipients.is_empty() {
                 anyhow::bail!("no [report] recipients are configured");
             }
-            let n = report::queue_scheduled(&app.store, &app.config, app.clock.now()).await?;
+            let n = report::queue_scheduled(&app.store, &app.config, None, app.clock.now()).await?;
             println!("queued {n} report mail(s); the daemon (or the next `run --once`) sends them");
             return Ok(ExitCode::SUCCESS);
         }

@@ -27,7 +27,7 @@ use crate::config::{IngestConfig, MailboxConfig, Processed, TlsMode};
 use crate::error::{Error, Result};
 use crate::ingest::{self, Pending, Stats, Watermark, Writer};
 use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::store::{MailboxClaim, Store};
 
 /// The keyword set on processed mail in `processed = "flag"` mode.
 pub const PROCESSED_KEYWORD: &str = "$HelpdeskProcessed";
@@ -54,6 +54,15 @@ const MARK_COMMANDS: usize = 25;
 const BACKOFF_START: Duration = Duration::from_secs(1);
 /// How often a daemon asks for a mailbox another daemon polls.
 const CLAIM_RETRY: Duration = Duration::from_secs(5);
+
+/// How long a daemon that polls `held` mailboxes waits before claiming one
+/// more, on a database daemons share: of several daemons started together
+/// (or waiting to take over a dead one's mailboxes) the one with fewer
+/// mailboxes claims first, so the mailboxes spread over the daemons.
+fn share_wait(held: usize) -> Duration {
+    (SHARE_STEP * u32::try_from(held).unwrap_or(u32::MAX)).min(CLAIM_RETRY)
+}
+const SHARE_STEP: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Retry interval after the server refused the login or the folder: an
 /// admin has to act, and a server should not see a login a second.
@@ -73,6 +82,9 @@ struct Parsing {
 
 pub struct Poller {
     pub mailbox: MailboxConfig,
+    /// The mailbox's place in the configuration: on a shared database the
+    /// pollers of a daemon claim one after the other (see [`share_wait`]).
+    pub position: usize,
     pub ingest: IngestConfig,
     pub store: Store,
     pub writer: Writer,
@@ -83,10 +95,43 @@ impl Poller {
     pub async fn run(self, mut shutdown: Shutdown) {
         // One daemon polls a mailbox at a time; the others wait for it to
         // stop or die (its claim ends with its database connection).
+        loop {
+            let Some(claim) = self.claim(&mut shutdown).await else {
+                return;
+            };
+            tokio::select! {
+                () = self.poll(&mut shutdown) => {
+                    claim.release().await;
+                    return;
+                }
+                () = claim.lost() => {
+                    warn!(mailbox = self.mailbox.name, "lost the claim on the mailbox (its database connection ended); claiming it again");
+                }
+            }
+        }
+    }
+
+    fn stagger(&self) -> Duration {
+        SHARE_STEP * u32::try_from(self.position).unwrap_or(u32::MAX).min(8)
+    }
+
+    /// Waits for this daemon's claim on the mailbox; `None` at shutdown.
+    async fn claim(&self, shutdown: &mut Shutdown) -> Option<MailboxClaim> {
         let mut waiting = false;
-        let claim = loop {
+        if self.store.shared() && shutdown.sleep(self.stagger()).await {
+            return None;
+        }
+        loop {
+            if self.store.shared() && shutdown.sleep(share_wait(self.store.claims_held())).await {
+                return None;
+            }
             match self.store.claim_mailbox(&self.mailbox.name).await {
-                Ok(Some(claim)) => break claim,
+                Ok(Some(claim)) => {
+                    if waiting {
+                        info!(mailbox = self.mailbox.name, "took the mailbox over");
+                    }
+                    return Some(claim);
+                }
                 Ok(None) if !waiting => {
                     info!(mailbox = self.mailbox.name, retry_in = ?CLAIM_RETRY, "another daemon polls this mailbox; waiting for it");
                     waiting = true;
@@ -97,14 +142,9 @@ impl Poller {
                 }
             }
             if shutdown.sleep(CLAIM_RETRY).await {
-                return;
+                return None;
             }
-        };
-        if waiting {
-            info!(mailbox = self.mailbox.name, "took the mailbox over");
         }
-        self.poll(&mut shutdown).await;
-        claim.release().await;
     }
 
     async fn poll(&self, shutdown: &mut Shutdown) {
@@ -143,6 +183,10 @@ impl Poller {
     /// One full pass for `run --once`: everything above the watermark, then
     /// return; nothing when another daemon polls the mailbox.
     pub async fn run_once(&self) -> Result<Stats> {
+        if self.store.shared() {
+            tokio::time::sleep(self.stagger()).await;
+            tokio::time::sleep(share_wait(self.store.claims_held())).await;
+        }
         let Some(claim) = self.store.claim_mailbox(&self.mailbox.name).await? else {
             info!(
                 mailbox = self.mailbox.name,

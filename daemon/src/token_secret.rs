@@ -1,11 +1,16 @@
 //! The secret reply tokens are signed with (`token_secret_file`): read,
-//! or created on first start. Its own module because the daemon, the plugin
-//! dispatcher and the commands all need it, below `app`.
+//! or created on first start, and compared with the one the desk's other
+//! daemons use (its fingerprint in `desk_facts`). Its own module because the
+//! daemon, the plugin dispatcher and the commands all need it, below `app`.
 
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
 use tracing::info;
 
 use crate::domain::token::TokenKey;
 use crate::error::{Error, Result};
+use crate::store::{Fact, Store};
 
 /// Reads the reply-token secret, creating it (32 random bytes, hex, mode
 /// 0600) on first start. Losing it only makes old reply tokens unverifiable:
@@ -29,6 +34,82 @@ pub fn token_key(path: &std::path::Path) -> Result<TokenKey> {
     };
     TokenKey::new(text.trim().as_bytes())
         .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// The `desk_facts` name of the token secret's fingerprint.
+const FACT: &str = "token_secret";
+
+/// How this daemon's token secret compares with the desk's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Agreement {
+    /// The same secret as recorded.
+    Same(Fact),
+    /// Nothing recorded yet (only `check` sees this; a daemon records it).
+    Unrecorded,
+    /// Another secret is recorded: replies threaded by one daemon's tokens
+    /// would be refused as forged by this one.
+    Differs(Fact),
+}
+
+impl Agreement {
+    /// The refusal a daemon starts with when the secrets differ.
+    pub fn refusal(&self, file: &Path) -> Option<String> {
+        let Agreement::Differs(f) = self else {
+            return None;
+        };
+        Some(format!(
+            "desk.token_secret_file {}: this secret differs from the one the desk's other daemons \
+             sign reply tokens with (recorded by {} at {}); staff replies would be refused as forged. \
+             Copy that host's file here, or, after a deliberate change of the secret, run \
+             `helpdeskd token-secret adopt` once",
+            file.display(),
+            f.recorded_by,
+            f.recorded_at.format("%Y-%m-%d %H:%M UTC"),
+        ))
+    }
+}
+
+/// Compares `key` with the desk's recorded secret, recording it first if
+/// none is (`record`); a daemon records, `check` only reads.
+pub async fn agree(
+    store: &Store,
+    key: &TokenKey,
+    file: &Path,
+    now: DateTime<Utc>,
+    record: bool,
+) -> Result<Agreement> {
+    let mine = key.fingerprint();
+    let recorded = if record {
+        Some(store.record_fact_once(FACT, fact(key, file, now)).await?)
+    } else {
+        store.fact(FACT).await?
+    };
+    Ok(match recorded {
+        None => Agreement::Unrecorded,
+        Some(f) if f.value == mine => Agreement::Same(f),
+        Some(f) => Agreement::Differs(f),
+    })
+}
+
+/// Makes this host's secret the desk's (after a deliberate change).
+pub async fn adopt(store: &Store, key: &TokenKey, file: &Path, now: DateTime<Utc>) -> Result<()> {
+    store.replace_fact(FACT, fact(key, file, now)).await
+}
+
+fn fact(key: &TokenKey, file: &Path, now: DateTime<Utc>) -> Fact {
+    Fact {
+        value: key.fingerprint(),
+        recorded_by: format!("{} ({})", host_name(), file.display()),
+        recorded_at: now,
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "a host".to_string())
 }
 
 fn write_private(path: &std::path::Path, text: &str) -> Result<()> {

@@ -13,4 +13,5 @@ mod poison;
 mod report;
 mod resilience;
 mod service_levels;
+mod several;
 mod staff;

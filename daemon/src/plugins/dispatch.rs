@@ -241,7 +241,21 @@ impl Dispatcher {
         let results = if calls.is_empty() {
             Vec::new()
         } else {
-            match self.runner.dispatch(calls).await {
+            let ids: Vec<i64> = work.iter().map(|w| w.row.id).collect();
+            let (store, clock) = (&self.store, &self.clock);
+            let renewing = async {
+                loop {
+                    tokio::time::sleep(RENEW_EVERY).await;
+                    if let Err(e) = renew(store.conn(), &ids, clock.now()).await {
+                        warn!(error = %e, "plugin events: claim not renewed");
+                    }
+                }
+            };
+            let dispatched = tokio::select! {
+                r = self.runner.dispatch(calls) => r,
+                () = renewing => unreachable!("the renewal loop never ends"),
+            };
+            match dispatched {
                 Ok(r) => r,
                 Err(HostDown(e)) => {
                     let ids: Vec<i64> = work.iter().map(|w| w.row.id).collect();
@@ -484,10 +498,23 @@ impl Dispatcher {
 }
 
 /// How long a daemon's claim on the events of its round holds: a daemon that
-/// dies in a round leaves them to the others after this; a round that takes
-/// longer (a plugin that hangs up to its timeout on hundreds of events) may
-/// see another daemon call them again, which at-least-once delivery allows.
-const CLAIM: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// dies in a round leaves them to the others after this. While the plugins
+/// work on them the claim is renewed, so a long round keeps its events.
+const CLAIM: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Extends this daemon's claim on the events `ids` still pending.
+async fn renew<C: ConnectionTrait>(conn: &C, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+    for chunk in ids.chunks(1000) {
+        event::Entity::update_many()
+            .col_expr(event::Column::NextAttemptAt, Expr::value(now + CLAIM))
+            .filter(event::Column::Id.is_in(chunk.iter().copied()))
+            .filter(event::Column::Status.eq("pending"))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
 
 /// Claims the events `ids` that are still pending and due for this daemon:
 /// their next attempt moves past the claim, in one statement, so of several

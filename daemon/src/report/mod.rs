@@ -11,7 +11,7 @@ pub mod figures;
 pub mod render;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use tracing::info;
 
 use crate::config::Config;
@@ -28,14 +28,38 @@ pub use render::Kind;
 /// and queues the HTML report to each of `[report] recipients` (one outbox
 /// row per recipient; the outbox sender delivers them). Returns how many
 /// mails were queued: none without recipients.
-pub async fn queue_scheduled(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<usize> {
+///
+/// The report of a schedule `slot` is queued once: its Message-IDs name
+/// the slot, and a slot whose report is queued already (its daemon died
+/// before it recorded the run, and another took the slot over) queues
+/// nothing. Without a slot (`report send`) every call queues a report.
+pub async fn queue_scheduled(
+    store: &Store,
+    config: &Config,
+    slot: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let report = &config.levels.report;
     if report.recipients.is_empty() {
         return Ok(0);
     }
+    let desk = &config.desk;
+    let stem = match slot {
+        Some(s) => format!("report.slot{}", s.timestamp()),
+        None => format!("report.{}", now.timestamp_micros()),
+    };
+    if slot.is_some() {
+        let queued = outbox::Entity::find()
+            .filter(outbox::Column::MessageId.starts_with(format!("{stem}.")))
+            .count(store.conn())
+            .await?;
+        if queued > 0 {
+            info!(slot = %stem, "the slot's report is queued already");
+            return Ok(0);
+        }
+    }
     let from = now - Duration::days(i64::from(report.period_days));
     let figs = figures(store, &config.levels, from, now, now).await?;
-    let desk = &config.desk;
     let html = render::html(&figs, &desk.name, from, now);
     let text = render::text(&figs, &desk.name);
     let subject = format!(
@@ -46,7 +70,7 @@ pub async fn queue_scheduled(store: &Store, config: &Config, now: DateTime<Utc>)
     let mut rows = Vec::with_capacity(report.recipients.len());
     for (i, to) in report.recipients.iter().enumerate() {
         let out = Outgoing {
-            message_id: format!("report.{}.{i}@{}", now.timestamp_micros(), desk.id_domain()),
+            message_id: format!("{stem}.{i}@{}", desk.id_domain()),
             from: desk.address.clone(),
             reply_to: None,
             to: vec![to.clone()],

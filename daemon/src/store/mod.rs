@@ -3,9 +3,13 @@
 //! ingest transaction lives in `ingest::apply`, which writes whole batches.
 
 pub mod entity;
+mod facts;
 pub mod rows;
 
+pub use facts::Fact;
+
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -42,6 +46,7 @@ impl From<crate::domain::ticket::ContactId> for sea_orm::Value {
 #[derive(Debug)]
 pub struct MailboxClaim {
     conn: Option<DatabaseConnection>,
+    _held: Held,
 }
 
 impl MailboxClaim {
@@ -49,6 +54,35 @@ impl MailboxClaim {
         if let Some(conn) = self.conn {
             let _ = conn.close().await;
         }
+    }
+
+    /// Returns when the claim's connection is gone (the database restarted,
+    /// the network dropped it): the lock went with it, and another daemon
+    /// may poll the mailbox now. Never returns for SQLite.
+    pub async fn lost(&self) {
+        let Some(conn) = &self.conn else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(CLAIM_CHECK).await;
+            let alive = tokio::time::timeout(CLAIM_CHECK, conn.ping()).await;
+            if !matches!(alive, Ok(Ok(()))) {
+                return;
+            }
+        }
+    }
+}
+
+/// How often a held mailbox claim checks that its connection lives.
+const CLAIM_CHECK: Duration = Duration::from_secs(10);
+
+/// Counts this process's mailbox claims while they are held.
+#[derive(Debug)]
+struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -67,6 +101,8 @@ pub struct Store {
     sqlite_url: Option<String>,
     /// The URL, for a PostgreSQL database (see [`Store::migrate`]).
     postgres_url: Option<String>,
+    /// Mailbox claims this process holds (see [`Store::claims_held`]).
+    claims: Arc<AtomicUsize>,
 }
 
 /// The PostgreSQL advisory lock daemons take around their migrations
@@ -113,6 +149,7 @@ impl Store {
             db,
             sqlite_url: sqlite_path(url).map(|_| url.to_string()),
             postgres_url,
+            claims: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -189,7 +226,10 @@ impl Store {
     /// another daemon holds it. SQLite has one daemon: always granted.
     pub async fn claim_mailbox(&self, name: &str) -> Result<Option<MailboxClaim>> {
         let Some(url) = &self.postgres_url else {
-            return Ok(Some(MailboxClaim { conn: None }));
+            return Ok(Some(MailboxClaim {
+                conn: None,
+                _held: self.hold(),
+            }));
         };
         let mut opts = ConnectOptions::new(url.clone());
         opts.max_connections(1)
@@ -208,11 +248,31 @@ impl Store {
             .transpose()?
             .unwrap_or(false);
         if got {
-            Ok(Some(MailboxClaim { conn: Some(conn) }))
+            Ok(Some(MailboxClaim {
+                conn: Some(conn),
+                _held: self.hold(),
+            }))
         } else {
             let _ = conn.close().await;
             Ok(None)
         }
+    }
+
+    fn hold(&self) -> Held {
+        self.claims.fetch_add(1, Ordering::SeqCst);
+        Held(self.claims.clone())
+    }
+
+    /// How many mailboxes this process polls now: a daemon that holds some
+    /// waits a little before claiming another, so that of several daemons
+    /// started together each takes its share.
+    pub fn claims_held(&self) -> usize {
+        self.claims.load(Ordering::SeqCst)
+    }
+
+    /// Whether daemons on other hosts may share this database (PostgreSQL).
+    pub fn shared(&self) -> bool {
+        self.postgres_url.is_some()
     }
 
     /// Names of migrations not yet applied.

@@ -171,7 +171,7 @@ impl Decider<'_> {
             author = author.as_str(),
             mails = fx.drafts.len(),
             flag = fx.flag.as_deref().unwrap_or(""),
-            "stored"
+            "decided"
         );
         if let Some(flag) = &fx.flag {
             warn!(ticket = %t.number, message_id = mail.message_id.as_deref().unwrap_or(""), flag, "flagged");

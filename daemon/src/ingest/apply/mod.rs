@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait};
-use tracing::error;
+use tracing::{error, info, warn};
 
 use super::parse::{Parsed, ParsedMail};
 use crate::domain::conversation::Settings;
@@ -86,6 +86,7 @@ pub async fn apply_batch(
     now: DateTime<Utc>,
 ) -> Result<Vec<Outcome>> {
     let mut excluded: HashMap<usize, String> = HashMap::new();
+    let mut conflicts = 0;
     loop {
         let txn = store.begin().await?;
         let written = write(
@@ -103,14 +104,32 @@ pub async fn apply_batch(
             Ok(d) => d,
             Err(e) => {
                 let _ = txn.rollback().await;
+                if another_daemon(&e) && conflicts < MAX_CONFLICTS {
+                    conflicts += 1;
+                    warn!(error = %e, conflicts, "another daemon wrote the same rows first; deciding the batch again");
+                    tokio::time::sleep(conflict_pause(conflicts)).await;
+                    continue;
+                }
                 return Err(e);
             }
         };
         match decided {
-            Ok(outcomes) => {
-                txn.commit().await?;
-                return Ok(outcomes);
-            }
+            Ok(outcomes) => match txn.commit().await {
+                Ok(()) => {
+                    log_stored(&batch, &outcomes);
+                    return Ok(outcomes);
+                }
+                Err(e) => {
+                    let e = crate::Error::from(e);
+                    if another_daemon(&e) && conflicts < MAX_CONFLICTS {
+                        conflicts += 1;
+                        warn!(error = %e, conflicts, "the commit met another daemon's; deciding the batch again");
+                        tokio::time::sleep(conflict_pause(conflicts)).await;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            },
             Err(Poisoned { index, reason }) => {
                 txn.rollback().await?;
                 if let Some(m) = batch.get(index) {
@@ -131,6 +150,71 @@ pub async fn apply_batch(
             }
         }
     }
+}
+
+/// One line per stored mail, written after the commit: a batch decided
+/// again (a poisoned mail, another daemon's rows) logs each mail once.
+fn log_stored(batch: &[Incoming], outcomes: &[Outcome]) {
+    for (m, o) in batch.iter().zip(outcomes) {
+        let Outcome::Stored {
+            ticket,
+            new_ticket,
+            mails,
+            rule,
+            ..
+        } = o
+        else {
+            continue;
+        };
+        let message_id = match &m.parsed.parsed {
+            Parsed::Mail(mail) => mail.message_id.as_deref().unwrap_or(""),
+            Parsed::Quarantine(_) => "",
+        };
+        info!(
+            mailbox = m.mailbox,
+            uid = m.uid,
+            message_id,
+            ticket = ticket.as_str(),
+            new_ticket,
+            rule,
+            mails,
+            "stored"
+        );
+    }
+}
+
+/// Times a batch is decided again after meeting another daemon's rows.
+const MAX_CONFLICTS: u32 = 8;
+
+/// Whether `e` is another writer's doing, which a batch decided again (now
+/// seeing that writer's committed rows) gets past: a unique key it wrote
+/// first (the same mail in two mailboxes, a new customer writing to two of
+/// them), a lock cycle, or a serialization failure.
+fn another_daemon(e: &crate::Error) -> bool {
+    let crate::Error::Db(db) = e else {
+        return false;
+    };
+    if matches!(
+        db.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ) {
+        return true;
+    }
+    use sea_orm::{DbErr, RuntimeErr};
+    let (DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e))) = db
+    else {
+        return false;
+    };
+    // PostgreSQL's deadlock_detected and serialization_failure.
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40P01" || c == "40001")
+}
+
+/// A short pause, longer each time, so two daemons that met do not meet
+/// again at once.
+fn conflict_pause(n: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(20 * u64::from(n) + u64::from(std::process::id() % 17))
 }
 
 /// A mail of the batch whose processing failed, and why.

@@ -3,6 +3,7 @@
 pub mod attachment;
 pub mod contact;
 pub mod counter;
+pub mod desk_fact;
 pub mod event;
 pub mod job_run;
 pub mod job_state;
