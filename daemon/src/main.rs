@@ -67,6 +67,12 @@ enum Command {
     Migrate,
     /// Validate the configuration and connect to the database, every mailbox and SMTP.
     Check,
+    /// Each mailbox (connected, last mail, last error), the outbox, failed
+    /// plugin events and the jobs, from the database.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Tickets.
     Ticket {
         #[command(subcommand)]
@@ -413,6 +419,16 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Status { json } => {
+            let app = App::open(config).await?;
+            let s = app.status().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", helpdeskd::metrics::status::render(&s));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Ticket { command } => {
             let app = App::open(config).await?;

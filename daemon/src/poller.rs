@@ -11,9 +11,9 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_imap::Session;
 use async_imap::types::UnsolicitedResponse;
@@ -23,9 +23,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, error, info, warn};
 
+use crate::clock::Clock;
 use crate::config::{IngestConfig, MailboxConfig, Processed, TlsMode};
 use crate::error::{Error, Result};
 use crate::ingest::{self, Pending, Stats, Watermark, Writer};
+use crate::metrics::{self, health, status::Report};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -69,18 +71,27 @@ struct Parsing {
     uids: Vec<u32>,
     watermark: Watermark,
     parsed: tokio::task::JoinHandle<Result<Vec<ingest::Incoming>>>,
+    /// When its mails were fetched: the ingest latency counts from here.
+    fetched_at: Instant,
 }
+
+/// A batch handed to the writer: its UIDs, when it was fetched, its answer.
+type Submitted = (Vec<u32>, Instant, Pending);
 
 pub struct Poller {
     pub mailbox: MailboxConfig,
     pub ingest: IngestConfig,
     pub store: Store,
     pub writer: Writer,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Poller {
     /// The daemon's loop: runs until shutdown, reconnecting with backoff.
     pub async fn run(self, mut shutdown: Shutdown) {
+        let health = &metrics::get().health;
+        metrics::get().mailbox_known(&self.mailbox.name);
+        health.poller(&self.mailbox.name, health::Poller::Starting);
         // One daemon polls a mailbox at a time; the others wait for it to
         // stop or die (its claim ends with its database connection).
         let mut waiting = false;
@@ -89,6 +100,7 @@ impl Poller {
                 Ok(Some(claim)) => break claim,
                 Ok(None) if !waiting => {
                     info!(mailbox = self.mailbox.name, retry_in = ?CLAIM_RETRY, "another daemon polls this mailbox; waiting for it");
+                    health.poller(&self.mailbox.name, health::Poller::Standby);
                     waiting = true;
                 }
                 Ok(None) => {}
@@ -102,9 +114,50 @@ impl Poller {
         };
         if waiting {
             info!(mailbox = self.mailbox.name, "took the mailbox over");
+            health.poller(&self.mailbox.name, health::Poller::Starting);
         }
         self.poll(&mut shutdown).await;
+        self.closed().await;
         claim.release().await;
+    }
+
+    async fn connected(&self) {
+        let m = metrics::get();
+        m.imap_connected(&self.mailbox.name);
+        m.health
+            .poller(&self.mailbox.name, health::Poller::Connected);
+        self.report(Report::Connected).await;
+    }
+
+    /// A session ended in `e` (the poller retries it).
+    async fn failed(&self, e: &Error) {
+        let m = metrics::get();
+        let text = e.to_string();
+        m.imap_error(&self.mailbox.name);
+        m.health.poller_failed(
+            &self.mailbox.name,
+            text.clone(),
+            matches!(e, Error::ImapRefused { .. }),
+            Instant::now(),
+        );
+        self.report(Report::Error(&text)).await;
+    }
+
+    async fn closed(&self) {
+        metrics::get().imap_closed(&self.mailbox.name);
+        self.report(Report::Closed).await;
+    }
+
+    /// Writes the mailbox's row of `helpdeskd status`; a failure costs the
+    /// row, never the poll.
+    async fn report(&self, report: Report<'_>) {
+        let daemon = crate::jobs::owner();
+        let now = self.clock.now();
+        if let Err(e) =
+            metrics::status::record(&self.store, &self.mailbox.name, &daemon, report, now).await
+        {
+            debug!(mailbox = self.mailbox.name, error = %e, "mailbox status not recorded");
+        }
     }
 
     async fn poll(&self, shutdown: &mut Shutdown) {
@@ -119,6 +172,7 @@ impl Poller {
                     refused = None;
                 }
                 Err(e @ Error::ImapRefused { .. }) => {
+                    self.failed(&e).await;
                     let text = e.to_string();
                     if refused.as_deref() != Some(text.as_str()) {
                         error!(mailbox = self.mailbox.name, error = %text, retry_in = ?REFUSED_BACKOFF, "mailbox refused; check the configuration (helpdeskd check)");
@@ -129,6 +183,7 @@ impl Poller {
                     }
                 }
                 Err(e) => {
+                    self.failed(&e).await;
                     refused = None;
                     warn!(mailbox = self.mailbox.name, error = %e, retry_in = ?delay, "mailbox connection failed");
                     if shutdown.sleep(delay).await {
@@ -176,14 +231,24 @@ impl Poller {
     }
 
     async fn pass(&self) -> Result<Stats> {
-        let mut session = connect(&self.mailbox).await?;
-        let (stats, _) = self.sync(&mut session).await?;
-        let _ = session.logout().await;
-        Ok(stats)
+        let r = async {
+            let mut session = connect(&self.mailbox).await?;
+            self.connected().await;
+            let (stats, _) = self.sync(&mut session).await?;
+            let _ = session.logout().await;
+            Ok(stats)
+        }
+        .await;
+        match &r {
+            Ok(_) => self.closed().await,
+            Err(e) => self.failed(e).await,
+        }
+        r
     }
 
     async fn session_loop(&self, shutdown: &mut Shutdown) -> Result<Stats> {
         let mut session = connect(&self.mailbox).await?;
+        self.connected().await;
         let idle = self.mailbox.idle && {
             let caps = session.capabilities().await.map_err(|e| self.err(e))?;
             caps.has_str("IDLE")
@@ -301,7 +366,7 @@ impl Poller {
         // Three batches are under way at once: one is fetched while the one
         // before it is parsed and the one before that is committed.
         let mut parsing: Option<Parsing> = None;
-        let mut pending: Option<(Vec<u32>, Pending)> = None;
+        let mut pending: Option<Submitted> = None;
         let mut committed: Vec<u32> = Vec::new();
         let group = mark_group(sizes.len());
         let mut after_large = false;
@@ -334,6 +399,8 @@ impl Poller {
                 }
                 _ => self.fetch(session, &uids).await?,
             };
+            let fetched_at = Instant::now();
+            metrics::get().fetched(name, raws.len());
             stats.bytes += raws.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
             let fetched: Vec<u32> = raws.iter().filter_map(|(u, _)| *u).collect();
             if fetched.len() < uids.len() {
@@ -375,6 +442,7 @@ impl Poller {
                 uids: fetched,
                 watermark,
                 parsed,
+                fetched_at,
             }) {
                 self.submit(previous, &mut pending, &mut committed, &mut stats)
                     .await?;
@@ -399,6 +467,9 @@ impl Poller {
             quarantined = stats.quarantined,
             "mailbox synced"
         );
+        if stats.mails() > 0 {
+            self.report(Report::Mail).await;
+        }
         Ok((stats, last))
     }
 
@@ -407,15 +478,15 @@ impl Poller {
     async fn drain(
         &self,
         parsing: &mut Option<Parsing>,
-        pending: &mut Option<(Vec<u32>, Pending)>,
+        pending: &mut Option<Submitted>,
         committed: &mut Vec<u32>,
         stats: &mut Stats,
     ) -> Result<()> {
         if let Some(previous) = parsing.take() {
             self.submit(previous, pending, committed, stats).await?;
         }
-        if let Some((done, p)) = pending.take() {
-            stats.add(&p.outcomes().await?);
+        if let Some((done, fetched_at, p)) = pending.take() {
+            self.settle(p, fetched_at, stats).await?;
             committed.extend(done);
         }
         Ok(())
@@ -426,7 +497,7 @@ impl Poller {
     async fn submit(
         &self,
         batch: Parsing,
-        pending: &mut Option<(Vec<u32>, Pending)>,
+        pending: &mut Option<Submitted>,
         committed: &mut Vec<u32>,
         stats: &mut Stats,
     ) -> Result<()> {
@@ -434,14 +505,34 @@ impl Poller {
             .parsed
             .await
             .map_err(|e| Error::Invalid(format!("parser task failed: {e}")))??;
-        if let Some((done, p)) = pending.take() {
-            stats.add(&p.outcomes().await?);
+        if let Some((done, fetched_at, p)) = pending.take() {
+            self.settle(p, fetched_at, stats).await?;
             committed.extend(done);
         }
         *pending = Some((
             batch.uids,
+            batch.fetched_at,
             self.writer.submit(parsed, Some(batch.watermark)).await?,
         ));
+        Ok(())
+    }
+
+    /// Waits for a submitted batch's commit and counts its outcomes.
+    async fn settle(&self, p: Pending, fetched_at: Instant, stats: &mut Stats) -> Result<()> {
+        let (outcomes, at) = p.committed().await?;
+        let mut batch = Stats::default();
+        batch.add(&outcomes);
+        let outcomes = metrics::Outcomes {
+            stored: batch.stored,
+            duplicates: batch.duplicates,
+            quarantined: batch.quarantined,
+        };
+        metrics::get().committed(
+            &self.mailbox.name,
+            outcomes,
+            at.saturating_duration_since(fetched_at),
+        );
+        stats.merge(batch);
         Ok(())
     }
 
