@@ -57,6 +57,9 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 /// How often a daemon asks for a mailbox another daemon polls.
 const CLAIM_RETRY: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How long a poller waits to record its state for `helpdeskd status`
+/// before it goes on without.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retry interval after the server refused the login or the folder: an
 /// admin has to act, and a server should not see a login a second.
 const REFUSED_BACKOFF: Duration = Duration::from_secs(600);
@@ -153,10 +156,16 @@ impl Poller {
     async fn report(&self, report: Report<'_>) {
         let daemon = crate::jobs::owner();
         let now = self.clock.now();
-        if let Err(e) =
-            metrics::status::record(&self.store, &self.mailbox.name, &daemon, report, now).await
-        {
-            debug!(mailbox = self.mailbox.name, error = %e, "mailbox status not recorded");
+        let write = metrics::status::record(&self.store, &self.mailbox.name, &daemon, report, now);
+        match tokio::time::timeout(STATUS_TIMEOUT, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(mailbox = self.mailbox.name, error = %e, "mailbox status not recorded")
+            }
+            Err(_) => debug!(
+                mailbox = self.mailbox.name,
+                "mailbox status not recorded: the database did not answer"
+            ),
         }
     }
 
