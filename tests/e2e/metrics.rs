@@ -204,6 +204,14 @@ async fn metrics_after_a_known_run(backend: Backend) {
     assert!(m.trim_end().ends_with("# EOF"), "{m}");
 
     assert_eq!(get(port, "/readyz").await, (200, "ready\n".to_string()));
+    // A client that connects and says nothing holds nobody up.
+    let silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    assert_eq!(get(port, "/healthz").await.0, 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(silent);
     assert_eq!(get(port, "/nope").await.0, 404);
     assert_eq!(
         http(port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n")

@@ -390,6 +390,107 @@ jobs
         );
     }
 
+    async fn store() -> Store {
+        let store = Store::connect("sqlite::memory:", 1).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    #[tokio::test]
+    async fn the_outbox_figures_count_by_status_and_date_the_oldest_pending_and_due_mail() {
+        let store = store().await;
+        let t = |m: i64| at("2026-12-04T10:00:00Z") + chrono::Duration::minutes(m);
+        for (status, created, next) in [
+            ("pending", t(-30), t(20)),
+            ("pending", t(-20), t(-5)),
+            ("pending", t(-10), t(-10)),
+            ("sent", t(-90), t(-90)),
+            ("failed", t(-80), t(-80)),
+            ("bounced", t(-70), t(-70)),
+            ("bounced", t(-60), t(-60)),
+        ] {
+            outbox::Entity::insert(outbox::ActiveModel {
+                ticket_id: Set(None),
+                message_id: Set(format!("<{status}{}@desk.test>", created.timestamp())),
+                kind: Set("notification".into()),
+                envelope_from: Set("desk@desk.test".into()),
+                recipients: Set("jo@cust.test".into()),
+                status: Set(status.into()),
+                attempts: Set(0),
+                next_attempt_at: Set(next),
+                last_error: Set(None),
+                created_at: Set(created),
+                sent_at: Set(None),
+                raw: Set(b"x".to_vec()),
+                ..Default::default()
+            })
+            .exec_without_returning(store.conn())
+            .await
+            .expect("insert");
+        }
+        assert_eq!(
+            outbox(&store, t(0)).await.expect("figures"),
+            OutboxFacts {
+                pending: 3,
+                oldest_pending_at: Some(t(-30)),
+                oldest_due_at: Some(t(-10)),
+                failed: 1,
+                bounced: 2,
+            }
+        );
+        assert_eq!(
+            outbox(
+                &Store::connect("sqlite::memory:", 1).await.expect("connect"),
+                t(0)
+            )
+            .await
+            .ok(),
+            None,
+            "no table, an error"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_row_keeps_the_last_mail_and_error_across_reports() {
+        let store = store().await;
+        let t = |m: i64| at("2026-12-04T10:00:00Z") + chrono::Duration::minutes(m);
+        let rec = async |r: Report<'_>, when| {
+            record(&store, "support", "desk1:42", r, when)
+                .await
+                .expect("recorded")
+        };
+        rec(Report::Connected, t(0)).await;
+        rec(Report::Mail, t(1)).await;
+        rec(Report::Error("connection reset"), t(2)).await;
+        let rows = mailbox_rows(&store).await.expect("rows");
+        assert_eq!(
+            rows,
+            vec![mailbox_status::Model {
+                mailbox: "support".into(),
+                daemon: "desk1:42".into(),
+                connected: false,
+                connected_at: Some(t(0)),
+                last_mail_at: Some(t(1)),
+                last_error: Some("connection reset".into()),
+                last_error_at: Some(t(2)),
+                updated_at: t(2),
+            }]
+        );
+        rec(Report::Connected, t(3)).await;
+        rec(Report::Closed, t(4)).await;
+        let row = &mailbox_rows(&store).await.expect("rows")[0];
+        assert_eq!(
+            (
+                row.connected,
+                row.connected_at,
+                row.last_mail_at,
+                row.updated_at
+            ),
+            (false, Some(t(3)), Some(t(1)), t(4))
+        );
+        assert_eq!(row.last_error.as_deref(), Some("connection reset"));
+    }
+
     #[test]
     fn ages_read_in_the_largest_sensible_unit() {
         let d = chrono::Duration::seconds;
