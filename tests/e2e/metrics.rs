@@ -314,3 +314,128 @@ async fn metrics_after_a_known_run(backend: Backend) {
 }
 
 both_backends!(metrics_after_a_known_run, super::metrics_after_a_known_run);
+
+/// `helpdeskd --now AT run`, logging to the desk's daemon log.
+fn spawn_at(desk: &Desk, at: &str) -> Daemon {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(desk.dir.path().join("daemon.log"))
+        .expect("daemon log");
+    Daemon(
+        desk.command()
+            .args(["--now", at, "run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn helpdeskd run"),
+    )
+}
+
+/// Scrapes until `series` has `want` (or the wait ends); returns the last scrape.
+async fn scrape_until(port: u16, series: &str, want: f64) -> String {
+    let mut last = String::new();
+    eventually(WAIT, async || {
+        last = get(port, "/metrics").await.1;
+        value(&last, series) == Some(want)
+    })
+    .await;
+    last
+}
+
+/// A plugin that hangs costs a call and a timeout per try and the host a
+/// restart, and its event fails; the SLA job's warning and breach are each
+/// counted by the daemon that recorded it, once.
+async fn plugin_calls_and_sla_alerts_are_counted(backend: Backend) {
+    let port = free_port();
+    let desk = Desk::with(
+        backend,
+        DeskOptions {
+            extra_config: format!(
+                r#"[[sla_policy]]
+name = "standard"
+warn_percent = 80
+response = {{ normal = "1h" }}
+
+[[service]]
+name = "email"
+sla_policy = "standard"
+
+[plugins]
+dir = "plugins"
+timeout_secs = 1
+retries = 1
+
+[metrics]
+listen = "127.0.0.1:{port}"
+"#
+            ),
+            mailbox_extra: "service = \"email\"".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    crate::plugins::install(
+        &crate::plugins::plugin_dir(desk.dir.path()),
+        &["plugin-hang"],
+    );
+    let t0 = "2026-11-25T10:00:00Z";
+    let daemon = spawn_at(&desk, t0);
+    let cust = add_user(&unique("cust"));
+    desk.send_from(
+        &cust,
+        "mail is down",
+        &format!("{}@cust.test", unique("sla")),
+        "",
+        "since 9",
+    )
+    .await;
+    let m = scrape_until(port, "helpdeskd_plugin_events_failed", 1.0).await;
+    for (series, want) in [
+        ("helpdeskd_mails_stored_total{mailbox=\"support\"}", 1.0),
+        ("helpdeskd_plugin_events_failed", 1.0),
+        (
+            "helpdeskd_plugin_calls_total{plugin=\"hang\",outcome=\"error\"}",
+            2.0,
+        ),
+        ("helpdeskd_plugin_timeouts_total{plugin=\"hang\"}", 2.0),
+        ("helpdeskd_plugin_host_restarts_total", 1.0),
+        ("helpdeskd_sla_warnings_total", 0.0),
+        ("helpdeskd_sla_breaches_total", 0.0),
+    ] {
+        assert_eq!(
+            value(&m, series),
+            Some(want),
+            "{series} in:\n{m}\n{}",
+            desk.daemon_log()
+        );
+    }
+    let s = status(&desk);
+    assert_eq!(s["failed_plugin_events"], 1, "{s}");
+    drop(daemon);
+
+    // 50 minutes on: the response target's warning (at 48), once.
+    let daemon = spawn_at(&desk, "2026-11-25T10:50:00Z");
+    let m = scrape_until(port, "helpdeskd_sla_warnings_total", 1.0).await;
+    assert_eq!(value(&m, "helpdeskd_sla_warnings_total"), Some(1.0), "{m}");
+    assert_eq!(value(&m, "helpdeskd_sla_breaches_total"), Some(0.0), "{m}");
+    assert_eq!(
+        value(&m, "helpdeskd_plugin_events_failed"),
+        Some(1.0),
+        "{m}"
+    );
+    drop(daemon);
+
+    // 70 minutes on: the breach; the warning was told already.
+    let daemon = spawn_at(&desk, "2026-11-25T11:10:00Z");
+    let m = scrape_until(port, "helpdeskd_sla_breaches_total", 1.0).await;
+    assert_eq!(value(&m, "helpdeskd_sla_breaches_total"), Some(1.0), "{m}");
+    assert_eq!(value(&m, "helpdeskd_sla_warnings_total"), Some(0.0), "{m}");
+    drop(daemon);
+    desk.finish().await;
+}
+
+both_backends!(
+    plugin_calls_and_sla_alerts_are_counted,
+    super::plugin_calls_and_sla_alerts_are_counted
+);
