@@ -164,6 +164,10 @@ impl App {
                     .map(|m| m.name.clone())
                     .collect(),
                 flush_interval: self.config.outbox.flush_interval,
+                jobs: crate::jobs::jobs(&self.config)
+                    .into_iter()
+                    .map(|j| j.name)
+                    .collect(),
             });
             tasks.push((
                 "metrics endpoint".into(),
@@ -236,7 +240,11 @@ impl App {
                 mailboxes.push(MailboxLine::new(&r.mailbox, Some(r)));
             }
         }
-        let queues = status::queues(&self.store, now).await?;
+        let names: Vec<String> = crate::jobs::jobs(&self.config)
+            .into_iter()
+            .map(|j| j.name)
+            .collect();
+        let queues = status::queues(&self.store, now, &names).await?;
         let jobs = crate::jobs::list(&self.store, &self.config, now)
             .await?
             .into_iter()

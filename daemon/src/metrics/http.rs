@@ -160,6 +160,8 @@ pub struct Endpoint {
     /// The configured mailboxes, in order.
     pub mailboxes: Vec<String>,
     pub flush_interval: Duration,
+    /// The configured jobs, whose last success a scrape reads.
+    pub jobs: Vec<String>,
 }
 
 impl Endpoint {
@@ -168,7 +170,9 @@ impl Endpoint {
             Request::Metrics => Response {
                 status: 200,
                 content_type: OPENMETRICS,
-                body: super::get().scrape(&self.store, self.clock.now()).await,
+                body: super::get()
+                    .scrape(&self.store, self.clock.now(), &self.jobs)
+                    .await,
             },
             Request::Healthz => Response::text(200, "ok\n"),
             Request::Readyz => match readiness(&self.facts().await, Instant::now()) {

@@ -367,10 +367,11 @@ impl Metrics {
         self.plugin_host_restarts.inc();
     }
 
-    /// The text a scrape gets: the database's figures read now, then every
-    /// metric in the OpenMetrics text format.
-    pub async fn scrape(&self, store: &Store, now: DateTime<Utc>) -> String {
-        let queues = tokio::time::timeout(SCRAPE_DB_TIMEOUT, status::queues(store, now)).await;
+    /// The text a scrape gets: the database's figures read now (`jobs`:
+    /// the configured jobs), then every metric in the OpenMetrics text format.
+    pub async fn scrape(&self, store: &Store, now: DateTime<Utc>, jobs: &[String]) -> String {
+        let queues =
+            tokio::time::timeout(SCRAPE_DB_TIMEOUT, status::queues(store, now, jobs)).await;
         match queues.unwrap_or_else(|_| {
             Err(crate::Error::Invalid(format!(
                 "no answer within {}s",
