@@ -124,11 +124,11 @@ impl Poller {
         claim.release().await;
     }
 
+    /// Logged in. `/readyz` counts the poller as connected only once a
+    /// sync went through, so a session that logs in and fails at once
+    /// does not restart its outage every time.
     async fn connected(&self) {
-        let m = metrics::get();
-        m.imap_connected(&self.mailbox.name);
-        m.health
-            .poller(&self.mailbox.name, health::Poller::Connected);
+        metrics::get().imap_connected(&self.mailbox.name);
         self.report(Report::Connected).await;
     }
 
@@ -272,6 +272,9 @@ impl Poller {
         let mut rechecked_at: Option<u32> = None;
         loop {
             let (stats, last) = self.sync(&mut session).await?;
+            metrics::get()
+                .health
+                .poller(&self.mailbox.name, health::Poller::Connected);
             total.merge(stats);
             if shutdown.is_set() {
                 let _ = session.logout().await;
