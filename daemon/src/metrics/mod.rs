@@ -35,10 +35,10 @@ use crate::store::Store;
 pub use health::Health;
 
 type Labels = Vec<(&'static str, String)>;
+type Counters = Family<Labels, Counter>;
 
 /// How long a scrape waits for the database's figures.
 const SCRAPE_DB_TIMEOUT: Duration = Duration::from_secs(5);
-type Counters = Family<Labels, Counter>;
 
 /// The metric handles of this process, and its health as `/readyz` reads it.
 pub struct Metrics {
