@@ -19,6 +19,10 @@ use crate::domain::sla::clock::Percent;
 use crate::error::{Error, Result};
 use crate::import::{self, Source};
 use crate::ingest::{Stats, Writer};
+use crate::metrics::{
+    self,
+    status::{self, JobLine, MailboxLine, Status},
+};
 use crate::outbox::{self, FlushStats, Sender};
 use crate::plugins::{self, DispatchStats};
 use crate::poller::{self, Poller};
@@ -101,6 +105,7 @@ impl App {
                 ingest: self.config.ingest.clone(),
                 store: self.store.clone(),
                 writer: writer.clone(),
+                clock: self.clock.clone(),
             })
             .collect()
     }
@@ -157,6 +162,28 @@ impl App {
         let writer = self.writer(wake.clone());
         let sender = self.sender()?;
         let mut tasks: Vec<(String, JoinHandle<()>)> = Vec::new();
+        if let Some(m) = &self.config.metrics {
+            let listener = metrics::http::bind(m.listen).await?;
+            let endpoint = Arc::new(metrics::http::Endpoint {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                mailboxes: self
+                    .config
+                    .mailboxes
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect(),
+                flush_interval: self.config.outbox.flush_interval,
+                jobs: crate::jobs::jobs(&self.config)
+                    .into_iter()
+                    .map(|j| j.name)
+                    .collect(),
+            });
+            tasks.push((
+                "metrics endpoint".into(),
+                tokio::spawn(metrics::http::serve(listener, endpoint, shutdown.clone())),
+            ));
+        }
         for p in self.pollers(&writer) {
             let name = format!("poller {}", p.mailbox.name);
             tasks.push((name, tokio::spawn(p.run(shutdown.clone()))));
@@ -205,6 +232,52 @@ impl App {
         let stats = d.drain().await;
         d.shutdown().await;
         stats
+    }
+
+    /// What `helpdeskd status` shows, from the database.
+    pub async fn status(&self) -> Result<Status> {
+        let now = self.clock.now();
+        let rows = status::mailbox_rows(&self.store).await?;
+        let mut mailboxes: Vec<MailboxLine> = self
+            .config
+            .mailboxes
+            .iter()
+            .map(|m| MailboxLine::new(&m.name, rows.iter().find(|r| r.mailbox == m.name)))
+            .collect();
+        // Mailboxes polled by daemons configured otherwise.
+        for r in &rows {
+            if !mailboxes.iter().any(|m| m.mailbox == r.mailbox) {
+                mailboxes.push(MailboxLine::new(&r.mailbox, Some(r)));
+            }
+        }
+        let names: Vec<String> = crate::jobs::jobs(&self.config)
+            .into_iter()
+            .map(|j| j.name)
+            .collect();
+        let queues = status::queues(&self.store, now, &names).await?;
+        let jobs = crate::jobs::list(&self.store, &self.config, now)
+            .await?
+            .into_iter()
+            .map(|j| JobLine {
+                last_success_at: queues
+                    .job_successes
+                    .iter()
+                    .find(|(job, _)| *job == j.job)
+                    .map(|(_, at)| *at),
+                last_run_at: j.last.as_ref().map(|r| r.slot),
+                last_status: j.last.map(|r| r.status),
+                next_at: j.next,
+                schedule: j.schedule,
+                job: j.job,
+            })
+            .collect();
+        Ok(Status {
+            at: now,
+            mailboxes,
+            outbox: queues.outbox,
+            failed_plugin_events: queues.failed_events,
+            jobs,
+        })
     }
 
     pub async fn import(&self, source: &Source) -> Result<Stats> {

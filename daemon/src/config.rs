@@ -138,6 +138,7 @@ struct RawConfig {
     report: RawReport,
     #[serde(default)]
     plugins: RawPlugins,
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -403,6 +404,8 @@ pub struct Config {
     pub token_secret_file: PathBuf,
     pub plugins: PluginsConfig,
     pub levels: ServiceLevels,
+    /// `[metrics]`: where the daemon serves /metrics, /healthz and /readyz.
+    pub metrics: Option<MetricsConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -965,10 +968,12 @@ impl Validator<'_> {
         };
 
         let plugins = self.plugins(&raw.plugins);
+        let metrics = raw.metrics.as_ref().and_then(|m| self.metrics(m));
 
         let levels = self.levels(&raw, &staff);
         Config {
             file: self.file.clone(),
+            metrics,
             levels,
             plugins,
             staff,
@@ -1544,6 +1549,55 @@ impl Validator<'_> {
     }
 }
 
+// ---- [metrics] -------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default = "default_metrics_listen")]
+    listen: Spanned<String>,
+    #[serde(default)]
+    allow_remote: bool,
+}
+
+fn default_metrics_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:9464".into())
+}
+
+/// The validated `[metrics]` section.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    pub listen: std::net::SocketAddr,
+}
+
+impl Validator<'_> {
+    /// The endpoint has no authentication: loopback only, unless the
+    /// admin says otherwise.
+    fn metrics(&mut self, raw: &RawMetrics) -> Option<MetricsConfig> {
+        let text = raw.listen.get_ref().trim();
+        let Ok(listen) = text.parse::<std::net::SocketAddr>() else {
+            self.problem(
+                Some(raw.listen.span()),
+                "metrics.listen",
+                format!("expected an IP address and port such as 127.0.0.1:9464, got {text:?}"),
+            );
+            return None;
+        };
+        if !listen.ip().is_loopback() && !raw.allow_remote {
+            self.problem(
+                Some(raw.listen.span()),
+                "metrics.listen",
+                format!(
+                    "{listen} is not a loopback address and the endpoint has no authentication; \
+                     set allow_remote = true to serve it beyond this host"
+                ),
+            );
+            return None;
+        }
+        Some(MetricsConfig { listen })
+    }
+}
+
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
@@ -1981,5 +2035,58 @@ ack_limit_per_hour = -1
         );
         let p = problems(&format!("{ok}\n[plugins]\nisolation = \"thread\"\n"));
         assert!(p.len() == 1 && p[0].contains("plugins.isolation"), "{p:?}");
+    }
+
+    #[test]
+    fn metrics_listen_on_loopback_unless_remote_is_allowed() {
+        let ok = GOOD
+            .replace("70000", "11993")
+            .replace("port = 0", "port = 12525");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &ok, &env).expect("valid");
+        assert!(c.metrics.is_none(), "no section, no endpoint");
+
+        let c = Config::parse(
+            Path::new("/etc/helpdesk.toml"),
+            &format!("{ok}\n[metrics]\n"),
+            &env,
+        )
+        .expect("valid");
+        assert_eq!(
+            c.metrics.map(|m| m.listen.to_string()),
+            Some("127.0.0.1:9464".to_string())
+        );
+
+        let remote = format!("{ok}\n[metrics]\nlisten = \"0.0.0.0:9464\"\n");
+        let line = remote.lines().count();
+        assert_eq!(
+            problems(&remote),
+            vec![format!(
+                "/etc/helpdesk.toml:{line}: metrics.listen: 0.0.0.0:9464 is not a loopback address \
+                 and the endpoint has no authentication; set allow_remote = true to serve it \
+                 beyond this host"
+            )]
+        );
+        let c = Config::parse(
+            Path::new("/etc/helpdesk.toml"),
+            &format!("{remote}allow_remote = true\n"),
+            &env,
+        )
+        .expect("valid");
+        assert_eq!(
+            c.metrics.map(|m| m.listen.to_string()),
+            Some("0.0.0.0:9464".to_string())
+        );
+
+        let p = problems(&format!("{ok}\n[metrics]\nlisten = \"localhost:9464\"\n"));
+        assert!(
+            p.len() == 1
+                && p[0].contains(
+                    "metrics.listen: expected an IP address and port such as \
+                                  127.0.0.1:9464, got \"localhost:9464\""
+                ),
+            "{p:?}"
+        );
+        let p = problems(&format!("{ok}\n[metrics]\nport = 9464\n"));
+        assert!(p.len() == 1 && p[0].contains("port"), "{p:?}");
     }
 }

@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod import;
 pub mod ingest;
 pub mod jobs;
+pub mod metrics;
 #[cfg(test)]
 mod middle;
 pub mod outbox;

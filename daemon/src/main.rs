@@ -72,6 +72,12 @@ enum Command {
         #[command(subcommand)]
         action: TokenSecretAction,
     },
+    /// Each mailbox (connected, last mail, last error), the outbox, failed
+    /// plugin events and the jobs, from the database.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Tickets.
     Ticket {
         #[command(subcommand)]
@@ -446,6 +452,16 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Status { json } => {
+            let app = App::open(config).await?;
+            let s = app.status().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", helpdeskd::metrics::status::render(&s));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Ticket { command } => {
             let app = App::open(config).await?;

@@ -11,9 +11,9 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_imap::Session;
 use async_imap::types::UnsolicitedResponse;
@@ -23,9 +23,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, error, info, warn};
 
+use crate::clock::Clock;
 use crate::config::{IngestConfig, MailboxConfig, Processed, TlsMode};
 use crate::error::{Error, Result};
 use crate::ingest::{self, Pending, Stats, Watermark, Writer};
+use crate::metrics::{self, health, status::Report};
 use crate::shutdown::Shutdown;
 use crate::store::{MailboxClaim, Store};
 
@@ -64,6 +66,9 @@ fn share_wait(held: usize) -> Duration {
 }
 const SHARE_STEP: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How long a poller waits to record its state for `helpdeskd status`
+/// before it goes on without.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retry interval after the server refused the login or the folder: an
 /// admin has to act, and a server should not see a login a second.
 const REFUSED_BACKOFF: Duration = Duration::from_secs(600);
@@ -78,7 +83,12 @@ struct Parsing {
     uids: Vec<u32>,
     watermark: Watermark,
     parsed: tokio::task::JoinHandle<Result<Vec<ingest::Incoming>>>,
+    /// When its mails were fetched: the ingest latency counts from here.
+    fetched_at: Instant,
 }
+
+/// A batch handed to the writer: its UIDs, when it was fetched, its answer.
+type Submitted = (Vec<u32>, Instant, Pending);
 
 pub struct Poller {
     pub mailbox: MailboxConfig,
@@ -88,11 +98,15 @@ pub struct Poller {
     pub ingest: IngestConfig,
     pub store: Store,
     pub writer: Writer,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Poller {
     /// The daemon's loop: runs until shutdown, reconnecting with backoff.
     pub async fn run(self, mut shutdown: Shutdown) {
+        let health = &metrics::get().health;
+        metrics::get().mailbox_known(&self.mailbox.name);
+        health.poller(&self.mailbox.name, health::Poller::Starting);
         // One daemon polls a mailbox at a time; the others wait for it to
         // stop or die (its claim ends with its database connection).
         loop {
@@ -101,6 +115,7 @@ impl Poller {
             };
             tokio::select! {
                 () = self.poll(&mut shutdown) => {
+                    self.closed().await;
                     claim.release().await;
                     return;
                 }
@@ -129,11 +144,17 @@ impl Poller {
                 Ok(Some(claim)) => {
                     if waiting {
                         info!(mailbox = self.mailbox.name, "took the mailbox over");
+                        metrics::get()
+                            .health
+                            .poller(&self.mailbox.name, health::Poller::Starting);
                     }
                     return Some(claim);
                 }
                 Ok(None) if !waiting => {
                     info!(mailbox = self.mailbox.name, retry_in = ?CLAIM_RETRY, "another daemon polls this mailbox; waiting for it");
+                    metrics::get()
+                        .health
+                        .poller(&self.mailbox.name, health::Poller::Standby);
                     waiting = true;
                 }
                 Ok(None) => {}
@@ -144,6 +165,51 @@ impl Poller {
             if shutdown.sleep(CLAIM_RETRY).await {
                 return None;
             }
+        }
+    }
+
+    /// Logged in. `/readyz` counts the poller as connected only once a
+    /// sync went through, so a session that logs in and fails at once
+    /// does not restart its outage every time.
+    async fn connected(&self) {
+        metrics::get().imap_connected(&self.mailbox.name);
+        self.report(Report::Connected).await;
+    }
+
+    /// A session ended in `e` (the poller retries it).
+    async fn failed(&self, e: &Error) {
+        let m = metrics::get();
+        let text = e.to_string();
+        m.imap_error(&self.mailbox.name);
+        m.health.poller_failed(
+            &self.mailbox.name,
+            text.clone(),
+            matches!(e, Error::ImapRefused { .. }),
+            Instant::now(),
+        );
+        self.report(Report::Error(&text)).await;
+    }
+
+    async fn closed(&self) {
+        metrics::get().imap_closed(&self.mailbox.name);
+        self.report(Report::Closed).await;
+    }
+
+    /// Writes the mailbox's row of `helpdeskd status`; a failure costs the
+    /// row, never the poll.
+    async fn report(&self, report: Report<'_>) {
+        let daemon = crate::jobs::owner();
+        let now = self.clock.now();
+        let write = metrics::status::record(&self.store, &self.mailbox.name, &daemon, report, now);
+        match tokio::time::timeout(STATUS_TIMEOUT, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(mailbox = self.mailbox.name, error = %e, "mailbox status not recorded")
+            }
+            Err(_) => debug!(
+                mailbox = self.mailbox.name,
+                "mailbox status not recorded: the database did not answer"
+            ),
         }
     }
 
@@ -159,6 +225,7 @@ impl Poller {
                     refused = None;
                 }
                 Err(e @ Error::ImapRefused { .. }) => {
+                    self.failed(&e).await;
                     let text = e.to_string();
                     if refused.as_deref() != Some(text.as_str()) {
                         error!(mailbox = self.mailbox.name, error = %text, retry_in = ?REFUSED_BACKOFF, "mailbox refused; check the configuration (helpdeskd check)");
@@ -169,6 +236,7 @@ impl Poller {
                     }
                 }
                 Err(e) => {
+                    self.failed(&e).await;
                     refused = None;
                     warn!(mailbox = self.mailbox.name, error = %e, retry_in = ?delay, "mailbox connection failed");
                     if shutdown.sleep(delay).await {
@@ -220,14 +288,24 @@ impl Poller {
     }
 
     async fn pass(&self) -> Result<Stats> {
-        let mut session = connect(&self.mailbox).await?;
-        let (stats, _) = self.sync(&mut session).await?;
-        let _ = session.logout().await;
-        Ok(stats)
+        let r = async {
+            let mut session = connect(&self.mailbox).await?;
+            self.connected().await;
+            let (stats, _) = self.sync(&mut session).await?;
+            let _ = session.logout().await;
+            Ok(stats)
+        }
+        .await;
+        match &r {
+            Ok(_) => self.closed().await,
+            Err(e) => self.failed(e).await,
+        }
+        r
     }
 
     async fn session_loop(&self, shutdown: &mut Shutdown) -> Result<Stats> {
         let mut session = connect(&self.mailbox).await?;
+        self.connected().await;
         let idle = self.mailbox.idle && {
             let caps = session.capabilities().await.map_err(|e| self.err(e))?;
             caps.has_str("IDLE")
@@ -242,6 +320,9 @@ impl Poller {
         let mut rechecked_at: Option<u32> = None;
         loop {
             let (stats, last) = self.sync(&mut session).await?;
+            metrics::get()
+                .health
+                .poller(&self.mailbox.name, health::Poller::Connected);
             total.merge(stats);
             if shutdown.is_set() {
                 let _ = session.logout().await;
@@ -345,7 +426,7 @@ impl Poller {
         // Three batches are under way at once: one is fetched while the one
         // before it is parsed and the one before that is committed.
         let mut parsing: Option<Parsing> = None;
-        let mut pending: Option<(Vec<u32>, Pending)> = None;
+        let mut pending: Option<Submitted> = None;
         let mut committed: Vec<u32> = Vec::new();
         let group = mark_group(sizes.len());
         let mut after_large = false;
@@ -378,6 +459,8 @@ impl Poller {
                 }
                 _ => self.fetch(session, &uids).await?,
             };
+            let fetched_at = Instant::now();
+            metrics::get().fetched(name, raws.len());
             stats.bytes += raws.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
             let fetched: Vec<u32> = raws.iter().filter_map(|(u, _)| *u).collect();
             if fetched.len() < uids.len() {
@@ -419,6 +502,7 @@ impl Poller {
                 uids: fetched,
                 watermark,
                 parsed,
+                fetched_at,
             }) {
                 self.submit(previous, &mut pending, &mut committed, &mut stats)
                     .await?;
@@ -443,6 +527,9 @@ impl Poller {
             quarantined = stats.quarantined,
             "mailbox synced"
         );
+        if stats.mails() > 0 {
+            self.report(Report::Mail).await;
+        }
         Ok((stats, last))
     }
 
@@ -451,15 +538,15 @@ impl Poller {
     async fn drain(
         &self,
         parsing: &mut Option<Parsing>,
-        pending: &mut Option<(Vec<u32>, Pending)>,
+        pending: &mut Option<Submitted>,
         committed: &mut Vec<u32>,
         stats: &mut Stats,
     ) -> Result<()> {
         if let Some(previous) = parsing.take() {
             self.submit(previous, pending, committed, stats).await?;
         }
-        if let Some((done, p)) = pending.take() {
-            stats.add(&p.outcomes().await?);
+        if let Some((done, fetched_at, p)) = pending.take() {
+            self.settle(p, fetched_at, stats).await?;
             committed.extend(done);
         }
         Ok(())
@@ -470,7 +557,7 @@ impl Poller {
     async fn submit(
         &self,
         batch: Parsing,
-        pending: &mut Option<(Vec<u32>, Pending)>,
+        pending: &mut Option<Submitted>,
         committed: &mut Vec<u32>,
         stats: &mut Stats,
     ) -> Result<()> {
@@ -478,14 +565,34 @@ impl Poller {
             .parsed
             .await
             .map_err(|e| Error::Invalid(format!("parser task failed: {e}")))??;
-        if let Some((done, p)) = pending.take() {
-            stats.add(&p.outcomes().await?);
+        if let Some((done, fetched_at, p)) = pending.take() {
+            self.settle(p, fetched_at, stats).await?;
             committed.extend(done);
         }
         *pending = Some((
             batch.uids,
+            batch.fetched_at,
             self.writer.submit(parsed, Some(batch.watermark)).await?,
         ));
+        Ok(())
+    }
+
+    /// Waits for a submitted batch's commit and counts its outcomes.
+    async fn settle(&self, p: Pending, fetched_at: Instant, stats: &mut Stats) -> Result<()> {
+        let (outcomes, at) = p.committed().await?;
+        let mut batch = Stats::default();
+        batch.add(&outcomes);
+        let outcomes = metrics::Outcomes {
+            stored: batch.stored,
+            duplicates: batch.duplicates,
+            quarantined: batch.quarantined,
+        };
+        metrics::get().committed(
+            &self.mailbox.name,
+            outcomes,
+            at.saturating_duration_since(fetched_at),
+        );
+        stats.merge(batch);
         Ok(())
     }
 

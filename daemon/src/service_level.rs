@@ -71,8 +71,13 @@ pub async fn check(store: &Store, settings: &Settings, now: DateTime<Utc>) -> Re
             return Ok(stats);
         }
         let settings = shared.get_or_insert_with(|| Arc::new(settings.clone()));
+        let before = stats;
         let n = check_chunk(&txn, settings, due, now, &mut stats).await?;
         txn.commit().await?;
+        crate::metrics::get().sla_alerts(
+            stats.warnings - before.warnings,
+            stats.breaches - before.breaches,
+        );
         if n < JOB_CHUNK as usize {
             return Ok(stats);
         }

@@ -11,6 +11,7 @@ mod m20261125_000003_plugin_events;
 mod m20261125_000004_service_levels;
 mod m20261204_000005_raw_pieces;
 mod m20261204_000006_ticket_keys;
+mod m20261205_000007_mailbox_status;
 mod m20261205_000008_desk_facts;
 
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_service_levels::Migration),
             Box::new(m20261204_000005_raw_pieces::Migration),
             Box::new(m20261204_000006_ticket_keys::Migration),
+            Box::new(m20261205_000007_mailbox_status::Migration),
             Box::new(m20261205_000008_desk_facts::Migration),
         ]
     }

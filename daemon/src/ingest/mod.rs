@@ -13,6 +13,7 @@ mod robot;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{error, warn};
@@ -26,7 +27,7 @@ pub use apply::{Incoming, Outcome, Oversize, Watermark};
 struct Job {
     batch: Vec<Incoming>,
     watermark: Option<Watermark>,
-    done: oneshot::Sender<Result<Vec<Outcome>>>,
+    done: oneshot::Sender<(Result<Vec<Outcome>>, Instant)>,
 }
 
 /// A handle to the writer task; cheap to clone, one per poller.
@@ -36,11 +37,17 @@ pub struct Writer {
 }
 
 /// The answer to a submitted batch, awaited after the next batch is under way.
-pub struct Pending(oneshot::Receiver<Result<Vec<Outcome>>>);
+pub struct Pending(oneshot::Receiver<(Result<Vec<Outcome>>, Instant)>);
 
 impl Pending {
     pub async fn outcomes(self) -> Result<Vec<Outcome>> {
-        self.0.await.map_err(|_| Error::WriterGone)?
+        Ok(self.committed().await?.0)
+    }
+
+    /// The outcomes and when the writer finished the batch (its commit).
+    pub async fn committed(self) -> Result<(Vec<Outcome>, Instant)> {
+        let (result, at) = self.0.await.map_err(|_| Error::WriterGone)?;
+        Ok((result?, at))
     }
 }
 
@@ -119,7 +126,7 @@ impl Writer {
                     }
                     Err(e) => error!(error = %e, "batch not stored; it will be fetched again"),
                 }
-                let _ = job.done.send(result);
+                let _ = job.done.send((result, Instant::now()));
             }
         });
         Writer { tx }

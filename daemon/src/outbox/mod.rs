@@ -162,7 +162,9 @@ impl Sender {
     /// tried at most once per call.
     pub async fn flush(&self) -> Result<FlushStats> {
         let mut stats = FlushStats::default();
+        let health = &crate::metrics::get().health;
         loop {
+            health.sender_beat(std::time::Instant::now());
             self.reconcile().await?;
             // The claim's instant carries this process's own microseconds so
             // two senders never share one.
@@ -219,6 +221,7 @@ impl Sender {
                         }
                     }
                     _ = renew.tick() => {
+                        health.sender_beat(std::time::Instant::now());
                         let next = lease_until(self.clock.now());
                         let ids: Vec<i64> = in_flight.iter().copied().collect();
                         self.store.outbox_renew(&ids, until, next).await?;
@@ -245,6 +248,7 @@ impl Sender {
                     "sent"
                 );
                 stats.sent += 1;
+                crate::metrics::get().outbox_sent();
                 return Ok(());
             }
             Err(SendError::Permanent(text)) => (text, true),
@@ -263,6 +267,7 @@ impl Sender {
                 .outbox_attempt_failed(row.id, &text, None)
                 .await?;
             stats.failed += 1;
+            crate::metrics::get().outbox_failed();
         } else {
             let delay = backoff(self.cfg.retry_initial, self.cfg.retry_max, attempts);
             let next = self.clock.now()
@@ -272,6 +277,7 @@ impl Sender {
                 .outbox_attempt_failed(row.id, &text, Some(next))
                 .await?;
             stats.deferred += 1;
+            crate::metrics::get().outbox_deferred();
         }
         Ok(())
     }

@@ -266,10 +266,17 @@ impl Dispatcher {
         };
         let mut outcomes: HashMap<(i64, String), Outcome> = HashMap::new();
         let calls = results.len() as u64;
+        let called: Vec<(String, bool)> = results
+            .iter()
+            .map(|r| (r.plugin.clone(), matches!(r.outcome, Outcome::Actions(_))))
+            .collect();
         for r in results {
             outcomes.insert((r.event, r.plugin), r.outcome);
         }
         let mut stats = self.settle(work, outcomes, now).await?;
+        for (plugin, ok) in called {
+            crate::metrics::get().plugin_call(&plugin, ok);
+        }
         stats.calls = calls;
         if stats.applied + stats.refused + stats.failed > 0 {
             info!(

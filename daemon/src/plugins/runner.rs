@@ -175,6 +175,7 @@ impl HostProcess {
         };
         if self.starts > 1 {
             info!(starts = self.starts, "plugin host restarted");
+            crate::metrics::get().plugin_host_restart();
         }
         self.running = Some(r);
         Ok(reports)
@@ -236,6 +237,7 @@ impl HostProcess {
                         break;
                     }
                     Err(_) => {
+                        crate::metrics::get().plugin_timeout(plugin);
                         failure = Some(format!(
                             "did not answer within {}s; the plugin host was killed",
                             self.timeout.as_secs()
@@ -397,6 +399,7 @@ impl InProcess {
                 Ok(Some(r)) => results.push(r),
                 Ok(None) => break,
                 Err(_) => {
+                    crate::metrics::get().plugin_timeout(&plugin);
                     cancel.store(true, std::sync::atomic::Ordering::SeqCst);
                     Arc::make_mut(&mut self.stuck).insert(plugin.clone());
                     results.push(CallResult {

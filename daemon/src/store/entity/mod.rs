@@ -8,6 +8,7 @@ pub mod event;
 pub mod job_run;
 pub mod job_state;
 pub mod mailbox_state;
+pub mod mailbox_status;
 pub mod message;
 pub mod message_raw_piece;
 pub mod outbox;
