@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod jobs;
 #[cfg(test)]
 mod middle;
+pub mod oauth2;
 pub mod outbox;
 pub mod plugins;
 pub mod poller;

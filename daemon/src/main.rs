@@ -109,6 +109,11 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<ReportFormat>,
     },
+    /// OAuth2 accounts (`[[oauth2]]`).
+    Oauth {
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
     /// The plugin host the daemon starts (internal: speaks frames on stdin/stdout).
     #[command(hide = true)]
     PluginHost,
@@ -156,6 +161,17 @@ enum TicketCommand {
     /// Print the raw bytes of a ticket's message: 1 is the first, in the
     /// order `ticket show` lists them.
     Raw { number: String, message: usize },
+}
+
+#[derive(Subcommand)]
+enum OauthCommand {
+    /// Log an account of flow = "refresh_token" in once (the device flow,
+    /// RFC 8628): prints a URL and a code to enter there, waits for the
+    /// approval and stores the refresh token in its file (mode 0600).
+    Login {
+        /// The `name` of the `[[oauth2]]` account.
+        account: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -221,7 +237,12 @@ fn main() -> ExitCode {
             }
         }
     }
-    let config = match Config::load(&cli.config) {
+    let load = if matches!(cli.command, Command::Oauth { .. }) {
+        Config::load_for_login
+    } else {
+        Config::load
+    };
+    let config = match load(&cli.config) {
         Ok(c) => c,
         Err(ConfigError::Invalid { problems }) => {
             for p in &problems {
@@ -437,6 +458,25 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugins { command } => plugins_command(command, config).await,
+        Command::Oauth {
+            command: OauthCommand::Login { account },
+        } => {
+            let clock: std::sync::Arc<dyn helpdeskd::clock::Clock> =
+                std::sync::Arc::new(helpdeskd::clock::SystemClock);
+            let path = helpdeskd::oauth2::login(&config.oauth2, &account, clock, |code| {
+                println!(
+                    "To let helpdeskd use the account {account}, open\n\n    {}\n\nand enter the code\n\n    {}\n",
+                    code.verification_uri, code.user_code
+                );
+                if let Some(full) = &code.verification_uri_complete {
+                    println!("(or open {full})\n");
+                }
+                println!("Waiting for the approval…");
+            })
+            .await?;
+            println!("logged in; refresh token stored in {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::PluginHost => Ok(ExitCode::SUCCESS),
         Command::Report {
             kind,
