@@ -8,6 +8,7 @@ mod cli;
 mod conversation;
 mod corpus;
 mod memory;
+mod oauth;
 mod plugins;
 mod poison;
 mod report;
