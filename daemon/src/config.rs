@@ -495,6 +495,10 @@ pub struct OAuth2Account {
     pub refresh_token_file: Option<PathBuf>,
     /// RFC 8628 device authorization endpoint, for `helpdeskd oauth login`.
     pub device_authorization_url: Option<String>,
+    /// Authorization endpoint for `helpdeskd oauth login` by the loopback
+    /// redirect (RFC 8252, with PKCE), where a provider has no device flow
+    /// for the scope (Google and mail).
+    pub authorization_url: Option<String>,
     /// The mailbox user tokens are for, when the server section names none.
     pub username: Option<String>,
     /// How long after a refused token request the provider is asked again
@@ -878,14 +882,15 @@ impl Validator<'_> {
             if let Err(e) = endpoint_ok(a.token_url.get_ref()) {
                 self.problem(Some(a.token_url.span()), &format!("{key}.token_url"), e);
             }
-            if let Some(u) = &a.device_authorization_url
-                && let Err(e) = endpoint_ok(u.get_ref())
-            {
-                self.problem(
-                    Some(u.span()),
-                    &format!("{key}.device_authorization_url"),
-                    e,
-                );
+            for (u, k) in [
+                (&a.device_authorization_url, "device_authorization_url"),
+                (&a.authorization_url, "authorization_url"),
+            ] {
+                if let Some(u) = u
+                    && let Err(e) = endpoint_ok(u.get_ref())
+                {
+                    self.problem(Some(u.span()), &format!("{key}.{k}"), e);
+                }
             }
             if a.client_id.trim().is_empty() {
                 self.problem(
@@ -967,6 +972,10 @@ impl Validator<'_> {
                 refresh_token_file,
                 device_authorization_url: a
                     .device_authorization_url
+                    .as_ref()
+                    .map(|u| u.get_ref().trim().to_string()),
+                authorization_url: a
+                    .authorization_url
                     .as_ref()
                     .map(|u| u.get_ref().trim().to_string()),
                 username: a.username.clone().filter(|u| !u.trim().is_empty()),
@@ -1762,6 +1771,7 @@ struct RawOAuth2 {
     scopes: Vec<String>,
     refresh_token_file: Option<Spanned<String>>,
     device_authorization_url: Option<Spanned<String>>,
+    authorization_url: Option<Spanned<String>>,
     username: Option<String>,
     #[serde(default = "default_refused_retry")]
     refused_retry_secs: Spanned<i64>,

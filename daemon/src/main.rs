@@ -165,9 +165,9 @@ enum TicketCommand {
 
 #[derive(Subcommand)]
 enum OauthCommand {
-    /// Log an account of flow = "refresh_token" in once (the device flow,
-    /// RFC 8628): prints a URL and a code to enter there, waits for the
-    /// approval and stores the refresh token in its file (mode 0600).
+    /// Log an account of flow = "refresh_token" in once: prints a URL (and,
+    /// for the device flow, a code) for a person to approve, waits, and
+    /// stores the refresh token in its file (mode 0600).
     Login {
         /// The `name` of the `[[oauth2]]` account.
         account: String,
@@ -463,13 +463,21 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         } => {
             let clock: std::sync::Arc<dyn helpdeskd::clock::Clock> =
                 std::sync::Arc::new(helpdeskd::clock::SystemClock);
-            let path = helpdeskd::oauth2::login(&config.oauth2, &account, clock, |code| {
-                println!(
-                    "To let helpdeskd use the account {account}, open\n\n    {}\n\nand enter the code\n\n    {}\n",
-                    code.verification_uri, code.user_code
-                );
-                if let Some(full) = &code.verification_uri_complete {
-                    println!("(or open {full})\n");
+            let path = helpdeskd::oauth2::login(&config.oauth2, &account, clock, |how| {
+                match how {
+                    helpdeskd::oauth2::Login::Device(code) => {
+                        println!(
+                            "To let helpdeskd use the account {account}, open\n\n    {}\n\nand enter the code\n\n    {}\n",
+                            code.verification_uri, code.user_code
+                        );
+                        if let Some(full) = &code.verification_uri_complete {
+                            println!("(or open {full})\n");
+                        }
+                    }
+                    helpdeskd::oauth2::Login::Redirect(url) => println!(
+                        "To let helpdeskd use the account {account}, open this URL in a browser on this machine\n\
+(or tunnel its 127.0.0.1 port) and sign in:\n\n    {url}\n"
+                    ),
                 }
                 println!("Waiting for the approval…");
             })

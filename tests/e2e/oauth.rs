@@ -30,6 +30,8 @@ struct Provider {
     refresh_grants: u32,
     client_grants: u32,
     device_grants: u32,
+    /// authorization code -> (PKCE challenge, redirect URI)
+    codes: HashMap<String, (String, String)>,
     introspections: u32,
     refused: u32,
 }
@@ -108,6 +110,26 @@ impl Provider {
                             );
                         }
                         self.refresh_grants += 1;
+                        let (at, rt) = (self.access_token(), self.refresh_token());
+                        (
+                            200,
+                            serde_json::json!({"access_token": at, "token_type": "Bearer", "expires_in": lifetime, "refresh_token": rt}).to_string(),
+                        )
+                    }
+                    "authorization_code" => {
+                        use base64::Engine;
+                        use sha2::Digest;
+                        let Some((challenge, redirect)) = self.codes.remove(get("code")) else {
+                            return (400, r#"{"error":"invalid_grant"}"#.into());
+                        };
+                        let verified = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .encode(sha2::Sha256::digest(get("code_verifier").as_bytes()));
+                        if verified != challenge || redirect != get("redirect_uri") {
+                            return (
+                                400,
+                                r#"{"error":"invalid_grant","error_description":"PKCE or redirect_uri mismatch"}"#.into(),
+                            );
+                        }
                         let (at, rt) = (self.access_token(), self.refresh_token());
                         (
                             200,
@@ -656,5 +678,109 @@ async fn revoked_case(backend: Backend) {
         1,
         "the admin was told twice"
     );
+    desk.finish().await;
+}
+
+/// `helpdeskd oauth login` without a device flow (Google and the mail
+/// scope): the command prints the authorization URL and listens on
+/// loopback; the test plays the browser coming back with the code (after a
+/// favicon request), and the provider checks the PKCE verifier.
+#[tokio::test]
+async fn the_loopback_login_stores_a_refresh_token() {
+    let server = TokenServer::start(Duration::from_secs(60)).await;
+    let desk = Desk::new(Backend::Sqlite).await;
+    std::fs::write(desk.dir.path().join("client-secret"), CLIENT_SECRET).expect("secret");
+    let account = format!(
+        "[[oauth2]]\nname = \"google\"\nflow = \"refresh_token\"\ntoken_url = \"{url}/token\"\n\
+authorization_url = \"{url}/authorize\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"client-secret\"\n\
+scopes = [\"https://mail.google.com/\"]\nrefresh_token_file = \"google.refresh\"\n",
+        url = server.url
+    );
+    let cfg = std::fs::read_to_string(&desk.config).expect("config");
+    std::fs::write(&desk.config, format!("{cfg}\n{account}")).expect("config");
+    let refresh_file = desk.dir.path().join("google.refresh");
+
+    let mut login = desk
+        .command()
+        .args(["oauth", "login", "google"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("oauth login");
+    let stdout = login.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let url = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the login prints the URL");
+        if line.contains("/authorize?") {
+            break line.trim().to_string();
+        }
+    };
+    let query: HashMap<String, String> = url
+        .split_once('?')
+        .expect("a query")
+        .1
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), decode(v)))
+        .collect();
+    assert_eq!(query["client_id"], CLIENT_ID);
+    assert_eq!(query["scope"], "https://mail.google.com/");
+    assert_eq!(query["code_challenge_method"], "S256");
+    let redirect = query["redirect_uri"].clone();
+    assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
+    server.with(|p| {
+        p.codes.insert(
+            "code-7".into(),
+            (query["code_challenge"].clone(), redirect.clone()),
+        )
+    });
+
+    let browser = |path: String| {
+        let authority = redirect
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        async move {
+            let mut s = TcpStream::connect(&authority)
+                .await
+                .expect("the login listens");
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+                .await
+                .expect("request");
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).await.expect("answer");
+            answer
+        }
+    };
+    assert!(
+        browser("/favicon.ico".into())
+            .await
+            .starts_with("HTTP/1.1 404")
+    );
+    let answer = browser(format!("/?code=code-7&state={}", query["state"])).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let status = tokio::task::spawn_blocking(move || login.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "oauth login failed");
+    let stored = std::fs::read_to_string(&refresh_file).expect("refresh file");
+    assert!(
+        server.with(|p| p.refresh.contains(stored.trim())),
+        "not the refresh token the provider granted: {stored:?}"
+    );
+    assert_eq!(mode(&refresh_file), 0o600);
     desk.finish().await;
 }

@@ -1,5 +1,7 @@
-//! The grants: client credentials (RFC 6749 §4.4), refresh token (§6) and
-//! the device authorization grant of `helpdeskd oauth login` (RFC 8628).
+//! The grants: client credentials (RFC 6749 §4.4), refresh token (§6), and
+//! for `helpdeskd oauth login` the device authorization grant (RFC 8628) or
+//! the authorization code with a loopback redirect and PKCE (RFC 8252,
+//! RFC 7636).
 //! The client authenticates with `client_secret_post` (the secret in the
 //! form), which Microsoft and Google both take.
 
@@ -8,8 +10,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use base64::Engine;
+use sha2::Digest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use super::http::{Reply, post_form};
-use super::token::{AccessToken, Answer, reason, refused_for_good};
+use super::token::{AccessToken, Answer, percent_decode, percent_encode, reason, refused_for_good};
 use crate::config::{Flow, OAuth2Account, Secret};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -175,6 +181,165 @@ pub async fn device_poll(
     }
 }
 
+/// PKCE's secret and what the authorization request shows of it (S256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub fn from_random(random: &[u8; 32]) -> Pkce {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let verifier = b64.encode(random);
+        let challenge = b64.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        Pkce {
+            verifier,
+            challenge,
+        }
+    }
+}
+
+/// The URL the person opens: an authorization code request answered to
+/// `redirect_uri`, with `state` and the PKCE challenge. `access_type` and
+/// `prompt` make Google grant a refresh token; other providers ignore them.
+pub fn authorization_request(
+    acc: &OAuth2Account,
+    endpoint: &str,
+    redirect_uri: &str,
+    state: &str,
+    pkce: &Pkce,
+) -> String {
+    let params = [
+        ("response_type", "code"),
+        ("client_id", acc.client_id.as_str()),
+        ("redirect_uri", redirect_uri),
+        ("scope", &acc.scopes.join(" ")),
+        ("state", state),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("access_type", "offline"),
+        ("prompt", "consent"),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+    .collect::<Vec<_>>()
+    .join("&");
+    let sep = if endpoint.contains('?') { '&' } else { '?' };
+    format!("{endpoint}{sep}{params}")
+}
+
+/// What the browser brought to the redirect URI (`GET /?code=…&state=…`):
+/// the code, a refusal, or `None` for another request (a favicon).
+pub fn redirect_answer(request_line: &str, state: &str) -> Option<Result<String, FlowError>> {
+    let target = request_line.split_whitespace().nth(1)?;
+    let query = target.split_once('?')?.1;
+    let params: std::collections::HashMap<String, String> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+        .collect();
+    if let Some(error) = params.get("error") {
+        return Some(Err(FlowError::Refused(reason(
+            error,
+            params.get("error_description").map(String::as_str),
+        ))));
+    }
+    let code = params.get("code")?;
+    if params.get("state").map(String::as_str) != Some(state) {
+        return Some(Err(FlowError::Refused(
+            "the answer's state is not this login's: ignored, run the login again".into(),
+        )));
+    }
+    Some(Ok(code.clone()))
+}
+
+/// How long the loopback login waits for the person.
+const REDIRECT_WAIT: Duration = Duration::from_secs(600);
+
+/// The loopback redirect login: `show` is given the URL to open; the
+/// browser brings the code to `http://127.0.0.1:PORT/`, which is exchanged
+/// (with the PKCE verifier) for the tokens.
+pub async fn redirect_login(
+    acc: &OAuth2Account,
+    now: impl Fn() -> DateTime<Utc>,
+    show: impl FnOnce(&str),
+) -> Result<Grant, FlowError> {
+    let endpoint = acc.authorization_url.as_deref().ok_or_else(|| {
+        FlowError::Refused(format!(
+            "[[oauth2]] {:?} has neither device_authorization_url nor authorization_url",
+            acc.name
+        ))
+    })?;
+    let failed = |e: std::io::Error| FlowError::Failed(format!("loopback listener: {e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(failed)?;
+    let redirect_uri = format!(
+        "http://127.0.0.1:{}/",
+        listener.local_addr().map_err(failed)?.port()
+    );
+    let (mut secret, mut nonce) = ([0u8; 32], [0u8; 16]);
+    getrandom::fill(&mut secret)
+        .and_then(|()| getrandom::fill(&mut nonce))
+        .map_err(|e| FlowError::Failed(format!("no randomness: {e}")))?;
+    let pkce = Pkce::from_random(&secret);
+    let state: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    show(&authorization_request(
+        acc,
+        endpoint,
+        &redirect_uri,
+        &state,
+        &pkce,
+    ));
+    let code = tokio::time::timeout(REDIRECT_WAIT, async {
+        loop {
+            let (mut stream, _) = listener.accept().await.map_err(failed)?;
+            let mut buf = vec![0u8; 8192];
+            let mut len = 0;
+            while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf[len..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => len += n,
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..len]).to_string();
+            let answer = redirect_answer(head.lines().next().unwrap_or(""), &state);
+            let (status, text) = match &answer {
+                None => ("404 Not Found", "not here"),
+                Some(Ok(_)) => ("200 OK", "helpdeskd is logged in; you may close this window."),
+                Some(Err(_)) => ("400 Bad Request", "helpdeskd was not logged in; see its output."),
+            };
+            let _ = stream
+                .write_all(
+                    format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+            let _ = stream.shutdown().await;
+            if let Some(answer) = answer {
+                return answer;
+            }
+        }
+    })
+    .await
+    .map_err(|_| FlowError::Refused("nobody approved within 10 minutes: run the login again".into()))??;
+    let mut form = vec![
+        ("grant_type", "authorization_code".to_string()),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", pkce.verifier.clone()),
+    ];
+    client_auth(acc, &mut form);
+    let reply = post_form(&acc.token_url, form, TIMEOUT)
+        .await
+        .map_err(FlowError::Failed)?;
+    grant_of(&reply, now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +354,7 @@ mod tests {
             scopes: vec!["a".into(), "b".into()],
             refresh_token_file: None,
             device_authorization_url: None,
+            authorization_url: None,
             username: None,
             refused_retry: Duration::from_secs(900),
         }
@@ -247,5 +413,57 @@ mod tests {
         .expect("a device code");
         assert_eq!(code.verification_uri, "https://www.google.com/device");
         assert_eq!(code.interval, Some(5));
+    }
+
+    #[test]
+    fn pkce_matches_the_rfc_example() {
+        // RFC 7636 appendix B.
+        let random: [u8; 32] = [
+            116, 24, 223, 180, 151, 153, 224, 37, 79, 250, 96, 125, 216, 173, 187, 186, 22, 212,
+            37, 77, 105, 214, 191, 240, 91, 88, 5, 88, 83, 132, 141, 121,
+        ];
+        let p = Pkce::from_random(&random);
+        assert_eq!(p.verifier, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        assert_eq!(p.challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+
+    #[test]
+    fn the_authorization_request_carries_everything_encoded() {
+        let mut acc = account(Flow::RefreshToken);
+        acc.scopes = vec!["https://mail.google.com/".into()];
+        let pkce = Pkce {
+            verifier: "v".into(),
+            challenge: "c-_".into(),
+        };
+        let url = authorization_request(
+            &acc,
+            "https://accounts.example/auth",
+            "http://127.0.0.1:5/",
+            "s1",
+            &pkce,
+        );
+        assert_eq!(
+            url,
+            "https://accounts.example/auth?response_type=code&client_id=cid&redirect_uri=http%3A%2F%2F127.0.0.1%3A5%2F\
+&scope=https%3A%2F%2Fmail.google.com%2F&state=s1&code_challenge=c-_&code_challenge_method=S256\
+&access_type=offline&prompt=consent"
+        );
+    }
+
+    #[test]
+    fn the_redirect_brings_the_code_of_this_login_only() {
+        match redirect_answer("GET /?state=s1&code=4%2F0Ab HTTP/1.1", "s1") {
+            Some(Ok(code)) => assert_eq!(code, "4/0Ab"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            redirect_answer("GET /?state=evil&code=x HTTP/1.1", "s1"),
+            Some(Err(FlowError::Refused(_)))
+        ));
+        match redirect_answer("GET /?error=access_denied&state=s1 HTTP/1.1", "s1") {
+            Some(Err(FlowError::Refused(r))) => assert_eq!(r, "access_denied"),
+            other => panic!("{other:?}"),
+        }
+        assert!(redirect_answer("GET /favicon.ico HTTP/1.1", "s1").is_none());
     }
 }

@@ -304,14 +304,23 @@ fn read_refresh(cfg: &OAuth2Account) -> std::result::Result<String, String> {
     })
 }
 
-/// `helpdeskd oauth login`: the device flow for `account`; `show` is given
-/// the URL and code for the person, and the refresh token is stored in the
+/// What the person is shown by `helpdeskd oauth login`.
+pub enum Login<'a> {
+    /// Open `verification_uri` and enter `user_code`.
+    Device(&'a flows::DeviceCode),
+    /// Open this URL in a browser that reaches this machine's loopback.
+    Redirect(&'a str),
+}
+
+/// `helpdeskd oauth login`: the device flow for `account` where the account
+/// has a `device_authorization_url`, else the loopback redirect; `show`
+/// tells the person what to open, and the refresh token is stored in the
 /// account's `refresh_token_file` (mode 0600). Returns the file.
 pub async fn login(
     accounts: &[OAuth2Account],
     account: &str,
     clock: Arc<dyn Clock>,
-    show: impl FnOnce(&flows::DeviceCode),
+    show: impl FnOnce(Login<'_>),
 ) -> Result<PathBuf> {
     let failed = |message: String| Error::OAuth2 {
         account: account.to_string(),
@@ -334,11 +343,14 @@ pub async fn login(
         FlowError::Refused(m) => refused(account, &m),
         FlowError::Failed(m) => failed(m),
     };
-    let code = flows::device_authorize(acc).await.map_err(flow_error)?;
-    show(&code);
-    let grant = flows::device_poll(acc, &code, || clock.now())
-        .await
-        .map_err(flow_error)?;
+    let grant = if acc.device_authorization_url.is_some() {
+        let code = flows::device_authorize(acc).await.map_err(flow_error)?;
+        show(Login::Device(&code));
+        flows::device_poll(acc, &code, || clock.now()).await
+    } else {
+        flows::redirect_login(acc, || clock.now(), |url| show(Login::Redirect(url))).await
+    }
+    .map_err(flow_error)?;
     let refresh = grant.refresh_token.ok_or_else(|| {
         failed("the provider granted no refresh token (ask for offline access: Microsoft's scope offline_access)".into())
     })?;

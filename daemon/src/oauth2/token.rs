@@ -140,6 +140,41 @@ pub fn xoauth2(user: &str, token: &str) -> String {
     format!("user={user}\x01auth=Bearer {token}\x01\x01")
 }
 
+/// `s` for a URL query: unreserved characters as they are, the rest `%XX`.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A query value as written: `%XX` and `+` (a space) decoded.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 2;
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The refresh token kept in `path` (surrounding whitespace removed).
 pub fn read_refresh_token(path: &Path) -> std::io::Result<String> {
     let text = std::fs::read_to_string(path)?;
@@ -269,6 +304,17 @@ mod tests {
         assert!(!refused_for_good(400, "authorization_pending"));
         assert!(!refused_for_good(503, "temporarily_unavailable"));
         assert!(!refused_for_good(500, "invalid_grant"));
+    }
+
+    #[test]
+    fn query_values_round_trip() {
+        let s = "https://mail.google.com/ a+b%";
+        assert_eq!(
+            percent_encode(s),
+            "https%3A%2F%2Fmail.google.com%2F%20a%2Bb%25"
+        );
+        assert_eq!(percent_decode(&percent_encode(s)), s);
+        assert_eq!(percent_decode("a+b%2"), "a b%2");
     }
 
     #[test]
