@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, Utc};
 use lettre::Address as LettreAddress;
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::config::{OutboxConfig, ServerConfig};
@@ -255,7 +255,11 @@ impl Sender {
                 let next = self.clock.now()
                     + chrono::Duration::from_std(self.cfg.retry_initial)
                         .unwrap_or(chrono::Duration::MAX);
-                info!(outbox = row.id, message_id = row.message_id, error = text, retry_in = ?self.cfg.retry_initial, "not sent: no SMTP login token; the mail waits");
+                if row.last_error.as_deref() == Some(text.as_str()) {
+                    debug!(outbox = row.id, error = text, "still no SMTP login token");
+                } else {
+                    info!(outbox = row.id, message_id = row.message_id, error = text, retry_in = ?self.cfg.retry_initial, "not sent: no SMTP login token; the mail waits");
+                }
                 self.store.outbox_postpone(row.id, &text, next).await?;
                 stats.deferred += 1;
                 return Ok(());
