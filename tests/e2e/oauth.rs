@@ -421,7 +421,9 @@ both_backends!(expiring_tokens_are_refreshed, super::expiring_tokens_case);
 /// Tokens live 6 s. Mail flows in (IMAP, refresh_token flow, the refresh
 /// token rotated at every use) and out (submission, client_credentials);
 /// after the tokens expired and the sessions ended, new logins get new
-/// tokens and the next mail flows both ways too.
+/// tokens and the next mail flows both ways too. Then tokens of 2 minutes
+/// are revoked at the provider: IMAP and SMTP each get one fresh token
+/// after the server's refusal, and mail flows on.
 async fn expiring_tokens_case(backend: Backend) {
     let server = TokenServer::start(Duration::from_secs(6)).await;
     let dovecot = OAuthDovecot::start(&server);
@@ -502,7 +504,6 @@ async fn expiring_tokens_case(backend: Backend) {
         "the second mail did not flow:\n{}",
         desk.daemon_log()
     );
-    assert_eq!(desk.tickets().len(), 2);
     let after = server.with(|p| (p.refresh_grants, p.client_grants));
     assert!(
         after.0 > before.0,
@@ -511,6 +512,49 @@ async fn expiring_tokens_case(backend: Backend) {
     assert!(
         after.1 > before.1,
         "no new SMTP token after expiry: {before:?} -> {after:?}"
+    );
+
+    // Tokens the server refuses long before their expiry (revoked, a
+    // restarted provider): each login gets one fresh token and goes on.
+    // First tokens of 2 minutes, once the 6-second ones have expired.
+    server.with(|p| p.lifetime = Duration::from_secs(120));
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let mail = async |n: usize, subject: &str| {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        dovecot.kick(&user);
+        desk.send_from(
+            &customer,
+            subject,
+            &format!("{}@client.test", unique("m")),
+            "",
+            "Help.",
+        )
+        .await;
+        let acks = wait_for_messages(
+            &customer.replace("@example.test", ""),
+            "INBOX",
+            n,
+            Duration::from_secs(40),
+        )
+        .await;
+        assert_eq!(
+            acks.len(),
+            n,
+            "mail {n} did not flow:\n{}",
+            desk.daemon_log()
+        );
+    };
+    mail(3, "Plotter too").await;
+    server.with(|p| p.access.clear());
+    mail(4, "Beamer as well").await;
+    let log = desk.daemon_log();
+    assert!(
+        log.contains("the server refused the access token; asking for a fresh one"),
+        "{log}"
+    );
+    assert!(
+        log.contains("the SMTP server refused the access token; asking for a fresh one"),
+        "{log}"
     );
 
     let stored = std::fs::read_to_string(&refresh_file).expect("refresh file");

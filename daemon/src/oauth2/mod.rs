@@ -358,3 +358,181 @@ pub async fn login(
     record_refresh(account, Outcome::Ok, &grant.token.expires_at.to_rfc3339());
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Clock0(Mutex<DateTime<Utc>>);
+
+    impl Clock for Clock0 {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().expect("clock")
+        }
+    }
+
+    impl Clock0 {
+        fn advance(&self, secs: i64) {
+            *self.0.lock().expect("clock") += chrono::Duration::seconds(secs);
+        }
+    }
+
+    /// A token endpoint answering `answers[n]` (status, JSON; `#` becomes
+    /// the request's number) to its nth request (the last one from then
+    /// on); counts the requests.
+    async fn endpoint(answers: Vec<(u16, &'static str)>) -> (String, Arc<AtomicU32>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/token", listener.local_addr().expect("addr"));
+        let count = Arc::new(AtomicU32::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let n = seen.fetch_add(1, Ordering::SeqCst) as usize;
+                let (status, body) = answers[n.min(answers.len() - 1)];
+                let body = body.replace('#', &n.to_string());
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        (url, count)
+    }
+
+    fn account(token_url: String, flow: Flow, refresh: Option<PathBuf>) -> OAuth2Account {
+        OAuth2Account {
+            name: "acct".into(),
+            flow,
+            token_url,
+            client_id: "cid".into(),
+            client_secret: Some(Secret::new("shh")),
+            scopes: vec![],
+            refresh_token_file: refresh,
+            device_authorization_url: None,
+            authorization_url: None,
+            username: None,
+            refused_retry: Duration::from_secs(900),
+        }
+    }
+
+    const REFUSED: (u16, &str) = (
+        401,
+        r#"{"error":"invalid_client","error_description":"secret expired"}"#,
+    );
+    const GRANTED: (u16, &str) = (200, r#"{"access_token":"a1","expires_in":3600}"#);
+
+    #[tokio::test]
+    async fn a_refusal_is_reported_once_and_asked_again_only_after_the_pause() {
+        let (url, requests) = endpoint(vec![REFUSED, REFUSED, GRANTED]).await;
+        let clock = Arc::new(Clock0(Mutex::new(DateTime::UNIX_EPOCH)));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tokens, mut alerts) = Tokens::new(
+            &[account(url, Flow::ClientCredentials, None)],
+            clock.clone(),
+        )
+        .with_alerts(dir.path().to_path_buf());
+
+        for _ in 0..3 {
+            match tokens.token("acct").await {
+                Err(Error::OAuth2Refused { message, .. }) => {
+                    assert_eq!(message, "invalid_client: secret expired")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "asked again at once");
+        clock.advance(899);
+        assert!(tokens.token("acct").await.is_err());
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        clock.advance(2);
+        assert!(tokens.token("acct").await.is_err());
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            alerts.try_recv().ok(),
+            Some(Alert {
+                account: "acct".into(),
+                reason: "invalid_client: secret expired".into()
+            })
+        );
+        assert!(
+            alerts.try_recv().is_err(),
+            "the same refusal reported twice"
+        );
+
+        clock.advance(901);
+        let t = tokens.token("acct").await.expect("granted");
+        assert_eq!(t.secret.expose(), "a1");
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+        clock.advance(3000);
+        assert_eq!(
+            tokens.token("acct").await.expect("cached").secret.expose(),
+            "a1"
+        );
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            3,
+            "a good token was not reused"
+        );
+        clock.advance(541);
+        assert!(tokens.token("acct").await.is_ok());
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            4,
+            "an expiring token was reused"
+        );
+        assert!(
+            !dir.path().join("oauth2-acct.refused").exists(),
+            "the mark outlived the refusal"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_refresh_token_file_is_tried_at_once_and_a_rejected_token_renewed() {
+        let refused_grant = (
+            400,
+            r#"{"error":"invalid_grant","error_description":"revoked"}"#,
+        );
+        let rotated = (
+            200,
+            r#"{"access_token":"a#","expires_in":3600,"refresh_token":"r3"}"#,
+        );
+        let (url, requests) = endpoint(vec![refused_grant, rotated]).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("acct.refresh");
+        std::fs::write(&file, "r1\n").expect("write");
+        let clock = Arc::new(Clock0(Mutex::new(DateTime::UNIX_EPOCH)));
+        let tokens = Tokens::new(
+            &[account(url, Flow::RefreshToken, Some(file.clone()))],
+            clock,
+        );
+        assert!(matches!(
+            tokens.token("acct").await,
+            Err(Error::OAuth2Refused { .. })
+        ));
+        assert!(tokens.token("acct").await.is_err());
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        std::fs::write(&file, "r2\n").expect("write");
+        let t = tokens.token("acct").await.expect("the new login works");
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+        assert_eq!(token::read_refresh_token(&file).expect("file"), "r3");
+
+        // A server refused `a2`: the next request gets a new token…
+        let again = tokens.renew("acct", &t.secret).await.expect("renewed");
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+        assert_ne!(again.secret, t.secret);
+        // …and a second login refused with the old one shares it.
+        let shared = tokens.renew("acct", &t.secret).await.expect("shared");
+        assert_eq!(shared.secret, again.secret);
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+    }
+}
