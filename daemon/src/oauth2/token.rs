@@ -188,8 +188,8 @@ pub fn read_refresh_token(path: &Path) -> std::io::Result<String> {
     Ok(token.to_string())
 }
 
-/// Replaces `path` with `token`, mode 0600, atomically: a reader sees the
-/// old token or the new one, never a part.
+/// Replaces `path` with `token`, mode 0600 and the old file's owner,
+/// atomically: a reader sees the old token or the new one, never a part.
 pub fn write_refresh_token(path: &Path, token: &str) -> std::io::Result<()> {
     let name = path
         .file_name()
@@ -205,6 +205,12 @@ pub fn write_refresh_token(path: &Path, token: &str) -> std::io::Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        // `helpdeskd check` or `oauth login` run as root must not leave the
+        // daemon's user a file it cannot read.
+        if let Ok(old) = std::fs::metadata(path) {
+            use std::os::unix::fs::MetadataExt;
+            let _ = std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid()));
+        }
         f.write_all(token.as_bytes())?;
         f.write_all(b"\n")?;
         f.sync_all()?;
@@ -343,5 +349,21 @@ mod tests {
         assert_eq!(left, vec![std::ffi::OsString::from("refresh")]);
         std::fs::write(&path, "  \n").expect("write");
         assert!(read_refresh_token(&path).is_err());
+    }
+
+    #[test]
+    fn the_refresh_token_file_keeps_its_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("refresh");
+        std::fs::write(&path, "old\n").expect("write");
+        // Another owner can only be set up as root (as the tests run here).
+        if std::os::unix::fs::chown(&path, Some(8), Some(8)).is_err() {
+            eprintln!("SKIPPED: not root, cannot give the file another owner");
+            return;
+        }
+        write_refresh_token(&path, "new").expect("write token");
+        let meta = std::fs::metadata(&path).expect("meta");
+        assert_eq!((meta.uid(), meta.gid()), (8, 8));
     }
 }
