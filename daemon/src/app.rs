@@ -23,6 +23,7 @@ use crate::metrics::{
     self,
     status::{self, JobLine, MailboxLine, Status},
 };
+use crate::oauth2::{self, Alert, Tokens};
 use crate::outbox::{self, FlushStats, Sender};
 use crate::plugins::{self, DispatchStats};
 use crate::poller::{self, Poller};
@@ -35,6 +36,9 @@ pub struct App {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    /// The OAuth2 token cache of the process, shared by pollers and sender.
+    pub tokens: Tokens,
+    alerts: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Alert>>,
 }
 
 /// What `run --once` did.
@@ -60,7 +64,9 @@ impl App {
         .await?;
         store.migrate().await?;
         let settings = Arc::new(settings(&config)?);
-        let clock = SystemClock;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (tokens, alerts) =
+            Tokens::new(&config.oauth2, clock.clone()).with_alerts(config.data_dir.clone());
         let file = &config.token_secret_file;
         let agreement =
             crate::token_secret::agree(&store, &settings.key, file, clock.now(), true).await?;
@@ -70,8 +76,10 @@ impl App {
         Ok(App {
             config,
             store,
-            clock: Arc::new(SystemClock),
+            clock,
             settings,
+            tokens,
+            alerts: tokio::sync::Mutex::new(alerts),
         })
     }
 
@@ -91,7 +99,20 @@ impl App {
             self.config.outbox.clone(),
             self.clock.clone(),
             self.config.data_dir.join("outbox.sent"),
+            self.tokens.clone(),
         )
+    }
+
+    /// Queues the admin mails of refused OAuth2 grants reported so far.
+    async fn queue_alerts(&self) -> Result<usize> {
+        let mut rx = self.alerts.lock().await;
+        let mut queued = 0;
+        while let Ok(alert) = rx.try_recv() {
+            if oauth2::alert::queue(&self.store, &self.config, &alert, self.clock.now()).await? {
+                queued += 1;
+            }
+        }
+        Ok(queued)
     }
 
     fn pollers(&self, writer: &Writer) -> Vec<Poller> {
@@ -106,6 +127,7 @@ impl App {
                 store: self.store.clone(),
                 writer: writer.clone(),
                 clock: self.clock.clone(),
+                tokens: self.tokens.clone(),
             })
             .collect()
     }
@@ -140,6 +162,7 @@ impl App {
         // Plugins see this cycle's events before the outbox flush, so the
         // mails they send go out in the same cycle.
         report.plugins = self.dispatch_plugins().await?;
+        self.queue_alerts().await?;
         if send {
             report.outbox = Some(self.sender()?.flush().await?);
         }
@@ -210,6 +233,33 @@ impl App {
                 shutdown.clone(),
             )),
         ));
+        {
+            let (wake, mut shutdown) = (wake.clone(), shutdown.clone());
+            let (store, config, clock) =
+                (self.store.clone(), self.config.clone(), self.clock.clone());
+            let mut rx = std::mem::replace(
+                &mut *self.alerts.lock().await,
+                tokio::sync::mpsc::unbounded_channel().1,
+            );
+            tasks.push((
+                "oauth2 alerts".into(),
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            alert = rx.recv() => {
+                                let Some(alert) = alert else { return };
+                                match oauth2::alert::queue(&store, &config, &alert, clock.now()).await {
+                                    Ok(true) => wake.notify_one(),
+                                    Ok(false) => {}
+                                    Err(e) => error!(account = alert.account, error = %e, "cannot queue the admin mail of a refused OAuth2 grant"),
+                                }
+                            }
+                            _ = shutdown.wait() => return,
+                        }
+                    }
+                }),
+            ));
+        }
         tasks.push((
             "outbox sender".into(),
             tokio::spawn(sender.run(wake, shutdown.clone())),
@@ -456,19 +506,43 @@ pub async fn check(config: &Config) -> Vec<CheckLine> {
     .await;
     lines.push(line("database", db));
     lines.push(line("token secret", token_secret(config).await));
+    let tokens = Tokens::new(&config.oauth2, Arc::new(SystemClock));
+    for a in &config.oauth2 {
+        let r = async {
+            let t = tokens.token(&a.name).await?;
+            let left = t.expires_at - t.issued_at;
+            Ok(format!(
+                "token from {} expires {} (in {}m{:02}s)",
+                a.token_url,
+                t.expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                left.num_minutes(),
+                left.num_seconds() % 60
+            ))
+        }
+        .await;
+        lines.push(line(&format!("oauth2 {}", a.name), r));
+    }
     for m in &config.mailboxes {
         let r = async {
-            let mut s = poller::connect(m).await?;
+            let mut s = poller::connect(m, &tokens).await?;
             let sel = s
                 .select(&m.folder)
                 .await
                 .map_err(|e| crate::Error::imap(&m.name, format!("select {}: {e}", m.folder)))?;
             let _ = s.logout().await;
             Ok(format!(
-                "{}:{} logged in as {}, {} holds {} mail(s)",
+                "{}:{} logged in as {}{}, {} holds {} mail(s)",
                 m.imap.host,
                 m.imap.port,
-                m.imap.user.as_deref().unwrap_or(""),
+                m.imap
+                    .oauth2
+                    .as_ref()
+                    .map_or(m.imap.user.as_deref().unwrap_or(""), |l| l.user.as_str()),
+                if m.imap.oauth2.is_some() {
+                    " (XOAUTH2)"
+                } else {
+                    ""
+                },
                 m.folder,
                 sel.exists
             ))
@@ -477,7 +551,9 @@ pub async fn check(config: &Config) -> Vec<CheckLine> {
         lines.push(line(&format!("mailbox {}", m.name), r));
     }
     let smtp = async {
-        outbox::Connector::new(&config.smtp, 0)?.test().await?;
+        outbox::Connector::new(&config.smtp, 0, tokens.clone())?
+            .test()
+            .await?;
         Ok(format!(
             "{}:{} accepts connections",
             config.smtp.host, config.smtp.port

@@ -83,6 +83,26 @@ pub enum TlsMode {
     None,
 }
 
+/// How the desk logs in to an IMAP or SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// `user` with `password_file` or `password_env`.
+    Password,
+    /// XOAUTH2 with an access token of the `[[oauth2]]` account `oauth2`.
+    OAuth2,
+}
+
+/// How an `[[oauth2]]` account obtains its access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// The app's own permission (Microsoft 365 `IMAP.AccessAsApp`): no person involved.
+    ClientCredentials,
+    /// A person's consent once (`helpdeskd oauth login`), kept as a refresh token.
+    RefreshToken,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Processed {
@@ -139,6 +159,8 @@ struct RawConfig {
     #[serde(default)]
     plugins: RawPlugins,
     metrics: Option<RawMetrics>,
+    #[serde(default)]
+    oauth2: Vec<RawOAuth2>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,6 +246,7 @@ struct RawDesk {
     #[serde(default = "default_tag")]
     tag: Spanned<String>,
     token_secret_file: Option<Spanned<String>>,
+    admin_address: Option<Spanned<String>>,
 }
 
 fn default_desk_name() -> String {
@@ -306,6 +329,8 @@ struct RawServer {
     password_env: Option<Spanned<String>>,
     #[serde(default = "default_timeout")]
     timeout_secs: Spanned<i64>,
+    auth: Option<Spanned<AuthMode>>,
+    oauth2: Option<Spanned<String>>,
 }
 
 fn default_tls() -> TlsMode {
@@ -406,6 +431,10 @@ pub struct Config {
     pub levels: ServiceLevels,
     /// `[metrics]`: where the daemon serves /metrics, /healthz and /readyz.
     pub metrics: Option<MetricsConfig>,
+    /// `[[oauth2]]` accounts, for servers with `auth = "oauth2"`.
+    pub oauth2: Vec<OAuth2Account>,
+    /// Told by mail of what needs an admin (a refused OAuth2 refresh).
+    pub admin_address: Option<Address>,
 }
 
 #[derive(Debug, Clone)]
@@ -444,6 +473,40 @@ pub struct ServerConfig {
     pub password: Option<Secret>,
     /// Connect and per-command timeout.
     pub timeout: Duration,
+    /// `Some`: log in with XOAUTH2 through this `[[oauth2]]` account.
+    pub oauth2: Option<OAuth2Login>,
+}
+
+/// XOAUTH2 login of a server: the account giving tokens, the user they are for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth2Login {
+    pub account: String,
+    pub user: String,
+}
+
+/// One validated `[[oauth2]]` account.
+#[derive(Debug, Clone)]
+pub struct OAuth2Account {
+    pub name: String,
+    pub flow: Flow,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+    /// Where the refresh token lives (`refresh_token` flow); rewritten,
+    /// mode 0600, when the provider rotates it.
+    pub refresh_token_file: Option<PathBuf>,
+    /// RFC 8628 device authorization endpoint, for `helpdeskd oauth login`.
+    pub device_authorization_url: Option<String>,
+    /// Authorization endpoint for `helpdeskd oauth login` by the loopback
+    /// redirect (RFC 8252, with PKCE), where a provider has no device flow
+    /// for the scope (Google and mail).
+    pub authorization_url: Option<String>,
+    /// The mailbox user tokens are for, when the server section names none.
+    pub username: Option<String>,
+    /// How long after a refused token request the provider is asked again
+    /// (sooner when the refresh token file changes).
+    pub refused_retry: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -487,11 +550,30 @@ impl Config {
         Config::parse(path, &text, &|name| std::env::var(name).ok())
     }
 
+    /// `load` for `helpdeskd oauth login`, which writes the refresh token
+    /// files the other commands need.
+    pub fn load_for_login(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse_with(path, &text, &|name| std::env::var(name).ok(), true)
+    }
+
     /// Parses `text` as if read from `path`; `env` looks up environment variables.
     pub fn parse(
         path: &Path,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        Config::parse_with(path, text, env, false)
+    }
+
+    fn parse_with(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        oauth_login: bool,
     ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let (line, key) = match e.span() {
@@ -516,6 +598,7 @@ impl Config {
             text,
             env,
             problems: Vec::new(),
+            oauth_login,
         };
         let config = v.build(raw);
         if v.problems.is_empty() {
@@ -534,6 +617,8 @@ struct Validator<'a> {
     text: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
+    /// `helpdeskd oauth login` writes the refresh token files: they may be missing.
+    oauth_login: bool,
 }
 
 impl Validator<'_> {
@@ -572,11 +657,13 @@ impl Validator<'_> {
         }
     }
 
-    /// A password from `password_file` or `password_env`; each problem
-    /// carries the line of the key that caused it.
+    /// A secret from `{what}_file` or `{what}_env` (`what`: `password`,
+    /// `client_secret`); each problem carries the line of the key that
+    /// caused it.
     fn secret(
         &mut self,
         key: &str,
+        what: &str,
         file: &Option<Spanned<String>>,
         env: &Option<Spanned<String>>,
         required: bool,
@@ -588,7 +675,7 @@ impl Validator<'_> {
                 self.problem(
                     Some(span),
                     key,
-                    "set password_file or password_env, not both".into(),
+                    format!("set {what}_file or {what}_env, not both"),
                 );
                 None
             }
@@ -604,7 +691,7 @@ impl Validator<'_> {
                     Err(e) => {
                         self.problem(
                             Some(f.span()),
-                            &format!("{key}.password_file"),
+                            &format!("{key}.{what}_file"),
                             format!("cannot read {}: {e}", p.display()),
                         );
                         None
@@ -616,7 +703,7 @@ impl Validator<'_> {
                 None => {
                     self.problem(
                         Some(name.span()),
-                        &format!("{key}.password_env"),
+                        &format!("{key}.{what}_env"),
                         format!("environment variable {} is not set", name.get_ref()),
                     );
                     None
@@ -626,7 +713,10 @@ impl Validator<'_> {
                 self.problem(
                     None,
                     key,
-                    "a password is required: set password_file or password_env".into(),
+                    format!(
+                        "a {} is required: set {what}_file or {what}_env",
+                        what.replace('_', " ")
+                    ),
                 );
                 None
             }
@@ -640,6 +730,7 @@ impl Validator<'_> {
         key: &str,
         default_port: impl Fn(TlsMode) -> u16,
         needs_login: bool,
+        accounts: &[OAuth2Account],
     ) -> ServerConfig {
         if raw.host.trim().is_empty() {
             self.problem(None, &format!("{key}.host"), "must not be empty".into());
@@ -651,7 +742,29 @@ impl Validator<'_> {
         if needs_login && raw.user.as_deref().is_none_or(str::is_empty) {
             self.problem(None, &format!("{key}.user"), "is required".into());
         }
-        let password = self.secret(key, &raw.password_file, &raw.password_env, needs_login);
+        let oauth2 = self.oauth2_login(raw, key, accounts);
+        let wants_oauth2 = raw
+            .auth
+            .as_ref()
+            .is_some_and(|a| *a.get_ref() == AuthMode::OAuth2);
+        let password = if wants_oauth2 {
+            if let Some(f) = raw.password_file.as_ref().or(raw.password_env.as_ref()) {
+                self.problem(
+                    Some(f.span()),
+                    key,
+                    "auth = \"oauth2\" logs in with a token: remove the password".into(),
+                );
+            }
+            None
+        } else {
+            self.secret(
+                key,
+                "password",
+                &raw.password_file,
+                &raw.password_env,
+                needs_login,
+            )
+        };
         let ca_file = raw
             .ca_file
             .as_ref()
@@ -679,7 +792,200 @@ impl Validator<'_> {
             ca_file: ca_file.map(|(p, _)| p),
             user: raw.user.clone(),
             password,
+            oauth2,
         }
+    }
+
+    /// The XOAUTH2 login of a server section with `auth = "oauth2"`.
+    fn oauth2_login(
+        &mut self,
+        raw: &RawServer,
+        key: &str,
+        accounts: &[OAuth2Account],
+    ) -> Option<OAuth2Login> {
+        let mode = raw.auth.as_ref().map(|a| *a.get_ref());
+        match (mode, &raw.oauth2) {
+            (None | Some(AuthMode::Password), None) => None,
+            (None | Some(AuthMode::Password), Some(name)) => {
+                self.problem(
+                    Some(name.span()),
+                    &format!("{key}.oauth2"),
+                    "is only read with auth = \"oauth2\"".into(),
+                );
+                None
+            }
+            (Some(AuthMode::OAuth2), None) => {
+                let span = raw.auth.as_ref().map(|a| a.span());
+                self.problem(
+                    span,
+                    &format!("{key}.oauth2"),
+                    "auth = \"oauth2\" needs oauth2 = \"NAME\" of an [[oauth2]] account".into(),
+                );
+                None
+            }
+            (Some(AuthMode::OAuth2), Some(name)) => {
+                let Some(account) = accounts.iter().find(|a| &a.name == name.get_ref()) else {
+                    self.problem(
+                        Some(name.span()),
+                        &format!("{key}.oauth2"),
+                        format!("no [[oauth2]] account is named {:?}", name.get_ref()),
+                    );
+                    return None;
+                };
+                let user = account
+                    .username
+                    .clone()
+                    .or_else(|| raw.user.clone().filter(|u| !u.is_empty()));
+                match user {
+                    Some(user) => Some(OAuth2Login {
+                        account: account.name.clone(),
+                        user,
+                    }),
+                    None => {
+                        self.problem(
+                            Some(name.span()),
+                            &format!("{key}.user"),
+                            format!(
+                                "XOAUTH2 needs the mailbox user: set user here or username in [[oauth2]] {:?}",
+                                account.name
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn oauth2_accounts(&mut self, raw: &[RawOAuth2]) -> Vec<OAuth2Account> {
+        let mut out: Vec<OAuth2Account> = Vec::new();
+        for (i, a) in raw.iter().enumerate() {
+            let key = format!("oauth2[{i}]");
+            let name = a.name.get_ref().trim().to_string();
+            if name.is_empty() {
+                self.problem(
+                    Some(a.name.span()),
+                    &format!("{key}.name"),
+                    "must not be empty".into(),
+                );
+            } else if out.iter().any(|o| o.name == name) {
+                self.problem(
+                    Some(a.name.span()),
+                    &format!("{key}.name"),
+                    format!("the [[oauth2]] name {name:?} is used twice"),
+                );
+            }
+            if let Some(literal) = &a.client_secret {
+                self.problem(
+                    Some(literal.span()),
+                    &format!("{key}.client_secret"),
+                    "secrets are never written in this file: put it in a file (client_secret_file, mode 0600) or an environment variable (client_secret_env)".into(),
+                );
+            }
+            if let Err(e) = endpoint_ok(a.token_url.get_ref()) {
+                self.problem(Some(a.token_url.span()), &format!("{key}.token_url"), e);
+            }
+            for (u, k) in [
+                (&a.device_authorization_url, "device_authorization_url"),
+                (&a.authorization_url, "authorization_url"),
+            ] {
+                if let Some(u) = u
+                    && let Err(e) = endpoint_ok(u.get_ref())
+                {
+                    self.problem(Some(u.span()), &format!("{key}.{k}"), e);
+                }
+            }
+            if a.client_id.trim().is_empty() {
+                self.problem(
+                    Some(a.name.span()),
+                    &format!("{key}.client_id"),
+                    "must not be empty".into(),
+                );
+            }
+            let flow = *a.flow.get_ref();
+            let client_secret = self.secret(
+                &key,
+                "client_secret",
+                &a.client_secret_file,
+                &a.client_secret_env,
+                flow == Flow::ClientCredentials && a.client_secret.is_none(),
+            );
+            let refresh_token_file = match (flow, &a.refresh_token_file) {
+                (Flow::RefreshToken, None) => {
+                    self.problem(
+                        Some(a.flow.span()),
+                        &format!("{key}.refresh_token_file"),
+                        "the refresh_token flow needs a refresh_token_file (written by helpdeskd oauth login)".into(),
+                    );
+                    None
+                }
+                (Flow::ClientCredentials, Some(f)) => {
+                    self.problem(
+                        Some(f.span()),
+                        &format!("{key}.refresh_token_file"),
+                        "is only read with flow = \"refresh_token\"".into(),
+                    );
+                    None
+                }
+                (Flow::RefreshToken, Some(f)) => {
+                    let p = self.path(f.get_ref());
+                    let k = format!("{key}.refresh_token_file");
+                    let dir_ok = p
+                        .parent()
+                        .is_none_or(|d| d.as_os_str().is_empty() || d.is_dir());
+                    if p.is_dir() {
+                        self.problem(
+                            Some(f.span()),
+                            &k,
+                            format!("{} is a directory, expected a file", p.display()),
+                        );
+                    } else if !dir_ok {
+                        self.problem(
+                            Some(f.span()),
+                            &k,
+                            format!("the folder of {} does not exist", p.display()),
+                        );
+                    } else if !self.oauth_login && !p.is_file() {
+                        self.problem(
+                            Some(f.span()),
+                            &k,
+                            format!(
+                                "{} does not exist: run `helpdeskd oauth login {name}` once",
+                                p.display()
+                            ),
+                        );
+                    }
+                    Some(p)
+                }
+                (Flow::ClientCredentials, None) => None,
+            };
+            let refused_retry = Duration::from_secs(self.int_in(
+                &a.refused_retry_secs,
+                &format!("{key}.refused_retry_secs"),
+                1,
+                86_400,
+            ) as u64);
+            out.push(OAuth2Account {
+                name,
+                flow,
+                token_url: a.token_url.get_ref().trim().to_string(),
+                client_id: a.client_id.trim().to_string(),
+                client_secret,
+                scopes: a.scopes.clone(),
+                refresh_token_file,
+                device_authorization_url: a
+                    .device_authorization_url
+                    .as_ref()
+                    .map(|u| u.get_ref().trim().to_string()),
+                authorization_url: a
+                    .authorization_url
+                    .as_ref()
+                    .map(|u| u.get_ref().trim().to_string()),
+                username: a.username.clone().filter(|u| !u.trim().is_empty()),
+                refused_retry,
+            });
+        }
+        out
     }
 
     fn address(&mut self, value: &Spanned<String>, key: &str) -> Address {
@@ -815,6 +1121,7 @@ impl Validator<'_> {
             );
         }
         let staff = self.staff(&raw.staff);
+        let oauth2 = self.oauth2_accounts(&raw.oauth2);
         let mut mailboxes: Vec<MailboxConfig> = Vec::new();
         for (i, m) in raw.mailbox.iter().enumerate() {
             let key = format!("mailbox[{i}]");
@@ -823,6 +1130,7 @@ impl Validator<'_> {
                 &format!("{key}.imap"),
                 |tls| if tls == TlsMode::Implicit { 993 } else { 143 },
                 true,
+                &oauth2,
             );
             let name = m
                 .name
@@ -893,6 +1201,7 @@ impl Validator<'_> {
                 TlsMode::None => 25,
             },
             false,
+            &oauth2,
         );
 
         let o = &raw.outbox;
@@ -969,11 +1278,18 @@ impl Validator<'_> {
 
         let plugins = self.plugins(&raw.plugins);
         let metrics = raw.metrics.as_ref().and_then(|m| self.metrics(m));
+        let admin_address = raw
+            .desk
+            .admin_address
+            .as_ref()
+            .map(|a| self.address(a, "desk.admin_address"));
 
         let levels = self.levels(&raw, &staff);
         Config {
             file: self.file.clone(),
             metrics,
+            oauth2,
+            admin_address,
             levels,
             plugins,
             staff,
@@ -1440,6 +1756,66 @@ impl Validator<'_> {
             review: su.review.as_ref().map(|r| r.get_ref().clone()),
             manager,
         }
+    }
+}
+
+// ---- [[oauth2]] ------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth2 {
+    name: Spanned<String>,
+    flow: Spanned<Flow>,
+    token_url: Spanned<String>,
+    client_id: String,
+    client_secret_file: Option<Spanned<String>>,
+    client_secret_env: Option<Spanned<String>>,
+    /// Read only to refuse it with a clear message.
+    client_secret: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    refresh_token_file: Option<Spanned<String>>,
+    device_authorization_url: Option<Spanned<String>>,
+    authorization_url: Option<Spanned<String>>,
+    username: Option<String>,
+    #[serde(default = "default_refused_retry")]
+    refused_retry_secs: Spanned<i64>,
+}
+
+fn default_refused_retry() -> Spanned<i64> {
+    Spanned::new(0..0, 900)
+}
+
+/// An endpoint the desk sends secrets to: `https://`, or `http://` on loopback.
+pub fn endpoint_ok(url: &str) -> Result<(), String> {
+    let url = url.trim();
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("expected an https:// URL, got {url:?}"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() {
+        return Err(format!("no host in {url:?}"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http"
+            if host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback()) =>
+        {
+            Ok(())
+        }
+        "http" => Err(format!(
+            "plain http:// sends the client secret and tokens in clear text: use https:// ({host} is not loopback)"
+        )),
+        _ => Err(format!("expected an https:// URL, got {url:?}")),
     }
 }
 
@@ -2088,5 +2464,200 @@ ack_limit_per_hour = -1
         );
         let p = problems(&format!("{ok}\n[metrics]\nport = 9464\n"));
         assert!(p.len() == 1 && p[0].contains("port"), "{p:?}");
+    }
+
+    /// GOOD with valid ports, the first mailbox and the SMTP server on
+    /// XOAUTH2, and `accounts` appended.
+    fn with_oauth(accounts: &str) -> String {
+        let text = with_first_secret("auth = \"oauth2\"\noauth2 = \"m365\"")
+            .replace("[smtp]\n", "[smtp]\nauth = \"oauth2\"\noauth2 = \"m365\"\n");
+        format!("{text}\n{accounts}")
+    }
+
+    fn line_with(text: &str, needle: &str) -> usize {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("no line with {needle:?}"))
+    }
+
+    const M365: &str = r#"
+[[oauth2]]
+name = "m365"
+flow = "client_credentials"
+token_url = "https://login.microsoftonline.com/TENANT/oauth2/v2.0/token"
+client_id = "00000000-1111"
+client_secret_env = "PW"
+scopes = ["https://outlook.office365.com/.default"]
+username = "support@example.test"
+"#;
+
+    #[test]
+    fn oauth2_servers_take_their_account_and_user() {
+        let text = with_oauth(M365);
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &text, &env).expect("valid");
+        let a = &c.oauth2[0];
+        assert_eq!(a.flow, Flow::ClientCredentials);
+        assert_eq!(a.client_secret.as_ref().map(Secret::expose), Some("pw"));
+        assert_eq!(a.refused_retry, Duration::from_secs(900));
+        let login = c.mailboxes[0].imap.oauth2.clone().expect("XOAUTH2");
+        assert_eq!(login.account, "m365");
+        assert_eq!(login.user, "support@example.test");
+        assert!(c.mailboxes[0].imap.password.is_none());
+        assert!(c.mailboxes[1].imap.oauth2.is_none());
+        assert_eq!(
+            c.smtp.oauth2,
+            Some(OAuth2Login {
+                account: "m365".into(),
+                user: "support@example.test".into()
+            })
+        );
+        // Without `username`, IMAP logs in as its own user; SMTP has none.
+        let p = problems(&with_oauth(
+            &M365.replace("username = \"support@example.test\"\n", ""),
+        ));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("smtp.user: XOAUTH2 needs the mailbox user"),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn a_literal_client_secret_is_refused_with_its_line() {
+        let text =
+            with_oauth(&M365.replace("client_secret_env = \"PW\"", "client_secret = \"hunter2\""));
+        let p = problems(&text);
+        let line = line_with(&text, "hunter2");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(&format!(
+                "/etc/helpdesk.toml:{line}: oauth2[0].client_secret: secrets are never written in this file"
+            )),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn oauth2_problems_name_file_line_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nope");
+        let text = with_oauth(&M365.replace("https://login", "http://login").replace(
+            "client_secret_env = \"PW\"",
+            &format!("client_secret_file = {:?}", missing.display().to_string()),
+        ))
+        .replacen("oauth2 = \"m365\"", "oauth2 = \"m356\"", 1);
+        let p = problems(&text);
+        assert_eq!(p.len(), 3, "{p:?}");
+        let typo = line_with(&text, "m356");
+        assert!(
+            p.contains(&format!(
+                "/etc/helpdesk.toml:{typo}: mailbox[0].imap.oauth2: no [[oauth2]] account is named \"m356\""
+            )),
+            "{p:?}"
+        );
+        let url = line_with(&text, "http://login");
+        assert!(
+            p.iter().any(|x| x.starts_with(&format!(
+                "/etc/helpdesk.toml:{url}: oauth2[0].token_url: plain http:// sends"
+            ))),
+            "{p:?}"
+        );
+        let secret = line_with(&text, "client_secret_file");
+        assert!(
+            p.iter().any(|x| x.starts_with(&format!(
+                "/etc/helpdesk.toml:{secret}: oauth2[0].client_secret_file: cannot read "
+            ))),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_refresh_token_is_an_error_except_for_the_login() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("google.refresh");
+        let account = format!(
+            r#"
+[[oauth2]]
+name = "m365"
+flow = "refresh_token"
+token_url = "https://oauth2.googleapis.com/token"
+client_id = "123.apps.googleusercontent.com"
+client_secret_env = "PW"
+scopes = ["https://mail.google.com/"]
+refresh_token_file = {:?}
+device_authorization_url = "https://oauth2.googleapis.com/device/code"
+username = "support@example.test"
+"#,
+            file.display().to_string()
+        );
+        let text = with_oauth(&account);
+        let p = problems(&text);
+        let line = line_with(&text, "refresh_token_file");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(&format!(
+                "/etc/helpdesk.toml:{line}: oauth2[0].refresh_token_file: "
+            )) && p[0].ends_with("does not exist: run `helpdeskd oauth login m365` once"),
+            "{}",
+            p[0]
+        );
+        let login = Config::parse_with(Path::new("/etc/helpdesk.toml"), &text, &env, true)
+            .expect("the login writes the file");
+        assert_eq!(
+            login.oauth2[0].refresh_token_file.as_deref(),
+            Some(file.as_path())
+        );
+        std::fs::write(&file, "1//rt").expect("write");
+        assert!(problems(&text).is_empty());
+        // Without a refresh_token_file, the refresh_token flow cannot work.
+        let p = problems(&with_oauth(&account.replace(
+            &format!("refresh_token_file = {:?}\n", file.display().to_string()),
+            "",
+        )));
+        assert!(
+            p.len() == 1
+                && p[0].contains("oauth2[0].refresh_token_file: the refresh_token flow needs"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn auth_oauth2_without_an_account_and_a_password_with_it_are_refused() {
+        let text = with_first_secret("auth = \"oauth2\"");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(&format!(
+                "/etc/helpdesk.toml:{}: mailbox[0].imap.oauth2: auth = \"oauth2\" needs",
+                line_with(&text, "auth = ")
+            )),
+            "{}",
+            p[0]
+        );
+        let text = with_oauth(M365).replacen(
+            "oauth2 = \"m365\"",
+            "oauth2 = \"m365\"\npassword_env = \"PW\"",
+            1,
+        );
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("remove the password"), "{}", p[0]);
+    }
+
+    #[test]
+    fn token_endpoints_must_be_https_or_loopback() {
+        assert!(endpoint_ok("https://login.microsoftonline.com/t/oauth2/v2.0/token").is_ok());
+        assert!(endpoint_ok("http://127.0.0.1:8080/token").is_ok());
+        assert!(endpoint_ok("http://localhost/token").is_ok());
+        assert!(endpoint_ok("http://[::1]:99/token").is_ok());
+        assert!(endpoint_ok("http://login.example.com/token").is_err());
+        assert!(endpoint_ok("http://127.0.0.1.evil.example/token").is_err());
+        assert!(endpoint_ok("http://127.9.9.9/token").is_ok());
+        assert!(endpoint_ok("ftp://x/token").is_err());
+        assert!(endpoint_ok("login.example.com/token").is_err());
+        assert!(endpoint_ok("https:///token").is_err());
     }
 }

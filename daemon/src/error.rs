@@ -19,6 +19,13 @@ pub enum Error {
     ImapRefused { mailbox: String, message: String },
     #[error("SMTP: {0}")]
     Smtp(String),
+    /// No token now (the endpoint unreachable, a server error): tried again soon.
+    #[error("OAuth2 {account}: {message}")]
+    OAuth2 { account: String, message: String },
+    /// The provider refused the grant (`invalid_grant`, `invalid_client`…):
+    /// an admin has to act; asked again only after a long pause.
+    #[error("OAuth2 {account}: the provider refused a token: {message}")]
+    OAuth2Refused { account: String, message: String },
     #[error("TLS: {0}")]
     Tls(String),
     #[error("{path}: {source}")]

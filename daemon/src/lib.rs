@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod metrics;
 #[cfg(test)]
 mod middle;
+pub mod oauth2;
 pub mod outbox;
 pub mod plugins;
 pub mod poller;

@@ -120,6 +120,11 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<ReportFormat>,
     },
+    /// OAuth2 accounts (`[[oauth2]]`).
+    Oauth {
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
     /// The plugin host the daemon starts (internal: speaks frames on stdin/stdout).
     #[command(hide = true)]
     PluginHost,
@@ -175,6 +180,17 @@ enum TokenSecretAction {
     /// of the secret; the other daemons then refuse to start until they
     /// have a copy of the file.
     Adopt,
+}
+
+#[derive(Subcommand)]
+enum OauthCommand {
+    /// Log an account of flow = "refresh_token" in once: prints a URL (and,
+    /// for the device flow, a code) for a person to approve, waits, and
+    /// stores the refresh token in its file (mode 0600).
+    Login {
+        /// The `name` of the `[[oauth2]]` account.
+        account: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -240,7 +256,12 @@ fn main() -> ExitCode {
             }
         }
     }
-    let config = match Config::load(&cli.config) {
+    let load = if matches!(cli.command, Command::Oauth { .. }) {
+        Config::load_for_login
+    } else {
+        Config::load
+    };
+    let config = match load(&cli.config) {
         Ok(c) => c,
         Err(ConfigError::Invalid { problems }) => {
             for p in &problems {
@@ -486,6 +507,33 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugins { command } => plugins_command(command, config).await,
+        Command::Oauth {
+            command: OauthCommand::Login { account },
+        } => {
+            let clock: std::sync::Arc<dyn helpdeskd::clock::Clock> =
+                std::sync::Arc::new(helpdeskd::clock::SystemClock);
+            let path = helpdeskd::oauth2::login(&config.oauth2, &account, clock, |how| {
+                match how {
+                    helpdeskd::oauth2::Login::Device(code) => {
+                        println!(
+                            "To let helpdeskd use the account {account}, open\n\n    {}\n\nand enter the code\n\n    {}\n",
+                            code.verification_uri, code.user_code
+                        );
+                        if let Some(full) = &code.verification_uri_complete {
+                            println!("(or open {full})\n");
+                        }
+                    }
+                    helpdeskd::oauth2::Login::Redirect(url) => println!(
+                        "To let helpdeskd use the account {account}, open this URL in a browser on this machine\n\
+(or tunnel its 127.0.0.1 port) and sign in:\n\n    {url}\n"
+                    ),
+                }
+                println!("Waiting for the approval…");
+            })
+            .await?;
+            println!("logged in; refresh token stored in {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::PluginHost => Ok(ExitCode::SUCCESS),
         Command::Report {
             kind,

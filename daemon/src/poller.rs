@@ -24,10 +24,11 @@ use tokio_rustls::TlsConnector;
 use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
-use crate::config::{IngestConfig, MailboxConfig, Processed, TlsMode};
+use crate::config::{IngestConfig, MailboxConfig, OAuth2Login, Processed, TlsMode};
 use crate::error::{Error, Result};
 use crate::ingest::{self, Pending, Stats, Watermark, Writer};
 use crate::metrics::{self, health, status::Report};
+use crate::oauth2::{AccessToken, Tokens};
 use crate::shutdown::Shutdown;
 use crate::store::{MailboxClaim, Store};
 
@@ -72,6 +73,10 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retry interval after the server refused the login or the folder: an
 /// admin has to act, and a server should not see a login a second.
 const REFUSED_BACKOFF: Duration = Duration::from_secs(600);
+/// How often a poller whose OAuth2 account is refused asks the token cache
+/// again: the cache answers at once until the provider is due again or the
+/// refresh token file changed, so a new login is picked up within this.
+const TOKEN_REFUSED_RECHECK: Duration = Duration::from_secs(10);
 
 pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapIo for T {}
@@ -99,6 +104,7 @@ pub struct Poller {
     pub store: Store,
     pub writer: Writer,
     pub clock: Arc<dyn Clock>,
+    pub tokens: Tokens,
 }
 
 impl Poller {
@@ -224,6 +230,14 @@ impl Poller {
                     delay = BACKOFF_START;
                     refused = None;
                 }
+                Err(e @ Error::OAuth2Refused { .. }) => {
+                    // The token cache logged the refusal once, with the reason.
+                    debug!(mailbox = self.mailbox.name, error = %e, "no OAuth2 token; mail waits on the server");
+                    refused = None;
+                    if shutdown.sleep(TOKEN_REFUSED_RECHECK).await {
+                        return;
+                    }
+                }
                 Err(e @ Error::ImapRefused { .. }) => {
                     self.failed(&e).await;
                     let text = e.to_string();
@@ -276,6 +290,8 @@ impl Poller {
                     e,
                     Error::Imap { .. }
                         | Error::ImapRefused { .. }
+                        | Error::OAuth2 { .. }
+                        | Error::OAuth2Refused { .. }
                         | Error::Tls(_)
                         | Error::Io { .. }
                 ) =>
@@ -289,7 +305,7 @@ impl Poller {
 
     async fn pass(&self) -> Result<Stats> {
         let r = async {
-            let mut session = connect(&self.mailbox).await?;
+            let mut session = connect(&self.mailbox, &self.tokens).await?;
             self.connected().await;
             let (stats, _) = self.sync(&mut session).await?;
             let _ = session.logout().await;
@@ -304,7 +320,7 @@ impl Poller {
     }
 
     async fn session_loop(&self, shutdown: &mut Shutdown) -> Result<Stats> {
-        let mut session = connect(&self.mailbox).await?;
+        let mut session = connect(&self.mailbox, &self.tokens).await?;
         self.connected().await;
         let idle = self.mailbox.idle && {
             let caps = session.capabilities().await.map_err(|e| self.err(e))?;
@@ -793,8 +809,26 @@ fn mark_group(backlog: usize) -> usize {
     (backlog / MARK_COMMANDS).clamp(*MARK_GROUP.start(), *MARK_GROUP.end())
 }
 
-/// Connects and logs in as the mailbox's `[mailbox.imap]` says.
-pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession> {
+/// Connects and logs in as the mailbox's `[mailbox.imap]` says: with the
+/// password, or with XOAUTH2 and a token of `tokens`. A token the server
+/// refuses is replaced by a fresh one once.
+pub async fn connect(cfg: &MailboxConfig, tokens: &Tokens) -> Result<ImapSession> {
+    let Some(login) = &cfg.imap.oauth2 else {
+        return password_login(open(cfg).await?, cfg).await;
+    };
+    let token = tokens.token(&login.account).await?;
+    match xoauth2_login(open(cfg).await?, cfg, login, &token).await {
+        Err(Error::ImapRefused { message, .. }) => {
+            info!(mailbox = cfg.name, account = login.account, error = %message, "the server refused the access token; asking for a fresh one");
+            let token = tokens.renew(&login.account, &token.secret).await?;
+            xoauth2_login(open(cfg).await?, cfg, login, &token).await
+        }
+        r => r,
+    }
+}
+
+/// A connection to the mailbox's server, greeted and secured, not logged in.
+async fn open(cfg: &MailboxConfig) -> Result<async_imap::Client<Box<dyn ImapIo>>> {
     let s = &cfg.imap;
     let err =
         |e: &dyn std::fmt::Display| Error::imap(&cfg.name, format!("{}:{}: {e}", s.host, s.port));
@@ -837,6 +871,16 @@ pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession> {
             client
         }
     };
+    Ok(client)
+}
+
+async fn password_login(
+    client: async_imap::Client<Box<dyn ImapIo>>,
+    cfg: &MailboxConfig,
+) -> Result<ImapSession> {
+    let s = &cfg.imap;
+    let err =
+        |e: &dyn std::fmt::Display| Error::imap(&cfg.name, format!("{}:{}: {e}", s.host, s.port));
     let user = s.user.as_deref().unwrap_or("");
     let password = s.password.as_ref().map(|p| p.expose()).unwrap_or("");
     tokio::time::timeout(s.timeout, client.login(user, password))
@@ -844,6 +888,50 @@ pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession> {
         .map_err(|_| err(&"login timed out"))?
         .map_err(|(e, _)| {
             let text = format!("{}:{}: login as {user} failed: {e}", s.host, s.port);
+            if refused(&e) {
+                Error::imap_refused(&cfg.name, text)
+            } else {
+                Error::imap(&cfg.name, text)
+            }
+        })
+}
+
+/// The SASL XOAUTH2 exchange: the token first; to the server's error
+/// challenge (a JSON status), the empty answer RFC 7628 asks for.
+struct XOAuth2 {
+    initial: Option<String>,
+}
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.initial.take().unwrap_or_default()
+    }
+}
+
+async fn xoauth2_login(
+    client: async_imap::Client<Box<dyn ImapIo>>,
+    cfg: &MailboxConfig,
+    login: &OAuth2Login,
+    token: &AccessToken,
+) -> Result<ImapSession> {
+    let s = &cfg.imap;
+    let auth = XOAuth2 {
+        initial: Some(crate::oauth2::xoauth2(&login.user, token.secret.expose())),
+    };
+    tokio::time::timeout(s.timeout, client.authenticate("XOAUTH2", auth))
+        .await
+        .map_err(|_| {
+            Error::imap(
+                &cfg.name,
+                format!("{}:{}: XOAUTH2 login timed out", s.host, s.port),
+            )
+        })?
+        .map_err(|(e, _)| {
+            let text = format!(
+                "{}:{}: XOAUTH2 login as {} failed: {e}",
+                s.host, s.port, login.user
+            );
             if refused(&e) {
                 Error::imap_refused(&cfg.name, text)
             } else {

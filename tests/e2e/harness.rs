@@ -464,14 +464,18 @@ pub fn imap_config(user: &str, port: u16, tls: TlsMode) -> MailboxConfig {
             user: Some(user.into()),
             password: Some(helpdeskd::config::Secret::new(PASSWORD)),
             timeout: Duration::from_secs(10),
+            oauth2: None,
         },
     }
 }
 
 pub async fn imap(user: &str) -> ImapSession {
-    poller::connect(&imap_config(user, IMAP_PORT, TlsMode::None))
-        .await
-        .unwrap_or_else(|e| panic!("IMAP login {user}: {e}"))
+    poller::connect(
+        &imap_config(user, IMAP_PORT, TlsMode::None),
+        &helpdeskd::oauth2::Tokens::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("IMAP login {user}: {e}"))
 }
 
 /// Every message in `folder` of `user`, oldest first (missing folder: none).

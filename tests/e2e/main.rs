@@ -9,6 +9,7 @@ mod conversation;
 mod corpus;
 mod memory;
 mod metrics;
+mod oauth;
 mod plugins;
 mod poison;
 mod report;

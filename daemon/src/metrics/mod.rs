@@ -414,6 +414,23 @@ mod tests {
 
     /// A registry of its own: the process-wide one is shared by every test.
     #[test]
+    fn token_requests_are_counted_by_account_and_outcome() {
+        crate::oauth2::record_refresh(
+            "acct-counted",
+            crate::oauth2::Outcome::Refused,
+            "invalid_grant",
+        );
+        let mut out = String::new();
+        encode(&mut out, &get().registry).expect("encodes");
+        assert!(
+            out.contains(
+                "helpdeskd_oauth2_token_refreshes_total{account=\"acct-counted\",outcome=\"refused\"} 1"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn counters_and_the_histogram_come_out_with_the_prefix_and_labels() {
         let m = Metrics::new();
         m.mailbox_known("support");

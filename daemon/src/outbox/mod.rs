@@ -11,11 +11,12 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, Utc};
 use lettre::Address as LettreAddress;
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::config::{OutboxConfig, ServerConfig};
 use crate::error::{Error, Result};
+use crate::oauth2::Tokens;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::entity::outbox;
@@ -126,10 +127,11 @@ impl Sender {
         cfg: OutboxConfig,
         clock: Arc<dyn Clock>,
         journal: std::path::PathBuf,
+        tokens: Tokens,
     ) -> Result<Sender> {
         Ok(Sender {
             store,
-            connector: Arc::new(Connector::new(&smtp, cfg.parallel)?),
+            connector: Arc::new(Connector::new(&smtp, cfg.parallel, tokens)?),
             cfg,
             clock,
             journal: Arc::new(SentJournal::new(journal)),
@@ -253,6 +255,19 @@ impl Sender {
             }
             Err(SendError::Permanent(text)) => (text, true),
             Err(SendError::Transient(text)) => (text, false),
+            Err(SendError::Waiting(text)) => {
+                let next = self.clock.now()
+                    + chrono::Duration::from_std(self.cfg.retry_initial)
+                        .unwrap_or(chrono::Duration::MAX);
+                if row.last_error.as_deref() == Some(text.as_str()) {
+                    debug!(outbox = row.id, error = text, "still no SMTP login token");
+                } else {
+                    info!(outbox = row.id, message_id = row.message_id, error = text, retry_in = ?self.cfg.retry_initial, "not sent: no SMTP login token; the mail waits");
+                }
+                self.store.outbox_postpone(row.id, &text, next).await?;
+                stats.deferred += 1;
+                return Ok(());
+            }
         };
         let attempts = row.attempts as u32 + 1;
         if permanent || attempts >= self.cfg.max_attempts {

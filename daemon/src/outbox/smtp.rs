@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
@@ -29,6 +29,7 @@ use tokio_rustls::rustls::ClientConfig;
 
 use crate::config::{ServerConfig, TlsMode};
 use crate::error::{Error, Result};
+use crate::oauth2::Tokens;
 
 /// Why a mail was not sent: a 5xx or a malformed envelope fails the mail for
 /// good; anything else (4xx, connection trouble, a timeout) is retried.
@@ -36,6 +37,23 @@ use crate::error::{Error, Result};
 pub enum SendError {
     Permanent(String),
     Transient(String),
+    /// Not tried: the `[smtp]` OAuth2 account has no token (the provider
+    /// refused it). The mail waits without an attempt counted.
+    Waiting(String),
+}
+
+impl SendError {
+    pub fn text(&self) -> &str {
+        match self {
+            SendError::Permanent(t) | SendError::Transient(t) | SendError::Waiting(t) => t,
+        }
+    }
+}
+
+/// Where opening a connection failed: at the login, or before it.
+enum OpenError {
+    Auth(String),
+    Other(String),
 }
 
 /// Slowest transfer a send is given time for, on top of its commands.
@@ -54,6 +72,7 @@ pub struct Connector {
     hello: ClientId,
     idle: Mutex<Vec<(Instant, AsyncSmtpConnection)>>,
     keep: usize,
+    tokens: Tokens,
 }
 
 /// A kept connection unused this long is closed rather than tried: servers
@@ -62,7 +81,7 @@ const IDLE_FOR: Duration = Duration::from_secs(30);
 
 impl Connector {
     /// `keep`: connections kept open between mails (one per mail in flight).
-    pub fn new(cfg: &ServerConfig, keep: usize) -> Result<Connector> {
+    pub fn new(cfg: &ServerConfig, keep: usize, tokens: Tokens) -> Result<Connector> {
         let security = match cfg.tls {
             TlsMode::None => Security::Plain,
             TlsMode::Starttls => {
@@ -87,6 +106,7 @@ impl Connector {
             hello: ClientId::default(),
             idle: Mutex::new(Vec::new()),
             keep,
+            tokens,
         })
     }
 
@@ -94,49 +114,100 @@ impl Connector {
         format!("{}:{}", self.cfg.host, self.cfg.port)
     }
 
-    /// A new connection, greeted, secured and authenticated.
-    pub async fn connect(&self) -> std::result::Result<AsyncSmtpConnection, String> {
+    /// A new connection, greeted, secured and authenticated: with the
+    /// password, or with XOAUTH2 and a token; a token the server refuses is
+    /// replaced by a fresh one once.
+    pub async fn connect(&self) -> std::result::Result<AsyncSmtpConnection, SendError> {
+        let Some(login) = &self.cfg.oauth2 else {
+            let creds = match (&self.cfg.user, &self.cfg.password) {
+                (Some(user), Some(pw)) => {
+                    Some(Credentials::new(user.clone(), pw.expose().to_string()))
+                }
+                _ => None,
+            };
+            return self
+                .open(creds.as_ref().map(|c| (DEFAULT_MECHANISMS, c)))
+                .await
+                .map_err(|e| SendError::Transient(self.text(e)));
+        };
+        let token_error = |e: Error| match e {
+            Error::OAuth2Refused { .. } => SendError::Waiting(e.to_string()),
+            e => SendError::Transient(e.to_string()),
+        };
+        let token = self
+            .tokens
+            .token(&login.account)
+            .await
+            .map_err(token_error)?;
+        let creds = Credentials::new(login.user.clone(), token.secret.expose().to_string());
+        match self.open(Some((&[Mechanism::Xoauth2], &creds))).await {
+            Ok(c) => Ok(c),
+            Err(OpenError::Auth(first)) => {
+                tracing::info!(account = login.account, error = %first, "the SMTP server refused the access token; asking for a fresh one");
+                let token = self
+                    .tokens
+                    .renew(&login.account, &token.secret)
+                    .await
+                    .map_err(token_error)?;
+                let creds = Credentials::new(login.user.clone(), token.secret.expose().to_string());
+                self.open(Some((&[Mechanism::Xoauth2], &creds)))
+                    .await
+                    .map_err(|e| SendError::Transient(self.text(e)))
+            }
+            Err(e) => Err(SendError::Transient(self.text(e))),
+        }
+    }
+
+    fn text(&self, e: OpenError) -> String {
+        match e {
+            OpenError::Auth(t) | OpenError::Other(t) => format!("{}: {t}", self.where_()),
+        }
+    }
+
+    async fn open(
+        &self,
+        auth: Option<(&[Mechanism], &Credentials)>,
+    ) -> std::result::Result<AsyncSmtpConnection, OpenError> {
         let open = async {
+            let other = OpenError::Other;
             let tcp = TcpStream::connect((self.cfg.host.as_str(), self.cfg.port))
                 .await
-                .map_err(|e| format!("connect: {e}"))?;
+                .map_err(|e| other(format!("connect: {e}")))?;
             tcp.set_nodelay(true)
-                .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+                .map_err(|e| other(format!("TCP_NODELAY: {e}")))?;
             let stream: Box<dyn AsyncTokioStream> = match &self.security {
                 Security::Implicit(config) => {
-                    let name =
-                        crate::tls::server_name(&self.cfg.host).map_err(|e| e.to_string())?;
+                    let name = crate::tls::server_name(&self.cfg.host)
+                        .map_err(|e| other(e.to_string()))?;
                     let tls = tokio_rustls::TlsConnector::from(config.clone())
                         .connect(name, tcp)
                         .await
-                        .map_err(|e| format!("TLS: {e}"))?;
+                        .map_err(|e| other(format!("TLS: {e}")))?;
                     Box::new(Tls(tls))
                 }
                 _ => Box::new(tcp),
             };
             let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| other(e.to_string()))?;
             if let Security::StartTls(params) = &self.security {
                 conn.starttls((**params).clone(), &self.hello)
                     .await
-                    .map_err(|e| format!("STARTTLS: {e}"))?;
+                    .map_err(|e| other(format!("STARTTLS: {e}")))?;
             }
-            if let (Some(user), Some(pw)) = (&self.cfg.user, &self.cfg.password) {
-                let creds = Credentials::new(user.clone(), pw.expose().to_string());
-                conn.auth(DEFAULT_MECHANISMS, &creds)
+            if let Some((mechanisms, creds)) = auth {
+                conn.auth(mechanisms, creds)
                     .await
-                    .map_err(|e| format!("AUTH: {e}"))?;
+                    .map_err(|e| OpenError::Auth(format!("AUTH: {e}")))?;
             }
             Ok(conn)
         };
         match tokio::time::timeout(self.cfg.timeout, open).await {
-            Ok(r) => r.map_err(|e: String| format!("{}: {e}", self.where_())),
-            Err(_) => Err(format!(
-                "{}: no answer within {:?}",
-                self.where_(),
+            Ok(r) => r,
+            Err(_) => Err(OpenError::Other(format!(
+                "no answer within {:?}",
                 self.cfg.timeout
-            )),
+            ))),
         }
     }
 
@@ -156,14 +227,16 @@ impl Connector {
         let reused = kept.is_some();
         let conn = match kept {
             Some(c) => c,
-            None => self.connect().await.map_err(SendError::Transient)?,
+            None => self.connect().await?,
         };
         match self.send_on(conn, envelope, raw).await {
             Err(SendError::Transient(first)) if reused => {
-                let conn = self
-                    .connect()
-                    .await
-                    .map_err(|e| SendError::Transient(format!("{e} (before that: {first})")))?;
+                let conn = self.connect().await.map_err(|e| match e {
+                    SendError::Transient(e) => {
+                        SendError::Transient(format!("{e} (before that: {first})"))
+                    }
+                    other => other,
+                })?;
                 self.send_on(conn, envelope, raw)
                     .await
                     .map_err(|e| match e {
@@ -225,7 +298,10 @@ impl Connector {
 
     /// Connects and says NOOP: `helpdeskd check`.
     pub async fn test(&self) -> Result<()> {
-        let mut conn = self.connect().await.map_err(Error::Smtp)?;
+        let mut conn = self
+            .connect()
+            .await
+            .map_err(|e| Error::Smtp(e.text().to_string()))?;
         let alive = conn.test_connected().await;
         let _ = conn.quit().await;
         if alive {

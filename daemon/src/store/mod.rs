@@ -412,6 +412,19 @@ impl Store {
         Ok(())
     }
 
+    /// A row that could not be tried for a reason not its own (no OAuth2
+    /// token for the server): due again at `next`, its attempts unchanged.
+    pub async fn outbox_postpone(&self, id: i64, why: &str, next: DateTime<Utc>) -> Result<()> {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::LastError, Expr::value(why.to_string()))
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(next))
+            .filter(outbox::Column::Id.eq(id))
+            .filter(outbox::Column::Status.eq("pending"))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     // ---- reading tickets ----
 
     pub async fn tickets(&self, status: Option<&str>) -> Result<Vec<TicketRow>> {
