@@ -113,6 +113,9 @@ assignee = "{ada_addr}"
     .await;
     install(&plugin_dir(desk.dir.path()), &["keyword-router"]);
     let url = desk.db.url.clone();
+    // The schema exists before the first query below, however slowly the
+    // daemons start.
+    desk.cli(&["migrate"]);
 
     let request = |i: usize| {
         let (_, from) = &customers[i % CUSTOMERS];
