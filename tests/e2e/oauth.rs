@@ -240,6 +240,8 @@ async fn serve(mut stream: TcpStream, p: &Mutex<Provider>) -> std::io::Result<()
     stream.shutdown().await
 }
 
+/// The endpoint's own form decoding, apart from the daemon's, so that a
+/// bug in one is not mirrored by the other.
 fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
