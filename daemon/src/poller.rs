@@ -126,6 +126,7 @@ impl Poller {
                     return;
                 }
                 () = claim.lost() => {
+                    self.closed().await;
                     warn!(mailbox = self.mailbox.name, "lost the claim on the mailbox (its database connection ended); claiming it again");
                 }
             }

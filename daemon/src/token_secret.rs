@@ -79,10 +79,9 @@ pub async fn agree(
     record: bool,
 ) -> Result<Agreement> {
     let mine = key.fingerprint();
-    let recorded = if record {
-        Some(store.record_fact_once(FACT, fact(key, file, now)).await?)
-    } else {
-        store.fact(FACT).await?
+    let recorded = match store.fact(FACT).await? {
+        None if record => Some(store.record_fact_once(FACT, fact(key, file, now)).await?),
+        recorded => recorded,
     };
     Ok(match recorded {
         None => Agreement::Unrecorded,

@@ -190,3 +190,25 @@ async fn the_supplier_review_runs_at_its_slot_once() {
         "##,
     );
 }
+
+/// A report slot whose daemon died after queuing the report (another
+/// daemon takes the slot over) is not mailed twice; `report send`, with no
+/// slot, always queues.
+#[tokio::test]
+async fn a_slot_s_report_is_queued_once() {
+    let desk = Desk::new().await;
+    let mut config = desk.app.config.clone();
+    config.levels.report.recipients =
+        vec![crate::domain::mail::Address::new("Boss", "boss@acme.test")];
+    let store = &desk.app.store;
+    let slot = Some(desk.now());
+    let queue = |slot| crate::report::queue_scheduled(store, &config, slot, desk.now());
+    assert_eq!(queue(slot).await.expect("the slot's run"), 1);
+    assert_eq!(queue(slot).await.expect("the slot taken over"), 0);
+    assert_eq!(queue(None).await.expect("report send"), 1);
+    assert_eq!(
+        desk.value("SELECT COUNT(*) FROM outbox WHERE kind = 'report'")
+            .await,
+        "2"
+    );
+}

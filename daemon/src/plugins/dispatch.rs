@@ -238,10 +238,10 @@ impl Dispatcher {
                 })
             })
             .collect();
+        let ids: Vec<i64> = work.iter().map(|w| w.row.id).collect();
         let results = if calls.is_empty() {
             Vec::new()
         } else {
-            let ids: Vec<i64> = work.iter().map(|w| w.row.id).collect();
             let (store, clock) = (&self.store, &self.clock);
             let renewing = async {
                 loop {
@@ -258,7 +258,6 @@ impl Dispatcher {
             match dispatched {
                 Ok(r) => r,
                 Err(HostDown(e)) => {
-                    let ids: Vec<i64> = work.iter().map(|w| w.row.id).collect();
                     release(self.store.conn(), &ids, now).await?;
                     return Ok(Round::HostDown(e));
                 }

@@ -50,7 +50,7 @@ pub async fn queue_scheduled(
     };
     if slot.is_some() {
         let queued = outbox::Entity::find()
-            .filter(outbox::Column::MessageId.starts_with(format!("{stem}.")))
+            .filter(outbox::Column::MessageId.eq(format!("{stem}.0@{}", desk.id_domain())))
             .count(store.conn())
             .await?;
         if queued > 0 {

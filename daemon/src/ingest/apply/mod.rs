@@ -100,43 +100,22 @@ pub async fn apply_batch(
         .await;
         // A database error rolls back at once, so the batch's row locks
         // (the counters every writer needs) go with it.
-        let decided = match written {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = txn.rollback().await;
-                if another_daemon(&e) && conflicts < MAX_CONFLICTS {
-                    conflicts += 1;
-                    warn!(error = %e, conflicts, "another daemon wrote the same rows first; deciding the batch again");
-                    tokio::time::sleep(conflict_pause(conflicts)).await;
-                    continue;
-                }
-                return Err(e);
-            }
-        };
-        match decided {
-            Ok(outcomes) => match txn.commit().await {
+        let failed = match written {
+            Ok(Ok(outcomes)) => match txn.commit().await {
                 Ok(()) => {
                     log_stored(&batch, &outcomes);
                     return Ok(outcomes);
                 }
-                Err(e) => {
-                    let e = crate::Error::from(e);
-                    if another_daemon(&e) && conflicts < MAX_CONFLICTS {
-                        conflicts += 1;
-                        warn!(error = %e, conflicts, "the commit met another daemon's; deciding the batch again");
-                        tokio::time::sleep(conflict_pause(conflicts)).await;
-                        continue;
-                    }
-                    return Err(e);
-                }
+                Err(e) => crate::Error::from(e),
             },
-            Err(Poisoned { index, reason }) => {
+            Err(e) => {
+                let _ = txn.rollback().await;
+                e
+            }
+            Ok(Err(Poisoned { index, reason })) => {
                 txn.rollback().await?;
                 if let Some(m) = batch.get(index) {
-                    let message_id = match &m.parsed.parsed {
-                        Parsed::Mail(mail) => mail.message_id.as_deref().unwrap_or(""),
-                        Parsed::Quarantine(_) => "",
-                    };
+                    let message_id = message_id(m);
                     error!(
                         mailbox = m.mailbox,
                         uid = m.uid,
@@ -147,8 +126,16 @@ pub async fn apply_batch(
                     );
                 }
                 excluded.insert(index, reason);
+                continue;
             }
+        };
+        if another_daemon(&failed) && conflicts < MAX_CONFLICTS {
+            conflicts += 1;
+            warn!(error = %failed, conflicts, "another daemon wrote the same rows first; deciding the batch again");
+            tokio::time::sleep(conflict_pause(conflicts)).await;
+            continue;
         }
+        return Err(failed);
     }
 }
 
@@ -166,10 +153,7 @@ fn log_stored(batch: &[Incoming], outcomes: &[Outcome]) {
         else {
             continue;
         };
-        let message_id = match &m.parsed.parsed {
-            Parsed::Mail(mail) => mail.message_id.as_deref().unwrap_or(""),
-            Parsed::Quarantine(_) => "",
-        };
+        let message_id = message_id(m);
         info!(
             mailbox = m.mailbox,
             uid = m.uid,
@@ -180,6 +164,14 @@ fn log_stored(batch: &[Incoming], outcomes: &[Outcome]) {
             mails,
             "stored"
         );
+    }
+}
+
+/// A mail's Message-ID for the log ("" when it has none or is quarantined).
+fn message_id(m: &Incoming) -> &str {
+    match &m.parsed.parsed {
+        Parsed::Mail(mail) => mail.message_id.as_deref().unwrap_or(""),
+        Parsed::Quarantine(_) => "",
     }
 }
 
