@@ -145,6 +145,8 @@ struct RawConfig {
     #[serde(default)]
     tickets: RawTickets,
     #[serde(default)]
+    problems: RawProblems,
+    #[serde(default)]
     calendar: Vec<RawCalendar>,
     #[serde(default)]
     sla_policy: Vec<RawSlaPolicy>,
@@ -188,6 +190,12 @@ struct RawTickets {
     ack_limit_per_hour: Spanned<i64>,
     #[serde(default = "default_max_recipients")]
     max_recipients: Spanned<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProblems {
+    on_resolve: Option<Spanned<String>>,
 }
 
 impl Default for RawTickets {
@@ -425,6 +433,8 @@ pub struct Config {
     pub staff: Directory,
     pub trust: TrustConfig,
     pub tickets: TicketsConfig,
+    /// `[problems]`: what a solved problem does to its open incidents.
+    pub problem_on_resolve: crate::domain::problem::OnResolve,
     /// The secret reply tokens are signed with; created on first start.
     pub token_secret_file: PathBuf,
     pub plugins: PluginsConfig,
@@ -1239,6 +1249,13 @@ impl Validator<'_> {
             );
         }
 
+        let problem_on_resolve = match &raw.problems.on_resolve {
+            None => Default::default(),
+            Some(v) => v.get_ref().parse().unwrap_or_else(|e| {
+                self.problem(Some(v.span()), "problems.on_resolve", e);
+                Default::default()
+            }),
+        };
         let tickets = TicketsConfig {
             reopen_window: chrono::Duration::days(self.int_in(
                 &raw.tickets.reopen_window_days,
@@ -1302,6 +1319,7 @@ impl Validator<'_> {
                     .collect(),
             },
             tickets,
+            problem_on_resolve,
             token_secret_file,
             data_dir,
             database: DatabaseConfig {

@@ -1,12 +1,14 @@
 //! Commands staff write in the first lines of a reply (README "Staff
 //! commands"): `/status`, `/assign`, `/priority`, `/kind`, `/link`, `/note`,
-//! `/resolve`, `/close`, `/cc add|remove`.
+//! `/resolve`, `/close`, `/cc add|remove`, and the problem commands
+//! `/problem`, `/rootcause`, `/workaround`, `/knownerror`.
 //!
 //! Parsing is separate from applying: this module only reads text. Whether
 //! the sender may command, and whether a command fits the ticket, is decided
 //! by `conversation`.
 
 use super::mail::Address;
+use super::problem::Keywords;
 use super::ticket::{Kind, Priority, Status, TicketNumber};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +28,21 @@ pub enum Command {
         name: String,
         note: String,
     },
+    /// `/problem TITLE`: a new problem ticket, linked to this one.
+    Problem(String),
+    /// `/rootcause [TEXT]`: without text, the reply's text is the cause.
+    RootCause(String),
+    /// `/workaround [TEXT]`: without text, the reply's text is the workaround.
+    Workaround(String),
+    /// `/knownerror KEYWORDS` or `/knownerror off` (`None`).
+    KnownError(Option<Keywords>),
+}
+
+impl Command {
+    /// Whether the command takes the reply's text when it has none of its own.
+    pub fn takes_text(&self) -> bool {
+        matches!(self, Command::RootCause(t) | Command::Workaround(t) if t.is_empty())
+    }
 }
 
 /// A command line that could not be read, with its line and why.
@@ -143,6 +160,16 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
                 note: note.to_string(),
             })
         }
+        "problem" => need("a title for the new problem").map(|t| Command::Problem(t.to_string())),
+        "rootcause" => Ok(Command::RootCause(arg.to_string())),
+        "workaround" => Ok(Command::Workaround(arg.to_string())),
+        "knownerror" => {
+            if arg.eq_ignore_ascii_case("off") {
+                Ok(Command::KnownError(None))
+            } else {
+                arg.parse().map(|k| Command::KnownError(Some(k)))
+            }
+        }
         "resolve" => no_arg(Command::Status(Status::Resolved)),
         "close" => no_arg(Command::Status(Status::Closed)),
         "cc" => {
@@ -164,7 +191,8 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
         }
         other => Err(format!(
             "unknown command /{other} (known: /status, /assign, /priority, /kind, /link, \
-             /note, /resolve, /close, /cc, /service, /supplier)"
+             /note, /resolve, /close, /cc, /service, /supplier, /problem, /rootcause, \
+             /workaround, /knownerror)"
         )),
     }
 }
@@ -245,6 +273,28 @@ mod tests {
             ]
         );
         assert_eq!(r.errors.len(), 1);
+    }
+
+    #[test]
+    fn problem_commands() {
+        let r = parse(
+            "/problem VPN drops every hour\n/rootcause\n/workaround use the web client\n\
+             /knownerror vpn, drops|disconnects\n/knownerror OFF\n/knownerror ,\n/problem\n\
+             The lease pool was too small.",
+        );
+        assert_eq!(
+            r.commands,
+            vec![
+                Command::Problem("VPN drops every hour".into()),
+                Command::RootCause(String::new()),
+                Command::Workaround("use the web client".into()),
+                Command::KnownError(Some("vpn, drops|disconnects".parse().expect("k"))),
+                Command::KnownError(None),
+            ]
+        );
+        assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
+        assert!(r.commands[1].takes_text() && !r.commands[2].takes_text());
+        assert_eq!(r.text, "The lease pool was too small.");
     }
 
     #[test]

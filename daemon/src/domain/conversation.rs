@@ -14,6 +14,7 @@ use super::change::{self, Fields};
 use super::classify::Class;
 use super::commands::{self, Command, Reply};
 use super::mail::{Address, Inbound};
+use super::problem::{self, KnownError, OnResolve};
 use super::staff::{Directory, StaffMember};
 use super::threading::tagged_subject;
 use super::ticket::{ContactId, Kind, Priority, Role, Status, TicketId, TicketNumber, Visibility};
@@ -45,6 +46,8 @@ pub struct Settings {
     pub emit_events: bool,
     /// Recipients of one desk mail at most (`tickets.max_recipients`).
     pub max_recipients: usize,
+    /// What a solved problem does to its open incidents.
+    pub problem_on_resolve: OnResolve,
 }
 
 /// A supplier as the conversation sees it: who may answer for it.
@@ -221,6 +224,8 @@ pub enum DraftKind {
     CommandError,
     BounceNotice,
     SupplierEscalation,
+    /// To an incident's customers: the problem behind it is solved.
+    ProblemResolved,
 }
 
 impl DraftKind {
@@ -232,6 +237,7 @@ impl DraftKind {
             DraftKind::CommandError => "command-error",
             DraftKind::BounceNotice => "bounce-notice",
             DraftKind::SupplierEscalation => "supplier-escalation",
+            DraftKind::ProblemResolved => "problem-resolved",
         }
     }
 
@@ -247,7 +253,10 @@ impl DraftKind {
 
     /// Whether the mail goes to the customer side (public on the ticket).
     pub fn is_public(&self) -> bool {
-        matches!(self, DraftKind::Acknowledgement | DraftKind::Answer)
+        matches!(
+            self,
+            DraftKind::Acknowledgement | DraftKind::Answer | DraftKind::ProblemResolved
+        )
     }
 }
 
@@ -325,12 +334,22 @@ pub struct Effects {
     /// Whether the mail counts as the customer's side of the conversation
     /// (later answers reply to it).
     pub public_message: bool,
+    /// `/problem TITLE`: open a problem linked to this ticket.
+    pub new_problem: Option<String>,
+    /// Root cause, workaround, known error: the problem record's changes.
+    pub problem_edit: problem::Edit,
+    /// The known error a new ticket matched (linked, its workaround sent).
+    pub known_error: Option<TicketNumber>,
 }
 
 /// Lookups the decision needs that the caller answers from the database.
 pub trait Lookup {
     /// The id of the ticket with this number, if it exists.
     fn ticket_id(&self, number: TicketNumber) -> Option<TicketId>;
+    /// The record of a problem ticket, if one was written.
+    fn problem(&self, _id: TicketId) -> Option<problem::Record> {
+        None
+    }
 }
 
 /// The input of [`apply`] besides the ticket.
@@ -344,6 +363,8 @@ pub struct MailIn<'a> {
     pub may_acknowledge: bool,
     /// A bounce of a desk mail: the failed recipients and why.
     pub bounced: Option<String>,
+    /// The known error a new ticket's text matches.
+    pub known_error: Option<&'a KnownError>,
 }
 
 /// Applies one mail to `ticket` (changed in place) and says what follows.
@@ -471,9 +492,20 @@ fn customer_mail(
             set_status(ticket, to, fx);
         }
     }
+    let known_error = input
+        .known_error
+        .filter(|_| input.new_ticket && claimed.is_none());
+    if let Some(ke) = known_error {
+        fx.known_error = Some(ke.number);
+    }
     if input.new_ticket && input.may_acknowledge && claimed.is_none() {
-        fx.drafts
-            .push(acknowledgement(settings, ticket, mail, input.sender));
+        fx.drafts.push(acknowledgement(
+            settings,
+            ticket,
+            mail,
+            input.sender,
+            known_error,
+        ));
     }
     let head = match (input.new_ticket, claimed) {
         (_, Some(m)) => format!(
@@ -482,7 +514,14 @@ fn customer_mail(
              of this ticket instead.",
             m.email
         ),
-        (true, None) => "New ticket.".to_string(),
+        (true, None) => match known_error {
+            Some(ke) => format!(
+                "New ticket. It matches known error {} (\"{}\"): linked to it, and the \
+                 customer was sent its workaround.",
+                ke.number, ke.subject
+            ),
+            None => "New ticket.".to_string(),
+        },
         (false, None) => "The customer replied.".to_string(),
     };
     let body = news(ticket, input, &head, &fx.shown_text);
@@ -494,6 +533,7 @@ fn acknowledgement(
     ticket: &TicketState,
     mail: &Inbound,
     to: &Address,
+    known_error: Option<&KnownError>,
 ) -> Draft {
     let desk = &settings.desk;
     let number = ticket.number;
@@ -503,10 +543,21 @@ fn acknowledgement(
     {
         references.push(id.clone());
     }
+    let workaround = known_error.map_or(String::new(), |ke| {
+        format!(
+            "This looks like a known issue the desk is working on ({}: {}). Until it \
+             is fixed, this helps:\n\n{}\n\n\
+             If it does not, reply to this mail.\n\n",
+            ke.number,
+            ke.subject,
+            ke.workaround.trim()
+        )
+    });
     let body = format!(
         "Hello {name},\n\n\
          Thank you for contacting {desk}. We have received your message and \
          opened ticket {number} for it.\n\n\
+         {workaround}\
          Please keep \"[{tag} {number}]\" in the subject when you write about \
          this request; replying to this mail does that for you.\n\n\
          Your message:\n\
@@ -645,7 +696,16 @@ fn staff_reply(
     let mut next = ticket.clone();
     let mut trial = Effects::default();
     for c in &reply.commands {
-        if let Err(e) = command(settings, &mut next, member, c, lookup, now, &mut trial) {
+        if let Err(e) = command(
+            settings,
+            &mut next,
+            member,
+            c,
+            &reply.text,
+            lookup,
+            now,
+            &mut trial,
+        ) {
             errors.push(e);
         }
     }
@@ -667,9 +727,11 @@ fn staff_reply(
     fx.links = trial.links;
     fx.added = trial.added;
     fx.removed = trial.removed;
+    fx.new_problem = trial.new_problem;
+    fx.problem_edit = trial.problem_edit;
     let Reply { text, .. } = &reply;
     fx.shown_text = text.clone();
-    if reply.is_note() {
+    if reply.is_note() || reply.commands.iter().any(Command::takes_text) {
         fx.visibility = Visibility::Internal;
         let body = format!(
             "Internal note by {} on {}:\n\n{}\n",
@@ -696,7 +758,7 @@ fn staff_reply(
     if ticket.responded_at.is_none() {
         ticket.responded_at = Some(now);
     }
-    let (audience, left_out) = capped_audience(ticket, settings.max_recipients);
+    let (audience, left_out) = capped_audience(ticket, &member.email, settings.max_recipients);
     if audience.is_empty() {
         return;
     }
@@ -740,10 +802,13 @@ fn staff_reply(
 }
 
 /// The customer side of a public answer, at most `max` recipients: the
-/// customer first, then the other participants in the order they joined.
-/// The rest are returned separately, so the staff member can be told.
-fn capped_audience(ticket: &TicketState, max: usize) -> (Vec<Address>, Vec<Address>) {
+/// customer first, then the other participants in the order they joined;
+/// never the writer (a staff member who opened the ticket, such as a problem
+/// opened with `/problem`). The rest are returned separately, so the staff
+/// member can be told.
+fn capped_audience(ticket: &TicketState, writer: &str, max: usize) -> (Vec<Address>, Vec<Address>) {
     let mut audience = ticket.audience();
+    audience.retain(|a| a.email != writer);
     if let Some(i) = audience
         .iter()
         .position(|a| a.email == ticket.customer.email)
@@ -832,16 +897,65 @@ pub fn staff_change(
     }))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn command(
     settings: &Settings,
     t: &mut TicketState,
     member: &StaffMember,
     c: &Command,
+    text: &str,
     lookup: &dyn Lookup,
     now: DateTime<Utc>,
     fx: &mut Effects,
 ) -> Result<(), String> {
     match c {
+        Command::Problem(title) => {
+            if matches!(t.kind, Kind::Problem | Kind::Change) {
+                return Err(format!(
+                    "/problem: {} is a {}; open problems from incidents and requests",
+                    t.number,
+                    t.kind.as_str()
+                ));
+            }
+            if fx.new_problem.is_some() {
+                return Err("/problem: one new problem per reply".into());
+            }
+            fx.new_problem = Some(title.clone());
+        }
+        Command::RootCause(arg) | Command::Workaround(arg) => {
+            let word = match c {
+                Command::RootCause(_) => "/rootcause",
+                _ => "/workaround",
+            };
+            only_on_problems(t, word)?;
+            let value = if arg.is_empty() { text } else { arg }.trim();
+            if value.is_empty() {
+                return Err(format!(
+                    "{word} needs text: on its line, or as the text of the reply"
+                ));
+            }
+            let edit = match c {
+                Command::RootCause(_) => problem::Edit {
+                    root_cause: Some(value.to_string()),
+                    ..problem::Edit::default()
+                },
+                _ => problem::Edit {
+                    workaround: Some(value.to_string()),
+                    ..problem::Edit::default()
+                },
+            };
+            fx.problem_edit.merge(edit);
+        }
+        Command::KnownError(keywords) => {
+            only_on_problems(t, "/knownerror")?;
+            let mut edit = fx.problem_edit.clone();
+            edit.merge(problem::Edit {
+                known_error: Some(keywords.clone()),
+                ..problem::Edit::default()
+            });
+            edit.apply_to(&lookup.problem(t.id).unwrap_or_default())?;
+            fx.problem_edit = edit;
+        }
         Command::Status(_)
         | Command::Assign(_)
         | Command::Priority(_)
@@ -910,6 +1024,18 @@ fn command(
         }
     }
     Ok(())
+}
+
+fn only_on_problems(t: &TicketState, word: &str) -> Result<(), String> {
+    if t.kind == Kind::Problem {
+        Ok(())
+    } else {
+        Err(format!(
+            "{word}: {} is a {}, not a problem (open one with /problem TITLE, or /kind problem)",
+            t.number,
+            t.kind.as_str()
+        ))
+    }
 }
 
 fn supplier_escalation(

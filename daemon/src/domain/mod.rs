@@ -10,6 +10,7 @@ pub mod commands;
 pub mod conversation;
 pub mod intake;
 pub mod mail;
+pub mod problem;
 pub mod quote;
 pub mod render;
 pub mod schedule;

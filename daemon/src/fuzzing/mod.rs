@@ -614,6 +614,7 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
             new_ticket,
             may_acknowledge,
             bounced,
+            known_error: None,
         },
         &view,
         now,

@@ -10,6 +10,7 @@ use sea_orm::{
 };
 
 use super::Incoming;
+use super::problems::Problems;
 use super::states::States;
 use crate::domain::commands::{self, Command};
 use crate::domain::conversation::{Lookup, Settings};
@@ -30,6 +31,7 @@ pub(super) struct Lookups {
     pub known: BatchKnown,
     pub contacts: Contacts,
     pub states: States,
+    pub problems: Problems,
     /// Desk mails that bounce reports name: Message-ID → (outbox id, recipients).
     pub bounce_targets: HashMap<String, (i64, String)>,
     /// The heads of mails too large to take, by their place in the batch.
@@ -55,18 +57,20 @@ impl Lookups {
         known.load_tags(txn, refs.numbers).await?;
         let mut contacts =
             Contacts::load(txn, refs.emails.iter().map(String::as_str).collect()).await?;
-        let states = States::load(txn, &known, &mut contacts).await?;
+        let mut states = States::load(txn, &known, &mut contacts).await?;
         for st in states.by_id.values() {
             for p in &st.participants {
                 known.participants.insert((st.id, p.address.email.clone()));
             }
         }
+        let problems = Problems::load(txn, &mut states, &mut contacts, &mut known).await?;
         let (heads, told_too_large) = too_large(txn, batch, now).await?;
         Ok(Lookups {
             seen,
             known,
             contacts,
             states,
+            problems,
             bounce_targets: load_bounce_targets(txn, batch).await?,
             heads,
             told_too_large,

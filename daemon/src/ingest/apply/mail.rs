@@ -10,15 +10,18 @@ use sea_orm::ActiveValue::Set;
 use tracing::{debug, info, warn};
 
 use super::known::{Lookups, TOO_LARGE_KIND};
+use super::problems::{self, View};
 use super::rows::{InboundRow, Rows, participant_row, quarantine_row};
 use super::{Incoming, Outcome, Oversize, dedup_token};
 use crate::domain::classify::{Class, classify};
-use crate::domain::conversation::{self, Author, DraftKind, Effects, MailIn, Settings};
+use crate::domain::conversation::{self, Author, Draft, DraftKind, Effects, MailIn, Settings};
 use crate::domain::intake::{self, MailFacts, Placed};
 use crate::domain::mail::{Address, Inbound};
+use crate::domain::problem::{self as problem_rules, OnResolve};
 use crate::domain::render::render;
+use crate::domain::staff::StaffMember;
 use crate::domain::threading::{self, TicketRef};
-use crate::domain::ticket::{ContactId, TicketId};
+use crate::domain::ticket::{ContactId, Kind, Status, TicketId, TicketNumber};
 use crate::domain::token::Token;
 use crate::error::{Error, Result};
 use crate::ingest::parse::{self, Parsed};
@@ -137,6 +140,7 @@ impl Decider<'_> {
                 .look
                 .contacts
                 .ack_allowed(contact, now, settings.ack_limit_per_hour);
+        let known_error = self.known_error(t, new_ticket, &author, &mail);
         let state = self
             .look
             .states
@@ -154,8 +158,12 @@ impl Decider<'_> {
                 new_ticket,
                 may_acknowledge,
                 bounced,
+                known_error: known_error.as_ref(),
             },
-            &self.look.known,
+            &View {
+                known: &self.look.known,
+                problems: &self.look.problems,
+            },
             now,
         );
         self.look.states.touch(t.id);
@@ -185,6 +193,7 @@ impl Decider<'_> {
             rule: route.rule,
         };
         let queued = self.answer(i, m, &decided, message_id);
+        self.problem_effects(m, t, &fx, &author)?;
         Ok(Outcome::Stored {
             ticket: t.number.to_string(),
             new_ticket,
@@ -254,6 +263,218 @@ impl Decider<'_> {
             state.last_public_message_id = Some(id.clone());
         }
         queued
+    }
+
+    /// The known error a new incident's subject and text match, if any.
+    fn known_error(
+        &self,
+        t: TicketRef,
+        new_ticket: bool,
+        author: &Author,
+        mail: &Inbound,
+    ) -> Option<problem_rules::KnownError> {
+        if !new_ticket || !matches!(author, Author::Customer) {
+            return None;
+        }
+        let kind = self.look.states.by_id.get(&t.id)?.kind;
+        if !matches!(kind, Kind::Incident | Kind::Request) {
+            return None;
+        }
+        problem_rules::best_match(&self.look.problems.known_errors, &mail.subject, &mail.text)
+            .cloned()
+    }
+
+    /// What a mail does beyond its own ticket in problem management: the
+    /// link to a matched known error, a problem record's changes, a problem
+    /// opened from the ticket, the incidents of a solved problem.
+    fn problem_effects(
+        &mut self,
+        m: &Incoming,
+        t: TicketRef,
+        fx: &Effects,
+        author: &Author,
+    ) -> Result<()> {
+        if let Some(n) = fx.known_error
+            && let Some(problem) = self
+                .look
+                .problems
+                .known_errors
+                .iter()
+                .find(|k| k.number.seq == n.seq)
+                .map(|k| k.id)
+        {
+            self.rows.links.push(link_row(t.id, problem, "known error"));
+            self.look.problems.link(problem, t.id);
+        }
+        if !fx.problem_edit.is_empty() {
+            let state = self
+                .look
+                .states
+                .by_id
+                .get(&t.id)
+                .ok_or_else(|| vanished(t))?;
+            self.look.problems.edit(state, &fx.problem_edit);
+        }
+        let unique = dedup_token(&m.parsed.dedup_key);
+        if let (Some(title), Author::Staff(member)) = (&fx.new_problem, author) {
+            self.open_problem(t, title, member, &m.mailbox, &unique)?;
+        }
+        let is_problem = self
+            .look
+            .states
+            .by_id
+            .get(&t.id)
+            .is_some_and(|s| s.kind == Kind::Problem);
+        if is_problem && problems::solves(&fx.changes) {
+            self.look.problems.solved(t.id);
+            self.tell_incidents(t, &fx.shown_text, &unique)?;
+        }
+        Ok(())
+    }
+
+    /// Opens a problem from `incident` (`/problem TITLE`), assigned to the
+    /// staff member, linked, and tells them with a mail they can reply to.
+    fn open_problem(
+        &mut self,
+        incident: TicketRef,
+        title: &str,
+        member: &StaffMember,
+        mailbox: &str,
+        unique: &str,
+    ) -> Result<()> {
+        let (settings, now) = (self.settings, self.now);
+        let id = TicketId(self.tickets_seq.take());
+        let address = member.address();
+        let contact = self.look.contacts.id_for(&address, now);
+        let mut state = intake::new_ticket(id, title, &address, mailbox, settings, now);
+        state.kind = Kind::Problem;
+        state.number = TicketNumber {
+            kind: Kind::Problem,
+            seq: id.0,
+        };
+        state.status = Status::Open;
+        state.assignee = Some(member.email.clone());
+        // A problem is the desk's own work: no customer SLA runs on it.
+        state.service = None;
+        let p = TicketRef {
+            id,
+            number: state.number,
+        };
+        let from = self
+            .look
+            .states
+            .by_id
+            .get(&incident.id)
+            .ok_or_else(|| vanished(incident))?;
+        let drafts = vec![problem_rules::opened_notice(settings, &state, from, member)];
+        if settings.emit_events {
+            self.rows
+                .events
+                .push(events::for_ticket(&state, "ticket.created", &[]));
+        }
+        self.look.states.create(state, contact);
+        self.look.known.participants.insert((id, address.email));
+        self.look.known.by_number.insert(p.number.seq, p);
+        self.rows.links.push(link_row(incident.id, id, "problem"));
+        self.look.problems.link(id, incident.id);
+        self.queue(p, &drafts, unique);
+        info!(ticket = %p.number, incident = %incident.number, by = member.email, "problem opened");
+        Ok(())
+    }
+
+    /// A solved problem: each open linked incident's customers get one
+    /// mail, and the incident is resolved or its assignees told
+    /// (`[problems] on_resolve`).
+    fn tell_incidents(&mut self, p: TicketRef, text: &str, unique: &str) -> Result<()> {
+        let (settings, now) = (self.settings, self.now);
+        let problem = self
+            .look
+            .states
+            .by_id
+            .get(&p.id)
+            .ok_or_else(|| vanished(p))?
+            .clone();
+        let record = self.look.problems.record(p.id);
+        let resolve = settings.problem_on_resolve == OnResolve::Resolve;
+        let unique = format!("{unique}.{}", p.number.seq);
+        for id in self.look.problems.linked(p.id).to_vec() {
+            let Some(incident) = self.look.states.by_id.get_mut(&id) else {
+                continue;
+            };
+            if matches!(incident.kind, Kind::Problem | Kind::Change)
+                || matches!(incident.status, Status::Resolved | Status::Closed)
+            {
+                continue;
+            }
+            let changes = if resolve {
+                problems::resolve_incident(incident, now)
+            } else {
+                Vec::new()
+            };
+            let incident = incident.clone();
+            let mut drafts = vec![problem_rules::resolution_notice(
+                settings,
+                &problem,
+                &record,
+                &incident,
+                text,
+                !changes.is_empty(),
+            )];
+            if !resolve {
+                drafts.extend(problem_rules::incident_notice(
+                    settings, &problem, &incident, text,
+                ));
+            }
+            if settings.emit_events && !changes.is_empty() {
+                for hook in ["ticket.updated", "ticket.resolved"] {
+                    self.rows
+                        .events
+                        .push(events::for_ticket(&incident, hook, &changes));
+                }
+            }
+            self.look.states.touch(id);
+            let r = TicketRef {
+                id,
+                number: incident.number,
+            };
+            let queued = self.queue(r, &drafts, &unique);
+            let told = queued
+                .ids
+                .iter()
+                .filter(|(_, k)| *k == DraftKind::ProblemResolved)
+                .count();
+            if let Some((mid, _)) = queued
+                .ids
+                .iter()
+                .rev()
+                .find(|(_, k)| *k == DraftKind::ProblemResolved)
+                && let Some(st) = self.look.states.by_id.get_mut(&id)
+            {
+                st.last_public_message_id = Some(mid.clone());
+            }
+            for (mid, _) in queued.ids {
+                self.look.known.by_mid.insert(mid, r);
+            }
+            info!(ticket = %r.number, problem = %p.number, told, resolved = !changes.is_empty(), "problem solved: incident's customers told");
+        }
+        Ok(())
+    }
+
+    fn queue(&mut self, t: TicketRef, drafts: &[Draft], unique: &str) -> Queued {
+        queue_drafts(
+            self.settings,
+            t,
+            drafts,
+            &[],
+            unique,
+            Queue {
+                contacts: &mut self.look.contacts,
+                messages_seq: &mut self.messages_seq,
+                messages: &mut self.rows.messages,
+                outbox: &mut self.rows.outbox,
+            },
+            self.now,
+        )
     }
 
     /// Tells the sender of a mail too large to take, once a day at most.
@@ -453,6 +674,14 @@ struct Decided<'a> {
     fx: &'a Effects,
     author: &'static str,
     rule: &'static str,
+}
+
+fn link_row(ticket: TicketId, other: TicketId, reason: &str) -> ticket_link::ActiveModel {
+    ticket_link::ActiveModel {
+        ticket_id: Set(ticket.0),
+        other_id: Set(other.0),
+        reason: Set(reason.into()),
+    }
 }
 
 fn vanished(t: TicketRef) -> Error {

@@ -9,6 +9,7 @@
 
 mod known;
 mod mail;
+mod problems;
 mod rows;
 mod states;
 
@@ -310,6 +311,7 @@ async fn write(
     rows.take_raw(batch);
     look.contacts.save(txn).await?;
     look.states.save(txn, settings, now).await?;
+    look.problems.save(txn, now).await?;
     rows.save(txn, &look.contacts, now).await?;
     tickets_seq.save(txn).await?;
     messages_seq.save(txn).await?;

@@ -14,6 +14,7 @@ pub mod message_raw_piece;
 pub mod outbox;
 pub mod participant;
 pub mod plugin_error;
+pub mod problem;
 pub mod quarantine;
 pub mod sla_event;
 pub mod sla_pause;
