@@ -12,6 +12,7 @@ mod metrics;
 mod oauth;
 mod plugins;
 mod poison;
+mod problems;
 mod report;
 mod resilience;
 mod service_levels;
