@@ -77,7 +77,10 @@ async fn a_problem_and_its_incidents(backend: Backend) {
     // Three customers report the same trouble in their own words.
     let reports = [
         ("VPN drops", "My VPN connection drops every hour."),
-        ("Remote access", "Since Monday the VPN disconnects all the time."),
+        (
+            "Remote access",
+            "Since Monday the VPN disconnects all the time.",
+        ),
         ("vpn??", "vpn gone again, third time today"),
     ];
     for (i, (subject, text)) in reports.iter().enumerate() {
@@ -91,7 +94,13 @@ async fn a_problem_and_its_incidents(backend: Backend) {
 
     // Ada opens the problem from the first incident's notification.
     let note1 = mail_about(&ada, 3, "INC-000001").await;
-    staff_reply(&desk, &note1, &ada_addr, "/problem VPN drops every hour\r\n").await;
+    staff_reply(
+        &desk,
+        &note1,
+        &ada_addr,
+        "/problem VPN drops every hour\r\n",
+    )
+    .await;
     let list = problems(&desk, false);
     assert_eq!(list.len(), 1, "{list:?}");
     let prb = list[0]["number"].as_str().expect("number").to_string();
@@ -124,7 +133,10 @@ async fn a_problem_and_its_incidents(backend: Backend) {
         known[0]["root_cause"],
         "The DHCP lease pool of the VPN gateway was too small."
     );
-    assert_eq!(known[0]["keywords"], "vpn|anyconnect, drops|disconnects|gone");
+    assert_eq!(
+        known[0]["keywords"],
+        "vpn|anyconnect, drops|disconnects|gone"
+    );
 
     // A fourth customer's new incident matches: the acknowledgement carries
     // the workaround and the ticket is linked. A fifth, about something
@@ -162,7 +174,11 @@ async fn a_problem_and_its_incidents(backend: Backend) {
     let before = desk.ticket("INC-000006");
     staff_reply(&desk, &note5, &ada_addr, "/rootcause paper\r\n").await;
     let refusal = mail_about(&ada, 7, "Not applied").await;
-    assert!(body(&refusal).contains("not a problem"), "{}", body(&refusal));
+    assert!(
+        body(&refusal).contains("not a problem"),
+        "{}",
+        body(&refusal)
+    );
     assert_eq!(desk.ticket("INC-000006")["status"], before["status"]);
     assert_eq!(problems(&desk, false).len(), 1);
 
@@ -207,7 +223,9 @@ async fn a_problem_and_its_incidents(backend: Backend) {
     let solved = problems(&desk, false);
     assert_eq!(solved[0]["linked_open"], 0, "{solved:?}");
     assert!(
-        problems(&desk, true).iter().all(|p| p["status"] == "resolved"),
+        problems(&desk, true)
+            .iter()
+            .all(|p| p["status"] == "resolved"),
         "a solved problem stays listed as a known error record"
     );
 

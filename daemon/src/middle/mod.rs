@@ -19,6 +19,7 @@
 mod apply;
 mod dispatch;
 mod jobs;
+mod problems;
 mod sla;
 mod supplier;
 mod threading;

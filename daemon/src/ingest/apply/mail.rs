@@ -306,6 +306,20 @@ impl Decider<'_> {
             self.rows.links.push(link_row(t.id, problem, "known error"));
             self.look.problems.link(problem, t.id);
         }
+        // Links staff made in this mail count for a problem solved later in
+        // the batch, whichever side the problem is on.
+        for n in &fx.links {
+            let Some(other) = self.look.known.by_number.get(&n.seq).copied() else {
+                continue;
+            };
+            let kind = |id: TicketId| self.look.states.by_id.get(&id).map(|s| s.kind);
+            if kind(other.id) == Some(Kind::Problem) {
+                self.look.problems.link(other.id, t.id);
+            }
+            if kind(t.id) == Some(Kind::Problem) {
+                self.look.problems.link(t.id, other.id);
+            }
+        }
         if !fx.problem_edit.is_empty() {
             let state = self
                 .look
