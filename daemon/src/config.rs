@@ -2101,6 +2101,27 @@ tls = "none"
     }
 
     #[test]
+    fn problems_on_resolve_is_checked() {
+        let good = GOOD
+            .replace("port = 70000", "port = 143")
+            .replace("port = 0", "port = 25");
+        let text = format!("{good}\n[problems]\non_resolve = \"notify\"\n");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &text, &env).expect("valid");
+        assert_eq!(
+            c.problem_on_resolve,
+            crate::domain::problem::OnResolve::Notify
+        );
+        let bad = format!("{good}\n[problems]\non_resolve = \"close\"\n");
+        let line = bad.lines().count();
+        assert_eq!(
+            problems(&bad),
+            vec![format!(
+                "/etc/helpdesk.toml:{line}: problems.on_resolve: unknown value \"close\" (resolve, notify)"
+            )]
+        );
+    }
+
+    #[test]
     fn the_shipped_example_is_valid() {
         // The example trusts the CA of the local mail stack, which exists
         // only once the stack has run: a file of this test stands in for it.
