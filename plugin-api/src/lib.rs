@@ -106,6 +106,18 @@ pub mod hooks {
     pub const SLA_WARNING: &str = "sla.warning";
     /// The SLA job found a ticket past a target; `data` as for [`SLA_WARNING`].
     pub const SLA_BREACHED: &str = "sla.breached";
+    /// A gate: the release manager asked to deploy a release (`/deploy`).
+    /// The event's [`data`](crate::Event::data) holds `release`: `number`,
+    /// `title`, `manager`, `deploy_at` (RFC 3339, UTC), `window` (`start`,
+    /// `end` in RFC 3339 UTC and `zone`, or null) and `changes`, each with
+    /// `number`, `subject`, `state` (`draft`, `submitted`, `approved`,
+    /// `rejected`, `scheduled`, `implemented`, `failed`, `closed`) and
+    /// `items`. A [`Veto`](crate::Action::Veto) stops the deploy; the reason
+    /// is recorded on the release and mailed to its manager.
+    pub const RELEASE_BEFORE_DEPLOY: &str = "release.before_deploy";
+    /// A release was deployed (no plugin vetoed); `data` as for
+    /// [`RELEASE_BEFORE_DEPLOY`], plus `services`: those its changes touch.
+    pub const RELEASE_DEPLOYED: &str = "release.deployed";
 
     /// Every hook this version of the crate knows.
     pub const ALL: &[&str] = &[
@@ -117,14 +129,15 @@ pub mod hooks {
         SUPPLIER_REVIEW_DUE,
         SLA_WARNING,
         SLA_BREACHED,
+        RELEASE_BEFORE_DEPLOY,
+        RELEASE_DEPLOYED,
     ];
 
     /// Hooks that are gates: a [`Veto`](crate::Action::Veto) returned for
     /// one of them is recorded on the event and reported to the code that
-    /// raised it (which then does not proceed). None exists yet; the release
-    /// and change hooks will add theirs here. A veto for any other hook is
-    /// an invalid action.
-    pub const GATES: &[&str] = &[];
+    /// raised it (which then does not proceed). A veto for any other hook
+    /// is an invalid action.
+    pub const GATES: &[&str] = &[RELEASE_BEFORE_DEPLOY];
 
     /// Whether `hook` is one of [`ALL`].
     pub fn is_known(hook: &str) -> bool {
