@@ -147,6 +147,8 @@ struct RawConfig {
     #[serde(default)]
     problems: RawProblems,
     #[serde(default)]
+    releases: RawReleases,
+    #[serde(default)]
     calendar: Vec<RawCalendar>,
     #[serde(default)]
     sla_policy: Vec<RawSlaPolicy>,
@@ -196,6 +198,13 @@ struct RawTickets {
 #[serde(deny_unknown_fields)]
 struct RawProblems {
     on_resolve: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReleases {
+    #[serde(default)]
+    subscribers: Vec<Spanned<String>>,
 }
 
 impl Default for RawTickets {
@@ -435,6 +444,8 @@ pub struct Config {
     pub tickets: TicketsConfig,
     /// `[problems]`: what a solved problem does to its open incidents.
     pub problem_on_resolve: crate::domain::problem::OnResolve,
+    /// `[releases] subscribers`: who gets the notes of a deployed release.
+    pub release_subscribers: Vec<Address>,
     /// The secret reply tokens are signed with; created on first start.
     pub token_secret_file: PathBuf,
     pub plugins: PluginsConfig,
@@ -1256,6 +1267,13 @@ impl Validator<'_> {
                 Default::default()
             }),
         };
+        let release_subscribers = raw
+            .releases
+            .subscribers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| self.address(a, &format!("releases.subscribers[{i}]")))
+            .collect();
         let tickets = TicketsConfig {
             reopen_window: chrono::Duration::days(self.int_in(
                 &raw.tickets.reopen_window_days,
@@ -1320,6 +1338,7 @@ impl Validator<'_> {
             },
             tickets,
             problem_on_resolve,
+            release_subscribers,
             token_secret_file,
             data_dir,
             database: DatabaseConfig {

@@ -36,6 +36,11 @@ pub enum Command {
     Workaround(String),
     /// `/knownerror KEYWORDS` or `/knownerror off` (`None`).
     KnownError(Option<Keywords>),
+    /// `/release new TITLE` (`Err(title)`) or `/release REL-…` (`Ok`): put
+    /// this change in a new or an existing release.
+    Release(Result<TicketNumber, String>),
+    /// `/deploy`: deploy this release (its gate is asked first).
+    Deploy,
 }
 
 impl Command {
@@ -170,6 +175,19 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
                 arg.parse().map(|k| Command::KnownError(Some(k)))
             }
         }
+        "release" => {
+            let arg = need("NEW TITLE or a release number such as REL-000050")?;
+            match arg.split_once(char::is_whitespace) {
+                Some((w, title)) if w.eq_ignore_ascii_case("new") => {
+                    Ok(Command::Release(Err(title.trim().to_string())))
+                }
+                _ if arg.eq_ignore_ascii_case("new") => {
+                    Err("/release new needs a title".to_string())
+                }
+                _ => arg.parse().map(|n| Command::Release(Ok(n))),
+            }
+        }
+        "deploy" => no_arg(Command::Deploy),
         "resolve" => no_arg(Command::Status(Status::Resolved)),
         "close" => no_arg(Command::Status(Status::Closed)),
         "cc" => {
@@ -192,7 +210,7 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
         other => Err(format!(
             "unknown command /{other} (known: /status, /assign, /priority, /kind, /link, \
              /note, /resolve, /close, /cc, /service, /supplier, /problem, /rootcause, \
-             /workaround, /knownerror)"
+             /workaround, /knownerror, /release, /deploy)"
         )),
     }
 }
@@ -295,6 +313,22 @@ mod tests {
         assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
         assert!(r.commands[1].takes_text() && !r.commands[2].takes_text());
         assert_eq!(r.text, "The lease pool was too small.");
+    }
+
+    #[test]
+    fn release_commands() {
+        let r = parse(
+            "/release new December rollout\n/release REL-50\n/deploy\n/release new\n/deploy now\n/release soon",
+        );
+        assert_eq!(
+            r.commands,
+            vec![
+                Command::Release(Err("December rollout".into())),
+                Command::Release(Ok("REL-000050".parse().expect("n"))),
+                Command::Deploy,
+            ]
+        );
+        assert_eq!(r.errors.len(), 3, "{:?}", r.errors);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::classify::Class;
 use super::commands::{self, Command, Reply};
 use super::mail::{Address, Inbound};
 use super::problem::{self, KnownError, OnResolve};
+use super::release;
 use super::staff::{Directory, StaffMember};
 use super::threading::tagged_subject;
 use super::ticket::{ContactId, Kind, Priority, Role, Status, TicketId, TicketNumber, Visibility};
@@ -48,6 +49,8 @@ pub struct Settings {
     pub max_recipients: usize,
     /// What a solved problem does to its open incidents.
     pub problem_on_resolve: OnResolve,
+    /// Who gets the notes of a deployed release.
+    pub release_subscribers: Vec<Address>,
 }
 
 /// A supplier as the conversation sees it: who may answer for it.
@@ -226,6 +229,8 @@ pub enum DraftKind {
     SupplierEscalation,
     /// To an incident's customers: the problem behind it is solved.
     ProblemResolved,
+    /// To a release's subscribers: it was deployed.
+    ReleaseNotes,
 }
 
 impl DraftKind {
@@ -238,6 +243,7 @@ impl DraftKind {
             DraftKind::BounceNotice => "bounce-notice",
             DraftKind::SupplierEscalation => "supplier-escalation",
             DraftKind::ProblemResolved => "problem-resolved",
+            DraftKind::ReleaseNotes => "release-notes",
         }
     }
 
@@ -340,6 +346,12 @@ pub struct Effects {
     pub problem_edit: problem::Edit,
     /// The known error a new ticket matched (linked, its workaround sent).
     pub known_error: Option<TicketNumber>,
+    /// `/release new TITLE`: open a release with this change in it.
+    pub new_release: Option<String>,
+    /// `/release REL-…`: put this change in that release.
+    pub join_release: Option<TicketNumber>,
+    /// `/deploy`: ask the release's gate and deploy.
+    pub deploy: bool,
 }
 
 /// Lookups the decision needs that the caller answers from the database.
@@ -348,6 +360,10 @@ pub trait Lookup {
     fn ticket_id(&self, number: TicketNumber) -> Option<TicketId>;
     /// The record of a problem ticket, if one was written.
     fn problem(&self, _id: TicketId) -> Option<problem::Record> {
+        None
+    }
+    /// The record of a release ticket, if one was written.
+    fn release(&self, _id: TicketId) -> Option<release::Record> {
         None
     }
 }
@@ -729,6 +745,9 @@ fn staff_reply(
     fx.removed = trial.removed;
     fx.new_problem = trial.new_problem;
     fx.problem_edit = trial.problem_edit;
+    fx.new_release = trial.new_release;
+    fx.join_release = trial.join_release;
+    fx.deploy = trial.deploy;
     let Reply { text, .. } = &reply;
     fx.shown_text = text.clone();
     if reply.is_note() || reply.commands.iter().any(Command::takes_text) {
@@ -945,6 +964,37 @@ fn command(
                 },
             };
             fx.problem_edit.merge(edit);
+        }
+        Command::Release(arg) => {
+            if t.kind != Kind::Change {
+                return Err(format!(
+                    "/release: {} is a {}; releases group changes",
+                    t.number,
+                    t.kind.as_str()
+                ));
+            }
+            if fx.new_release.is_some() || fx.join_release.is_some() {
+                return Err("/release: one release per reply".into());
+            }
+            match arg {
+                Err(title) => fx.new_release = Some(title.clone()),
+                Ok(n) if n.kind == Kind::Release && lookup.ticket_id(*n).is_some() => {
+                    fx.join_release = Some(*n);
+                }
+                Ok(n) => return Err(format!("/release {n}: no such release")),
+            }
+        }
+        Command::Deploy => {
+            if t.kind != Kind::Release {
+                return Err(format!(
+                    "/deploy: {} is a {}, not a release",
+                    t.number,
+                    t.kind.as_str()
+                ));
+            }
+            let record = lookup.release(t.id).unwrap_or_default();
+            release::may_deploy(t, &record, member)?;
+            fx.deploy = true;
         }
         Command::KnownError(keywords) => {
             only_on_problems(t, "/knownerror")?;

@@ -12,6 +12,7 @@ pub mod intake;
 pub mod mail;
 pub mod problem;
 pub mod quote;
+pub mod release;
 pub mod render;
 pub mod schedule;
 pub mod sla;

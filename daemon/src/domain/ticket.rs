@@ -11,10 +11,17 @@ pub enum Kind {
     Request,
     Problem,
     Change,
+    Release,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Incident, Kind::Request, Kind::Problem, Kind::Change];
+    pub const ALL: [Kind; 5] = [
+        Kind::Incident,
+        Kind::Request,
+        Kind::Problem,
+        Kind::Change,
+        Kind::Release,
+    ];
 
     pub fn prefix(self) -> &'static str {
         match self {
@@ -22,6 +29,7 @@ impl Kind {
             Kind::Request => "REQ",
             Kind::Problem => "PRB",
             Kind::Change => "CHG",
+            Kind::Release => "REL",
         }
     }
 
@@ -31,6 +39,7 @@ impl Kind {
             Kind::Request => "request",
             Kind::Problem => "problem",
             Kind::Change => "change",
+            Kind::Release => "release",
         }
     }
 
@@ -47,7 +56,9 @@ impl FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown kind {s:?} (incident, request, problem, change)"))
+            .ok_or_else(|| {
+                format!("unknown kind {s:?} (incident, request, problem, change, release)")
+            })
     }
 }
 

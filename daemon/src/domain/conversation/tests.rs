@@ -46,6 +46,7 @@ pub(crate) fn settings() -> Settings {
         emit_events: false,
         max_recipients: 50,
         problem_on_resolve: Default::default(),
+        release_subscribers: Vec::new(),
         suppliers: vec![Supplier {
             name: "NetCo".into(),
             contacts: vec![Address::new("NOC", "noc@netco.test")],

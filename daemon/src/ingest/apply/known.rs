@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::Incoming;
 use super::problems::Problems;
+use super::releases::Releases;
 use super::states::States;
 use crate::domain::commands::{self, Command};
 use crate::domain::conversation::{Lookup, Settings};
@@ -32,6 +33,7 @@ pub(super) struct Lookups {
     pub contacts: Contacts,
     pub states: States,
     pub problems: Problems,
+    pub releases: Releases,
     /// Desk mails that bounce reports name: Message-ID → (outbox id, recipients).
     pub bounce_targets: HashMap<String, (i64, String)>,
     /// The heads of mails too large to take, by their place in the batch.
@@ -64,6 +66,7 @@ impl Lookups {
             }
         }
         let problems = Problems::load(txn, &mut states, &mut contacts, &mut known).await?;
+        let releases = Releases::load(txn, &mut states, &mut contacts, &mut known).await?;
         let (heads, told_too_large) = too_large(txn, batch, now).await?;
         Ok(Lookups {
             seen,
@@ -71,6 +74,7 @@ impl Lookups {
             contacts,
             states,
             problems,
+            releases,
             bounce_targets: load_bounce_targets(txn, batch).await?,
             heads,
             told_too_large,
@@ -173,7 +177,7 @@ impl<'a> References<'a> {
             {
                 for c in commands::parse(mail.reply_text()).commands {
                     match c {
-                        Command::Link(n) => {
+                        Command::Link(n) | Command::Release(Ok(n)) => {
                             numbers.insert(n);
                         }
                         Command::CcAdd(a) => added.push(a.email),

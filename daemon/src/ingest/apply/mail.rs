@@ -163,6 +163,7 @@ impl Decider<'_> {
             &View {
                 known: &self.look.known,
                 problems: &self.look.problems,
+                releases: &self.look.releases,
             },
             now,
         );
@@ -194,6 +195,7 @@ impl Decider<'_> {
         };
         let queued = self.answer(i, m, &decided, message_id);
         self.problem_effects(m, t, &fx, &author)?;
+        self.release_effects(m, t, &fx, &author)?;
         Ok(Outcome::Stored {
             ticket: t.number.to_string(),
             new_ticket,
@@ -356,21 +358,51 @@ impl Decider<'_> {
         mailbox: &str,
         unique: &str,
     ) -> Result<()> {
+        let p = self.open_for_staff(
+            Opening {
+                kind: Kind::Problem,
+                title,
+                member,
+                mailbox,
+                from: incident,
+                reason: "problem",
+                unique,
+            },
+            problem_rules::opened_notice,
+        )?;
+        self.look.problems.link(p.id, incident.id);
+        Ok(())
+    }
+
+    /// Opens a ticket of the desk's own work (a problem, a release) from
+    /// another, assigned to the staff member who asked, linked from `from`,
+    /// and tells them with a mail they can reply to (`notice`: the new
+    /// ticket, the one it came from, the member).
+    pub(super) fn open_for_staff(
+        &mut self,
+        o: Opening<'_>,
+        notice: fn(
+            &Settings,
+            &crate::domain::conversation::TicketState,
+            &crate::domain::conversation::TicketState,
+            &StaffMember,
+        ) -> Draft,
+    ) -> Result<TicketRef> {
         let (settings, now) = (self.settings, self.now);
         let id = TicketId(self.tickets_seq.take());
-        let address = member.address();
+        let address = o.member.address();
         let contact = self.look.contacts.id_for(&address, now);
-        let mut state = intake::new_ticket(id, title, &address, mailbox, settings, now);
-        state.kind = Kind::Problem;
+        let mut state = intake::new_ticket(id, o.title, &address, o.mailbox, settings, now);
+        state.kind = o.kind;
         state.number = TicketNumber {
-            kind: Kind::Problem,
+            kind: o.kind,
             seq: id.0,
         };
         state.status = Status::Open;
-        state.assignee = Some(member.email.clone());
-        // A problem is the desk's own work: no customer SLA runs on it.
+        state.assignee = Some(o.member.email.clone());
+        // The desk's own work: no customer SLA runs on it.
         state.service = None;
-        let p = TicketRef {
+        let t = TicketRef {
             id,
             number: state.number,
         };
@@ -378,9 +410,9 @@ impl Decider<'_> {
             .look
             .states
             .by_id
-            .get(&incident.id)
-            .ok_or_else(|| vanished(incident))?;
-        let drafts = vec![problem_rules::opened_notice(settings, &state, from, member)];
+            .get(&o.from.id)
+            .ok_or_else(|| vanished(o.from))?;
+        let drafts = vec![notice(settings, &state, from, o.member)];
         if settings.emit_events {
             self.rows
                 .events
@@ -388,12 +420,11 @@ impl Decider<'_> {
         }
         self.look.states.create(state, contact);
         self.look.known.participants.insert((id, address.email));
-        self.look.known.by_number.insert(p.number.seq, p);
-        self.rows.links.push(link_row(incident.id, id, "problem"));
-        self.look.problems.link(id, incident.id);
-        self.queue(p, &drafts, unique);
-        info!(ticket = %p.number, incident = %incident.number, by = member.email, "problem opened");
-        Ok(())
+        self.look.known.by_number.insert(t.number.seq, t);
+        self.rows.links.push(link_row(o.from.id, id, o.reason));
+        self.queue(t, &drafts, o.unique);
+        info!(ticket = %t.number, from = %o.from.number, by = o.member.email, kind = o.kind.as_str(), "opened by staff");
+        Ok(t)
     }
 
     /// A solved problem: each open linked incident's customers get one
@@ -474,7 +505,7 @@ impl Decider<'_> {
         Ok(())
     }
 
-    fn queue(&mut self, t: TicketRef, drafts: &[Draft], unique: &str) -> Queued {
+    pub(super) fn queue(&mut self, t: TicketRef, drafts: &[Draft], unique: &str) -> Queued {
         queue_drafts(
             self.settings,
             t,
@@ -680,6 +711,18 @@ impl Decider<'_> {
     }
 }
 
+/// A ticket staff open from another (`/problem`, `/release new`).
+pub(super) struct Opening<'a> {
+    pub kind: Kind,
+    pub title: &'a str,
+    pub member: &'a StaffMember,
+    pub mailbox: &'a str,
+    pub from: TicketRef,
+    /// The link's reason, from `from` to the new ticket.
+    pub reason: &'a str,
+    pub unique: &'a str,
+}
+
 /// A mail decided: its ticket, and what the conversation rules made of it.
 struct Decided<'a> {
     t: TicketRef,
@@ -690,7 +733,11 @@ struct Decided<'a> {
     rule: &'static str,
 }
 
-fn link_row(ticket: TicketId, other: TicketId, reason: &str) -> ticket_link::ActiveModel {
+pub(super) fn link_row(
+    ticket: TicketId,
+    other: TicketId,
+    reason: &str,
+) -> ticket_link::ActiveModel {
     ticket_link::ActiveModel {
         ticket_id: Set(ticket.0),
         other_id: Set(other.0),
@@ -698,6 +745,6 @@ fn link_row(ticket: TicketId, other: TicketId, reason: &str) -> ticket_link::Act
     }
 }
 
-fn vanished(t: TicketRef) -> Error {
+pub(super) fn vanished(t: TicketRef) -> Error {
     Error::Invalid(format!("ticket {} vanished during the batch", t.number))
 }

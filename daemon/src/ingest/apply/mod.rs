@@ -10,6 +10,7 @@
 mod known;
 mod mail;
 mod problems;
+mod releases;
 mod rows;
 mod states;
 
@@ -312,6 +313,7 @@ async fn write(
     look.contacts.save(txn).await?;
     look.states.save(txn, settings, now).await?;
     look.problems.save(txn, now).await?;
+    look.releases.save(txn, now).await?;
     rows.save(txn, &look.contacts, now).await?;
     tickets_seq.save(txn).await?;
     messages_seq.save(txn).await?;

@@ -241,6 +241,7 @@ async fn load_known_errors(txn: &DatabaseTransaction) -> Result<Vec<KnownError>>
 pub(super) struct View<'a> {
     pub known: &'a BatchKnown,
     pub problems: &'a Problems,
+    pub releases: &'a super::releases::Releases,
 }
 
 impl Lookup for View<'_> {
@@ -249,6 +250,9 @@ impl Lookup for View<'_> {
     }
     fn problem(&self, id: TicketId) -> Option<Record> {
         self.problems.records.get(&id).cloned()
+    }
+    fn release(&self, id: TicketId) -> Option<crate::domain::release::Record> {
+        self.releases.record(id)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod participant;
 pub mod plugin_error;
 pub mod problem;
 pub mod quarantine;
+pub mod release;
 pub mod sla_event;
 pub mod sla_pause;
 pub mod supplier_escalation;
