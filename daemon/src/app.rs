@@ -441,6 +441,7 @@ pub fn settings(config: &Config) -> Result<Settings> {
             .collect(),
         emit_events: config.plugins.enabled && plugins_installed(&config.plugins.dir),
         max_recipients: config.tickets.max_recipients,
+        changes: config.changes.clone(),
     })
 }
 

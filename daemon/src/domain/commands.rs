@@ -26,6 +26,10 @@ pub enum Command {
         name: String,
         note: String,
     },
+    /// `/ci NAME`: the ticket names a configuration item.
+    Ci(String),
+    /// `/risk`, `/impact`, `/window`, `/submit`, `/change` (`domain::changes`).
+    Change(super::changes::apply::ChangeCommand),
 }
 
 /// A command line that could not be read, with its line and why.
@@ -143,6 +147,10 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
                 note: note.to_string(),
             })
         }
+        "ci" => need("a configuration item").map(|s| Command::Ci(s.to_string())),
+        "risk" | "impact" | "window" | "submit" | "change" => {
+            super::changes::apply::parse_command(word, arg).map(Command::Change)
+        }
         "resolve" => no_arg(Command::Status(Status::Resolved)),
         "close" => no_arg(Command::Status(Status::Closed)),
         "cc" => {
@@ -164,7 +172,8 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
         }
         other => Err(format!(
             "unknown command /{other} (known: /status, /assign, /priority, /kind, /link, \
-             /note, /resolve, /close, /cc, /service, /supplier)"
+             /note, /resolve, /close, /cc, /service, /supplier, /ci, /risk, /impact, /window, \
+             /submit, /change)"
         )),
     }
 }

@@ -45,6 +45,8 @@ pub struct Settings {
     pub emit_events: bool,
     /// Recipients of one desk mail at most (`tickets.max_recipients`).
     pub max_recipients: usize,
+    /// Configuration items, change advisory boards, freezes (`domain::changes`).
+    pub changes: super::changes::Config,
 }
 
 /// A supplier as the conversation sees it: who may answer for it.
@@ -104,6 +106,8 @@ pub struct TicketState {
     pub mailbox: String,
     /// Custom fields (set by plugins), a JSON object.
     pub fields: String,
+    /// Its configuration items, and for a change its record (`domain::changes`).
+    pub change: Option<Box<super::changes::Record>>,
 }
 
 impl TicketState {
@@ -221,6 +225,10 @@ pub enum DraftKind {
     CommandError,
     BounceNotice,
     SupplierEscalation,
+    /// A change's approval request to one approver, of a submission round.
+    ApprovalRequest(u32),
+    /// A change's decision or warnings, to its owner and the change manager.
+    ChangeNotice,
 }
 
 impl DraftKind {
@@ -232,6 +240,8 @@ impl DraftKind {
             DraftKind::CommandError => "command-error",
             DraftKind::BounceNotice => "bounce-notice",
             DraftKind::SupplierEscalation => "supplier-escalation",
+            DraftKind::ApprovalRequest(_) => "approval-request",
+            DraftKind::ChangeNotice => "change-notice",
         }
     }
 
@@ -280,8 +290,17 @@ impl Draft {
         from.name = self.from_name.clone();
         let mut reply_to = settings.key.reply_to(&desk.address, token);
         reply_to.name = desk.name.clone();
+        let mut unique = unique.to_string();
+        if let DraftKind::ApprovalRequest(round) = self.kind {
+            // The approver's own approval tag after the reply token.
+            let tag = super::changes::apply::approval_tag(settings, token.number, round, to);
+            if let Some((local, domain)) = reply_to.email.rsplit_once('@') {
+                reply_to.email = format!("{local}.{tag}@{domain}");
+            }
+            unique = format!("{tag}.{unique}");
+        }
         Outgoing {
-            message_id: settings.key.message_id(token, unique, desk.id_domain()),
+            message_id: settings.key.message_id(token, &unique, desk.id_domain()),
             from,
             reply_to: Some(reply_to),
             to: vec![to.clone()],
@@ -325,12 +344,18 @@ pub struct Effects {
     /// Whether the mail counts as the customer's side of the conversation
     /// (later answers reply to it).
     pub public_message: bool,
+    /// Items named, change records moved, approvals (`domain::changes`).
+    pub process: super::changes::apply::Fx,
 }
 
 /// Lookups the decision needs that the caller answers from the database.
 pub trait Lookup {
     /// The id of the ticket with this number, if it exists.
     fn ticket_id(&self, number: TicketNumber) -> Option<TicketId>;
+    /// The other planned changes with a window, for the overlap check.
+    fn planned_changes(&self) -> Vec<super::changes::Planned> {
+        Vec::new()
+    }
 }
 
 /// The input of [`apply`] besides the ticket.
@@ -369,6 +394,9 @@ pub fn apply(
     };
     if ticket.root_message_id.is_none() {
         ticket.root_message_id = mail.message_id.clone();
+    }
+    if super::changes::apply::answer(settings, ticket, input, now, &mut fx) {
+        return fx;
     }
     match input.author {
         Author::Staff(member) if !input.new_ticket => {
@@ -663,6 +691,9 @@ fn staff_reply(
             .push(supplier_escalation(settings, ticket, member, name, note));
     }
     fx.escalations = trial.escalations;
+    super::changes::apply::prove(&mut trial.process, input.mail.message_id.as_deref());
+    fx.drafts.append(&mut trial.process.drafts);
+    fx.process = trial.process;
     fx.changes = trial.changes;
     fx.links = trial.links;
     fx.added = trial.added;
@@ -867,6 +898,10 @@ fn command(
             fx.links.push(*n);
         }
         Command::Note => {}
+        Command::Ci(name) => super::changes::apply::ci(settings, t, member, name, &mut fx.process)?,
+        Command::Change(c) => {
+            super::changes::apply::command(settings, t, member, c, lookup, now, &mut fx.process)?
+        }
         Command::CcAdd(a) => {
             if settings.is_desk_address(&a.email) || settings.staff.by_email(&a.email).is_some() {
                 return Err(format!(
@@ -976,7 +1011,8 @@ fn command_error(
              kept on the ticket as an internal note. Correct the commands and reply again.\n\n\
              Commands: /status open|pending|resolved|closed, /assign NAME|GROUP|me|nobody, \
              /priority low|normal|high|urgent, /kind incident|request|problem|change, \
-             /link NUMBER, /note, /resolve, /close, /cc add|remove ADDRESS.\n",
+             /link NUMBER, /note, /resolve, /close, /cc add|remove ADDRESS, /ci ITEM; on a \
+             change: /risk, /impact, /window, /submit, /change STATE.\n",
             number = ticket.number
         ),
         in_reply_to: input.mail.message_id.clone(),

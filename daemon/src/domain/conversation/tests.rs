@@ -45,6 +45,7 @@ pub(crate) fn settings() -> Settings {
         service_escalation: Default::default(),
         emit_events: false,
         max_recipients: 50,
+        changes: Default::default(),
         suppliers: vec![Supplier {
             name: "NetCo".into(),
             contacts: vec![Address::new("NOC", "noc@netco.test")],
@@ -83,6 +84,7 @@ pub(crate) fn ticket() -> TicketState {
         responded_at: None,
         mailbox: "support".into(),
         fields: "{}".into(),
+        change: None,
     }
 }
 
