@@ -469,6 +469,7 @@ pub fn settings(config: &Config) -> Result<Settings> {
         max_recipients: config.tickets.max_recipients,
         problem_on_resolve: config.problem_on_resolve,
         release_subscribers: config.release_subscribers.clone(),
+        changes: config.changes.clone(),
     })
 }
 

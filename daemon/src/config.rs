@@ -19,6 +19,8 @@ use crate::domain::schedule::CronSchedule;
 use crate::domain::sla::calendar::{Calendar, CalendarSpec};
 use crate::domain::staff::{Directory, StaffMember};
 
+mod changes;
+
 /// A secret read from a file or the environment; never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -165,6 +167,14 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     #[serde(default)]
     oauth2: Vec<RawOAuth2>,
+    #[serde(default)]
+    item: Vec<changes::RawItem>,
+    #[serde(default)]
+    cab: Vec<changes::RawCab>,
+    #[serde(default)]
+    freeze: Vec<changes::RawFreeze>,
+    #[serde(default)]
+    changes: changes::RawChanges,
 }
 
 #[derive(Debug, Deserialize)]
@@ -456,6 +466,8 @@ pub struct Config {
     pub oauth2: Vec<OAuth2Account>,
     /// Told by mail of what needs an admin (a refused OAuth2 refresh).
     pub admin_address: Option<Address>,
+    /// Configuration items, change advisory boards and freezes.
+    pub changes: crate::domain::changes::Config,
 }
 
 #[derive(Debug, Clone)]
@@ -1320,7 +1332,9 @@ impl Validator<'_> {
             .map(|a| self.address(a, "desk.admin_address"));
 
         let levels = self.levels(&raw, &staff);
+        let changes = self.changes(&raw);
         Config {
+            changes,
             file: self.file.clone(),
             metrics,
             oauth2,

@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md has the map.
 
 pub mod app;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod domain;

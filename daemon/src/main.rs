@@ -83,6 +83,11 @@ enum Command {
         #[command(subcommand)]
         command: TicketCommand,
     },
+    /// Changes: their state, approvals, refused answers and history.
+    Change {
+        #[command(subcommand)]
+        command: ChangeCommand,
+    },
     /// Feed an mbox file or a Maildir through the ingest pipeline.
     Import {
         #[arg(long, conflicts_with = "maildir", required_unless_present = "maildir")]
@@ -177,6 +182,26 @@ enum TicketCommand {
     /// Print the raw bytes of a ticket's message: 1 is the first, in the
     /// order `ticket show` lists them.
     Raw { number: String, message: usize },
+}
+
+#[derive(Subcommand)]
+enum ChangeCommand {
+    /// List changes (tickets of kind change).
+    List {
+        /// Only changes in this state (draft, submitted, approved, rejected,
+        /// scheduled, implemented, failed, closed).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one change: its facts, the answers of its round, the refused
+    /// answers with their reasons, and its history.
+    Show {
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -505,6 +530,10 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let app = App::open(config).await?;
             ticket(command, &app.store).await
         }
+        Command::Change { command } => {
+            let app = App::open(config).await?;
+            change(command, &app.store, &app.config).await
+        }
         Command::Import { mbox, maildir } => {
             let source = match (mbox, maildir) {
                 (Some(f), _) => Source::Mbox(f),
@@ -655,6 +684,43 @@ fn peak_rss_bytes() -> Option<u64> {
         .parse::<u64>()
         .ok()?;
     Some(kb * 1024)
+}
+
+async fn change(
+    command: ChangeCommand,
+    store: &Store,
+    config: &helpdeskd::config::Config,
+) -> anyhow::Result<ExitCode> {
+    use helpdeskd::changes;
+    match command {
+        ChangeCommand::List { state, json } => {
+            let state = match state {
+                Some(s) => Some(
+                    s.parse::<helpdeskd::domain::changes::State>()
+                        .map_err(anyhow::Error::msg)?,
+                ),
+                None => None,
+            };
+            let rows = changes::list(store.conn(), config, state).await?;
+            if json {
+                let v: Vec<_> = rows.iter().map(changes::Shown::json).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for r in &rows {
+                    println!("{}", changes::line(r));
+                }
+            }
+        }
+        ChangeCommand::Show { number, json } => {
+            let s = changes::show(store.conn(), config, &number).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s.json())?);
+            } else {
+                print!("{}", s.text());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCode> {

@@ -239,5 +239,6 @@ fn review_ticket(
         responded_at: None,
         mailbox: String::new(),
         fields: json!({ "supplier": supplier }).to_string(),
+        change: None,
     }
 }

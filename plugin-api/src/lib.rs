@@ -118,6 +118,18 @@ pub mod hooks {
     /// A release was deployed (no plugin vetoed); `data` as for
     /// [`RELEASE_BEFORE_DEPLOY`], plus `services`: those its changes touch.
     pub const RELEASE_DEPLOYED: &str = "release.deployed";
+    /// A staff member submitted a change for approval (`/submit`); the
+    /// event's [`data`](crate::Event::data) holds `change`: `number`,
+    /// `state`, `risk`, `impact`, `window_start`, `window_end` (RFC 3339),
+    /// `items`, `round`, `board`, `approvers` and `flags` (overlaps, freezes).
+    pub const CHANGE_SUBMITTED: &str = "change.submitted";
+    /// A change's approvers reached its quorum; `data` as for [`CHANGE_SUBMITTED`].
+    pub const CHANGE_APPROVED: &str = "change.approved";
+    /// A change's quorum can no longer be reached; `data` as for [`CHANGE_SUBMITTED`].
+    pub const CHANGE_REJECTED: &str = "change.rejected";
+    /// A change was marked implemented (`/change implemented`); `data` as
+    /// for [`CHANGE_SUBMITTED`].
+    pub const CHANGE_IMPLEMENTED: &str = "change.implemented";
 
     /// Every hook this version of the crate knows.
     pub const ALL: &[&str] = &[
@@ -131,6 +143,10 @@ pub mod hooks {
         SLA_BREACHED,
         RELEASE_BEFORE_DEPLOY,
         RELEASE_DEPLOYED,
+        CHANGE_SUBMITTED,
+        CHANGE_APPROVED,
+        CHANGE_REJECTED,
+        CHANGE_IMPLEMENTED,
     ];
 
     /// Hooks that are gates: a [`Veto`](crate::Action::Veto) returned for

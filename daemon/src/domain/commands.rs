@@ -41,6 +41,10 @@ pub enum Command {
     Release(Result<TicketNumber, String>),
     /// `/deploy`: deploy this release (its gate is asked first).
     Deploy,
+    /// `/ci NAME`: the ticket names a configuration item.
+    Ci(String),
+    /// `/risk`, `/impact`, `/window`, `/submit`, `/change` (`domain::changes`).
+    Change(super::changes::apply::ChangeCommand),
 }
 
 impl Command {
@@ -188,6 +192,10 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
             }
         }
         "deploy" => no_arg(Command::Deploy),
+        "ci" => need("a configuration item").map(|s| Command::Ci(s.to_string())),
+        "risk" | "impact" | "window" | "submit" | "change" => {
+            super::changes::apply::parse_command(word, arg).map(Command::Change)
+        }
         "resolve" => no_arg(Command::Status(Status::Resolved)),
         "close" => no_arg(Command::Status(Status::Closed)),
         "cc" => {
@@ -210,7 +218,8 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
         other => Err(format!(
             "unknown command /{other} (known: /status, /assign, /priority, /kind, /link, \
              /note, /resolve, /close, /cc, /service, /supplier, /problem, /rootcause, \
-             /workaround, /knownerror, /release, /deploy)"
+             /workaround, /knownerror, /release, /deploy, /ci, /risk, /impact, /window, \
+             /submit, /change)"
         )),
     }
 }

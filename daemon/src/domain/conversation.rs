@@ -51,6 +51,8 @@ pub struct Settings {
     pub problem_on_resolve: OnResolve,
     /// Who gets the notes of a deployed release.
     pub release_subscribers: Vec<Address>,
+    /// Configuration items, change advisory boards, freezes (`domain::changes`).
+    pub changes: super::changes::Config,
 }
 
 /// A supplier as the conversation sees it: who may answer for it.
@@ -110,6 +112,8 @@ pub struct TicketState {
     pub mailbox: String,
     /// Custom fields (set by plugins), a JSON object.
     pub fields: String,
+    /// Its configuration items, and for a change its record (`domain::changes`).
+    pub change: Option<Box<super::changes::Record>>,
 }
 
 impl TicketState {
@@ -231,6 +235,10 @@ pub enum DraftKind {
     ProblemResolved,
     /// To a release's subscribers: it was deployed.
     ReleaseNotes,
+    /// A change's approval request to one approver, of a submission round.
+    ApprovalRequest(u32),
+    /// A change's decision or warnings, to its owner and the change manager.
+    ChangeNotice,
 }
 
 impl DraftKind {
@@ -244,6 +252,8 @@ impl DraftKind {
             DraftKind::SupplierEscalation => "supplier-escalation",
             DraftKind::ProblemResolved => "problem-resolved",
             DraftKind::ReleaseNotes => "release-notes",
+            DraftKind::ApprovalRequest(_) => "approval-request",
+            DraftKind::ChangeNotice => "change-notice",
         }
     }
 
@@ -295,8 +305,17 @@ impl Draft {
         from.name = self.from_name.clone();
         let mut reply_to = settings.key.reply_to(&desk.address, token);
         reply_to.name = desk.name.clone();
+        let mut unique = unique.to_string();
+        if let DraftKind::ApprovalRequest(round) = self.kind {
+            // The approver's own approval tag after the reply token.
+            let tag = super::changes::apply::approval_tag(settings, token.number, round, to);
+            if let Some((local, domain)) = reply_to.email.rsplit_once('@') {
+                reply_to.email = format!("{local}.{tag}@{domain}");
+            }
+            unique = format!("{tag}.{unique}");
+        }
         Outgoing {
-            message_id: settings.key.message_id(token, unique, desk.id_domain()),
+            message_id: settings.key.message_id(token, &unique, desk.id_domain()),
             from,
             reply_to: Some(reply_to),
             to: vec![to.clone()],
@@ -352,6 +371,10 @@ pub struct Effects {
     pub join_release: Option<TicketNumber>,
     /// `/deploy`: ask the release's gate and deploy.
     pub deploy: bool,
+    /// `/window` on a release: its planned window.
+    pub release_window: Option<release::Window>,
+    /// Items named, change records moved, approvals (`domain::changes`).
+    pub process: super::changes::apply::Fx,
 }
 
 /// Lookups the decision needs that the caller answers from the database.
@@ -365,6 +388,10 @@ pub trait Lookup {
     /// The record of a release ticket, if one was written.
     fn release(&self, _id: TicketId) -> Option<release::Record> {
         None
+    }
+    /// The other planned changes with a window, for the overlap check.
+    fn planned_changes(&self) -> Vec<super::changes::Planned> {
+        Vec::new()
     }
 }
 
@@ -406,6 +433,9 @@ pub fn apply(
     };
     if ticket.root_message_id.is_none() {
         ticket.root_message_id = mail.message_id.clone();
+    }
+    if super::changes::apply::answer(settings, ticket, input, now, &mut fx) {
+        return fx;
     }
     match input.author {
         Author::Staff(member) if !input.new_ticket => {
@@ -739,6 +769,9 @@ fn staff_reply(
             .push(supplier_escalation(settings, ticket, member, name, note));
     }
     fx.escalations = trial.escalations;
+    super::changes::apply::prove(&mut trial.process, input.mail.message_id.as_deref());
+    fx.drafts.append(&mut trial.process.drafts);
+    fx.process = trial.process;
     fx.changes = trial.changes;
     fx.links = trial.links;
     fx.added = trial.added;
@@ -748,6 +781,7 @@ fn staff_reply(
     fx.new_release = trial.new_release;
     fx.join_release = trial.join_release;
     fx.deploy = trial.deploy;
+    fx.release_window = trial.release_window;
     let Reply { text, .. } = &reply;
     fx.shown_text = text.clone();
     if reply.is_note() || reply.commands.iter().any(Command::takes_text) {
@@ -1031,6 +1065,31 @@ fn command(
             fx.links.push(*n);
         }
         Command::Note => {}
+        Command::Ci(name) => super::changes::apply::ci(settings, t, member, name, &mut fx.process)?,
+        Command::Change(super::changes::apply::ChangeCommand::Window(arg))
+            if t.kind == Kind::Release =>
+        {
+            let record = lookup.release(t.id).unwrap_or_default();
+            if matches!(
+                record.state,
+                release::State::Deploying | release::State::Deployed
+            ) {
+                return Err(format!(
+                    "/window: {} is {}; its window can no longer change",
+                    t.number, record.state
+                ));
+            }
+            let w = super::changes::Window::parse(arg, settings.changes.zone)
+                .map_err(|e| format!("/window: {e}"))?;
+            fx.release_window = Some(release::Window {
+                start: w.start,
+                end: w.end,
+                zone: w.zone,
+            });
+        }
+        Command::Change(c) => {
+            super::changes::apply::command(settings, t, member, c, lookup, now, &mut fx.process)?
+        }
         Command::CcAdd(a) => {
             if settings.is_desk_address(&a.email) || settings.staff.by_email(&a.email).is_some() {
                 return Err(format!(
@@ -1152,7 +1211,8 @@ fn command_error(
              kept on the ticket as an internal note. Correct the commands and reply again.\n\n\
              Commands: /status open|pending|resolved|closed, /assign NAME|GROUP|me|nobody, \
              /priority low|normal|high|urgent, /kind incident|request|problem|change, \
-             /link NUMBER, /note, /resolve, /close, /cc add|remove ADDRESS.\n",
+             /link NUMBER, /note, /resolve, /close, /cc add|remove ADDRESS, /ci ITEM; on a \
+             change: /risk, /impact, /window, /submit, /change STATE.\n",
             number = ticket.number
         ),
         in_reply_to: input.mail.message_id.clone(),

@@ -170,6 +170,7 @@ pub fn new_ticket(
         responded_at: None,
         mailbox: mailbox.to_string(),
         fields: "{}".into(),
+        change: None,
     }
 }
 

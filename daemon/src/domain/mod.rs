@@ -5,6 +5,7 @@
 
 pub mod ack;
 pub mod change;
+pub mod changes;
 pub mod classify;
 pub mod commands;
 pub mod conversation;

@@ -72,6 +72,20 @@ impl TokenKey {
             .collect()
     }
 
+    /// The 16-hex MAC of any text under the desk's secret (the change
+    /// approval tokens of `domain::changes::token` sign with it).
+    pub fn mac_text(&self, text: &str) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
+            return String::new();
+        };
+        mac.update(text.as_bytes());
+        let out = mac.finalize().into_bytes();
+        out[..MAC_BYTES]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// `INC-000042.17.0123456789abcdef`.
     pub fn sign(&self, token: Token) -> String {
         format!(

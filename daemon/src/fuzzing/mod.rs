@@ -379,6 +379,7 @@ impl FuzzDesk {
             responded_at: None,
             mailbox: "INBOX".into(),
             fields: "{}".into(),
+            change: None,
         };
         let mut t1 = ticket(1, Status::Open, person("Jo Doe", CUSTOMER, "customer"));
         t1.participants.push(person("Cc Person", CC, "cc"));

@@ -47,6 +47,7 @@ pub(crate) fn settings() -> Settings {
         max_recipients: 50,
         problem_on_resolve: Default::default(),
         release_subscribers: Vec::new(),
+        changes: Default::default(),
         suppliers: vec![Supplier {
             name: "NetCo".into(),
             contacts: vec![Address::new("NOC", "noc@netco.test")],
@@ -85,6 +86,7 @@ pub(crate) fn ticket() -> TicketState {
         responded_at: None,
         mailbox: "support".into(),
         fields: "{}".into(),
+        change: None,
     }
 }
 

@@ -454,7 +454,7 @@ impl CalendarSpec {
 
 /// Parses an IANA zone name; the message suggests the right spelling when
 /// only the case is wrong.
-fn parse_zone(name: &str) -> Result<Tz, String> {
+pub(crate) fn parse_zone(name: &str) -> Result<Tz, String> {
     let name = name.trim();
     if name.is_empty() {
         return Err("no time zone given (expected an IANA name such as \"Europe/Berlin\")".into());

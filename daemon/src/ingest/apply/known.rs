@@ -245,6 +245,8 @@ pub(super) struct BatchKnown {
     /// By ticket sequence number.
     pub by_number: HashMap<i64, TicketRef>,
     pub participants: HashSet<(TicketId, String)>,
+    /// Planned changes with a window (`ingest::apply::changes`).
+    pub planned: Vec<crate::domain::changes::Planned>,
 }
 
 impl Known for BatchKnown {
@@ -262,6 +264,9 @@ impl Known for BatchKnown {
 impl Lookup for BatchKnown {
     fn ticket_id(&self, number: TicketNumber) -> Option<TicketId> {
         self.by_number.get(&number.seq).map(|t| t.id)
+    }
+    fn planned_changes(&self) -> Vec<crate::domain::changes::Planned> {
+        self.planned.clone()
     }
 }
 

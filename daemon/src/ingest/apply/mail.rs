@@ -697,6 +697,10 @@ impl Decider<'_> {
         if let Some(supplier) = &fx.supplier_reply {
             rows.supplier_replies.push((t.id, supplier.clone()));
         }
+        if let Some(state) = self.look.states.by_id.get(&t.id) {
+            let by = mail.from.as_ref().map(|a| a.email.as_str()).unwrap_or("");
+            rows.changes.collect(state, fx, by, now);
+        }
         if self.settings.emit_events {
             let state = self
                 .look
@@ -706,6 +710,7 @@ impl Decider<'_> {
                 .ok_or_else(|| vanished(t))?;
             rows.events
                 .extend(events::for_mail(state, mail, fx, new_ticket));
+            rows.events.extend(super::changes::events(state, fx));
         }
         Ok(())
     }

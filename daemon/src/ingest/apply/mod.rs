@@ -7,6 +7,8 @@
 //! counting as known (`mail`), and the rows written at the end (`rows`,
 //! `states`).
 
+mod changes;
+pub use changes::record_of as change_record;
 mod known;
 mod mail;
 mod problems;
@@ -274,7 +276,8 @@ async fn write(
             Parsed::Quarantine(_) => Vec::new(),
         })
         .collect();
-    let look = Lookups::load(txn, settings, batch, &tokens, now).await?;
+    let mut look = Lookups::load(txn, settings, batch, &tokens, now).await?;
+    changes::load(txn, &mut look).await?;
     // Counters in the lock order of `tickets::Counter`: contact (taken by
     // the lookups), ticket, message.
     let mut decider = Decider {

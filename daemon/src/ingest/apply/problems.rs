@@ -254,6 +254,9 @@ impl Lookup for View<'_> {
     fn release(&self, id: TicketId) -> Option<crate::domain::release::Record> {
         self.releases.record(id)
     }
+    fn planned_changes(&self) -> Vec<crate::domain::changes::Planned> {
+        self.known.planned_changes()
+    }
 }
 
 /// Moves an incident of a solved problem to resolved; the field changes,

@@ -8,10 +8,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
 };
 use tracing::info;
 
@@ -24,7 +23,7 @@ use crate::domain::release::{self, ChangeView, Record, State};
 use crate::domain::threading::TicketRef;
 use crate::domain::ticket::{Kind, TicketId};
 use crate::error::Result;
-use crate::store::entity::{release as release_row, ticket_link};
+use crate::store::entity::{change, release as release_row, ticket_item, ticket_link};
 use crate::store::rows::{IN_CHUNK, insert_chunks};
 use crate::tickets::{Contacts, events, release_record};
 
@@ -151,40 +150,41 @@ fn row_of(id: TicketId, r: &Record, now: DateTime<Utc>) -> release_row::ActiveMo
     }
 }
 
-/// The state and items of change tickets, from change management's
-/// `changes` and `ticket_items`; a change without a row is a draft.
+/// The state and items of change tickets, from change management; a
+/// change without a record is a draft.
 async fn change_facts(
     txn: &DatabaseTransaction,
     ids: &[i64],
 ) -> Result<HashMap<TicketId, (String, Vec<String>)>> {
-    let mut out: HashMap<TicketId, (String, Vec<String>)> = HashMap::new();
-    let backend = txn.get_database_backend();
+    let mut out: HashMap<TicketId, (String, Vec<String>)> = ids
+        .iter()
+        .map(|id| (TicketId(*id), ("draft".to_string(), Vec::new())))
+        .collect();
     for chunk in ids.chunks(IN_CHUNK) {
-        let states = Query::select()
-            .columns([Alias::new("ticket_id"), Alias::new("state")])
-            .from(Alias::new("changes"))
-            .and_where(Expr::col(Alias::new("ticket_id")).is_in(chunk.iter().copied()))
-            .to_owned();
-        for row in txn.query_all_raw(backend.build(&states)).await? {
-            let id: i64 = row.try_get("", "ticket_id")?;
-            let state: String = row.try_get("", "state")?;
+        let states: Vec<(i64, String)> = change::Entity::find()
+            .select_only()
+            .column(change::Column::TicketId)
+            .column(change::Column::State)
+            .filter(change::Column::TicketId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        for (id, state) in states {
             out.entry(TicketId(id)).or_default().0 = state;
         }
-        let items = Query::select()
-            .columns([Alias::new("ticket_id"), Alias::new("item")])
-            .from(Alias::new("ticket_items"))
-            .and_where(Expr::col(Alias::new("ticket_id")).is_in(chunk.iter().copied()))
-            .to_owned();
-        for row in txn.query_all_raw(backend.build(&items)).await? {
-            let id: i64 = row.try_get("", "ticket_id")?;
-            let item: String = row.try_get("", "item")?;
+        let items: Vec<(i64, String)> = ticket_item::Entity::find()
+            .select_only()
+            .column(ticket_item::Column::TicketId)
+            .column(ticket_item::Column::Item)
+            .filter(ticket_item::Column::TicketId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        for (id, item) in items {
             out.entry(TicketId(id)).or_default().1.push(item);
         }
     }
-    for (state, items) in out.values_mut() {
-        if state.is_empty() {
-            *state = "draft".into();
-        }
+    for (_, items) in out.values_mut() {
         items.sort();
     }
     Ok(out)
@@ -227,6 +227,11 @@ impl Decider<'_> {
             self.look.releases.put(r.id, record);
             self.look.releases.add_change(r.id, t.id);
             info!(ticket = %t.number, release = %r.number, "change put in a release");
+        }
+        if let Some(w) = &fx.release_window {
+            let mut record = self.look.releases.record(t.id).unwrap_or_default();
+            record.window = Some(w.clone());
+            self.look.releases.put(t.id, record);
         }
         if fx.deploy {
             self.deploy(t, &unique)?;
@@ -302,12 +307,19 @@ impl Decider<'_> {
                     .get(id)
                     .cloned()
                     .unwrap_or_else(|| ("draft".into(), Vec::new()));
+                // The ticket's own service, then those its items affect.
+                let mut services: Vec<String> = c.service.iter().cloned().collect();
+                for s in self.settings.changes.catalog.services_of(&items) {
+                    if !services.contains(&s) {
+                        services.push(s);
+                    }
+                }
                 Some(ChangeView {
                     number: c.number.to_string(),
                     subject: c.subject.clone(),
                     state,
                     items,
-                    services: c.service.iter().cloned().collect(),
+                    services,
                 })
             })
             .collect()

@@ -46,6 +46,8 @@ pub(super) struct Rows {
     pub quarantine_raw: Vec<(usize, usize)>,
     /// Raw mails above one piece: (message id, bytes), written in pieces.
     large: Vec<(i64, Vec<u8>)>,
+    /// Items on tickets, change records and their history.
+    pub changes: super::changes::ChangeRows,
 }
 
 impl Rows {
@@ -79,6 +81,7 @@ impl Rows {
         contacts: &Contacts,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.changes.save(txn).await?;
         insert_chunks(
             txn,
             self.escalations,

@@ -148,6 +148,7 @@ impl States {
                         responded_at: t.responded_at,
                         mailbox: t.mailbox,
                         fields: t.fields,
+                        change: None,
                     },
                 );
             }

@@ -1,6 +1,8 @@
 //! sea-orm entities, one per table of `migrations/`. Plain data: no behaviour here.
 
 pub mod attachment;
+pub mod change;
+pub mod change_history;
 pub mod contact;
 pub mod counter;
 pub mod desk_fact;
@@ -21,5 +23,6 @@ pub mod sla_event;
 pub mod sla_pause;
 pub mod supplier_escalation;
 pub mod ticket;
+pub mod ticket_item;
 pub mod ticket_key;
 pub mod ticket_link;
