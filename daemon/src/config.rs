@@ -161,6 +161,10 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     #[serde(default)]
     oauth2: Vec<RawOAuth2>,
+    #[serde(default)]
+    satisfaction: RawSatisfaction,
+    #[serde(default)]
+    complaints: RawComplaints,
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +301,8 @@ struct RawMailbox {
     idle: bool,
     group: Option<Spanned<String>>,
     service: Option<Spanned<String>>,
+    /// The kind of the tickets this mailbox opens (default incident).
+    kind: Option<Spanned<String>>,
     imap: RawServer,
 }
 
@@ -435,6 +441,8 @@ pub struct Config {
     pub oauth2: Vec<OAuth2Account>,
     /// Told by mail of what needs an admin (a refused OAuth2 refresh).
     pub admin_address: Option<Address>,
+    /// `[satisfaction]`, `[complaints]` and the services' managers.
+    pub relationship: crate::domain::satisfaction::Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -521,6 +529,8 @@ pub struct MailboxConfig {
     pub group: Option<String>,
     /// The service new tickets of this mailbox are about (their SLA).
     pub service: Option<String>,
+    /// The kind of the tickets this mailbox opens (`kind`, default incident).
+    pub kind: crate::domain::ticket::Kind,
     pub imap: ServerConfig,
 }
 
@@ -1179,9 +1189,17 @@ impl Validator<'_> {
                 }
                 name
             });
+            let kind = match &m.kind {
+                None => crate::domain::ticket::Kind::Incident,
+                Some(k) => k.get_ref().parse().unwrap_or_else(|e: String| {
+                    self.problem(Some(k.span()), &format!("{key}.kind"), e);
+                    crate::domain::ticket::Kind::Incident
+                }),
+            };
             mailboxes.push(MailboxConfig {
                 group,
                 service,
+                kind,
                 name,
                 folder: m.folder.clone(),
                 processed: m.processed,
@@ -1285,7 +1303,9 @@ impl Validator<'_> {
             .map(|a| self.address(a, "desk.admin_address"));
 
         let levels = self.levels(&raw, &staff);
+        let relationship = self.relationship(&raw, &staff, &levels);
         Config {
+            relationship,
             file: self.file.clone(),
             metrics,
             oauth2,
@@ -1361,6 +1381,8 @@ struct RawService {
     name: Spanned<String>,
     sla_policy: Spanned<String>,
     escalation: Option<Spanned<String>>,
+    /// Told of ratings of 1 or 2 (default: the escalation address).
+    manager: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1474,6 +1496,8 @@ pub struct ServiceConfig {
     pub policy: String,
     /// Told on every breach, besides the assignee.
     pub escalation: Option<Address>,
+    /// Told of low ratings (`manager`, else the escalation address).
+    pub manager: Option<Address>,
 }
 
 #[derive(Debug, Clone)]
@@ -1609,10 +1633,15 @@ impl Validator<'_> {
                 .escalation
                 .as_ref()
                 .map(|e| self.address(e, &format!("{key}.escalation")));
+            let manager = sv
+                .manager
+                .as_ref()
+                .map(|e| self.address(e, &format!("{key}.manager")));
             out.services.push(ServiceConfig {
                 name: sv.name.get_ref().trim().to_string(),
                 policy: sv.sla_policy.get_ref().clone(),
                 escalation,
+                manager,
             });
         }
         for (i, su) in raw.supplier.iter().enumerate() {
@@ -2659,5 +2688,102 @@ username = "support@example.test"
         assert!(endpoint_ok("ftp://x/token").is_err());
         assert!(endpoint_ok("login.example.com/token").is_err());
         assert!(endpoint_ok("https:///token").is_err());
+    }
+}
+
+// ---- satisfaction and complaints ------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSatisfaction {
+    #[serde(default)]
+    enabled: bool,
+    subject: Option<Spanned<String>>,
+    text: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComplaints {
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+}
+
+impl Validator<'_> {
+    /// `[satisfaction]`, `[complaints] notify` (addresses or staff groups)
+    /// and each service's manager (its `manager`, else its `escalation`).
+    fn relationship(
+        &mut self,
+        raw: &RawConfig,
+        staff: &Directory,
+        levels: &ServiceLevels,
+    ) -> crate::domain::satisfaction::Policy {
+        let s = &raw.satisfaction;
+        let subject = match &s.subject {
+            Some(v) if v.get_ref().trim().is_empty() || v.get_ref().contains(['\r', '\n']) => {
+                self.problem(
+                    Some(v.span()),
+                    "satisfaction.subject",
+                    "must be one line of text".into(),
+                );
+                String::new()
+            }
+            Some(v) => v.get_ref().trim().to_string(),
+            None => String::new(),
+        };
+        let text = match &s.text {
+            Some(v) if v.get_ref().trim().is_empty() => {
+                self.problem(
+                    Some(v.span()),
+                    "satisfaction.text",
+                    "must not be empty (leave it out for the built-in text)".into(),
+                );
+                String::new()
+            }
+            Some(v) => v.get_ref().clone(),
+            None => String::new(),
+        };
+        let mut complaints: Vec<Address> = Vec::new();
+        for (i, n) in raw.complaints.notify.iter().enumerate() {
+            let key = format!("complaints.notify[{i}]");
+            let v = n.get_ref().trim();
+            let found: Vec<Address> = if v.contains('@') {
+                vec![self.address(n, &key)]
+            } else {
+                let group = v.to_lowercase();
+                if !staff.has_group(&group) {
+                    self.problem(
+                        Some(n.span()),
+                        &key,
+                        format!("{v:?} is neither a mail address nor a [[staff]] group"),
+                    );
+                }
+                staff
+                    .members()
+                    .iter()
+                    .filter(|m| m.groups.contains(&group))
+                    .map(StaffMember::address)
+                    .collect()
+            };
+            for a in found {
+                if !complaints.iter().any(|c| c.email == a.email) {
+                    complaints.push(a);
+                }
+            }
+        }
+        crate::domain::satisfaction::Policy {
+            enabled: s.enabled,
+            subject,
+            text,
+            managers: levels
+                .services
+                .iter()
+                .filter_map(|sv| {
+                    let m = sv.manager.clone().or_else(|| sv.escalation.clone())?;
+                    Some((sv.name.clone(), m))
+                })
+                .collect(),
+            complaints,
+        }
     }
 }

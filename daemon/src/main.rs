@@ -105,7 +105,7 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
-    /// Service report figures: SLA compliance, volumes, backlog, suppliers.
+    /// Service report figures: SLA compliance, volumes, backlog, suppliers, satisfaction.
     Report {
         /// Which figures.
         #[arg(value_enum)]
@@ -136,6 +136,8 @@ enum ReportKind {
     Volume,
     Backlog,
     Suppliers,
+    /// Customer ratings: overall, per service, per staff member.
+    Satisfaction,
     /// Queue the scheduled report mail to `[report] recipients` now.
     #[value(hide = true)]
     Send,
@@ -858,6 +860,7 @@ async fn report_command(
         ReportKind::Volume => Kind::Volume,
         ReportKind::Backlog => Kind::Backlog,
         ReportKind::Suppliers => Kind::Suppliers,
+        ReportKind::Satisfaction => Kind::Satisfaction,
         ReportKind::Send => {
             if from.is_some() || to.is_some() || format.is_some() {
                 anyhow::bail!(

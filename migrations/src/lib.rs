@@ -13,6 +13,7 @@ mod m20261204_000005_raw_pieces;
 mod m20261204_000006_ticket_keys;
 mod m20261205_000007_mailbox_status;
 mod m20261205_000008_desk_facts;
+mod m20261206_000011_satisfaction;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_ticket_keys::Migration),
             Box::new(m20261205_000007_mailbox_status::Migration),
             Box::new(m20261205_000008_desk_facts::Migration),
+            Box::new(m20261206_000011_satisfaction::Migration),
         ]
     }
 }

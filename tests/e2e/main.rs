@@ -14,6 +14,7 @@ mod plugins;
 mod poison;
 mod report;
 mod resilience;
+mod satisfaction;
 mod service_levels;
 mod several;
 mod staff;

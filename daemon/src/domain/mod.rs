@@ -12,6 +12,7 @@ pub mod intake;
 pub mod mail;
 pub mod quote;
 pub mod render;
+pub mod satisfaction;
 pub mod schedule;
 pub mod sla;
 pub mod staff;

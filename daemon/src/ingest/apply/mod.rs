@@ -9,6 +9,7 @@
 
 mod known;
 mod mail;
+mod relationship;
 mod rows;
 mod states;
 
@@ -311,6 +312,7 @@ async fn write(
     look.contacts.save(txn).await?;
     look.states.save(txn, settings, now).await?;
     rows.save(txn, &look.contacts, now).await?;
+    std::mem::take(&mut look.relation).save(txn).await?;
     tickets_seq.save(txn).await?;
     messages_seq.save(txn).await?;
     if let Some(w) = watermark {

@@ -15,6 +15,8 @@ pub mod outbox;
 pub mod participant;
 pub mod plugin_error;
 pub mod quarantine;
+pub mod rating;
+pub mod satisfaction_request;
 pub mod sla_event;
 pub mod sla_pause;
 pub mod supplier_escalation;
