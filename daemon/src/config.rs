@@ -2199,6 +2199,91 @@ sla = "every minute"
     }
 
     #[test]
+    fn relationship_problems_name_the_key_and_line() {
+        let text = GOOD
+            .replace("port = 70000", "port = 143")
+            .replace("port = 0", "port = 25")
+            .replace(
+                "name = \"changes\"\n",
+                "name = \"changes\"\nkind = \"grievance\"\n",
+            )
+            + r#"
+[[staff]]
+name = "Ada"
+email = "ada@example.test"
+groups = ["care"]
+
+[[sla_policy]]
+name = "standard"
+
+[[service]]
+name = "email"
+sla_policy = "standard"
+manager = "not an address"
+
+[satisfaction]
+enabled = true
+subject = ""
+
+[complaints]
+notify = ["nobody-group", "boss@example.test"]
+"#;
+        let p = problems(&text);
+        let has = |s: &str| p.iter().any(|x| x.contains(s));
+        assert!(
+            has(
+                "/etc/helpdesk.toml:17: mailbox[1].kind: unknown kind \"grievance\" (incident, request, problem, change, complaint)"
+            ),
+            "{p:#?}"
+        );
+        assert!(
+            has(":41: service[0].manager: expected a mail address"),
+            "{p:#?}"
+        );
+        assert!(has(":45: satisfaction.subject: must be one line"), "{p:#?}");
+        assert!(
+            has(
+                ":48: complaints.notify[0]: \"nobody-group\" is neither a mail address nor a [[staff]] group"
+            ),
+            "{p:#?}"
+        );
+        assert_eq!(p.len(), 4, "{p:#?}");
+        let ok = text
+            .replace("\"grievance\"", "\"complaint\"")
+            .replace("not an address", "boss@example.test")
+            .replace("subject = \"\"\n", "")
+            .replace("\"nobody-group\"", "\"care\"");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &ok, &env).expect("valid");
+        assert_eq!(c.mailboxes[0].kind, crate::domain::ticket::Kind::Incident);
+        assert_eq!(c.mailboxes[1].kind, crate::domain::ticket::Kind::Complaint);
+        let r = &c.relationship;
+        assert!(r.enabled);
+        let notify: Vec<&str> = r.complaints.iter().map(|a| a.email.as_str()).collect();
+        assert_eq!(notify, vec!["ada@example.test", "boss@example.test"]);
+        assert_eq!(
+            r.managers.get("email").map(|a| a.email.as_str()),
+            Some("boss@example.test")
+        );
+        // Without a manager, the escalation address hears of low ratings;
+        // without [satisfaction], nobody is asked.
+        let esc = ok
+            .replace(
+                "manager = \"boss@example.test\"",
+                "escalation = \"lead@example.test\"",
+            )
+            .replace("enabled = true\n", "");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &esc, &env).expect("valid");
+        assert_eq!(
+            c.relationship
+                .managers
+                .get("email")
+                .map(|a| a.email.as_str()),
+            Some("lead@example.test")
+        );
+        assert!(!c.relationship.enabled);
+    }
+
+    #[test]
     fn staff_problems_name_the_entry_and_line() {
         let text = GOOD
             .replace("port = 70000", "port = 143")

@@ -9,10 +9,11 @@
 
 use std::collections::HashMap;
 
+use super::ack::Desk;
 use super::conversation::{Author, Draft, DraftKind, Effects, MailIn, Settings, TicketState};
 use super::mail::Address;
 use super::threading::tagged_subject;
-use super::ticket::{Kind, Status, Visibility};
+use super::ticket::{Kind, Status, TicketNumber, Visibility};
 
 /// The subject of the question, before the ticket tag; `{subject}` and
 /// `{number}` are filled in.
@@ -314,18 +315,29 @@ fn working(s: Status) -> bool {
 /// who is neither the desk, staff nor a supplier's contact.
 pub fn asks(settings: &Settings, t: &TicketState, before: Status, person: bool) -> bool {
     let customer = &t.customer.email;
-    settings.relationship.enabled
-        && working(before)
-        && !working(t.status)
-        && matches!(t.kind, Kind::Incident | Kind::Request | Kind::Complaint)
-        && person
-        && !customer.is_empty()
-        && !settings.is_desk_address(customer)
-        && settings.staff.by_email(customer).is_none()
-        && settings.supplier_of(customer).is_none()
+    let insider = customer.is_empty()
+        || settings.is_desk_address(customer)
+        || settings.staff.by_email(customer).is_some()
+        || settings.supplier_of(customer).is_some();
+    should_ask(
+        &settings.relationship,
+        t.kind,
+        (before, t.status),
+        person && !insider,
+    )
 }
 
-fn fill(template: &str, t: &TicketState, name: &str, desk: &str) -> String {
+/// [`asks`] from its facts: `moved` is the status before and after, and
+/// `person` whether the customer is a person outside the desk.
+pub fn should_ask(p: &Policy, kind: Kind, moved: (Status, Status), person: bool) -> bool {
+    p.enabled
+        && working(moved.0)
+        && !working(moved.1)
+        && matches!(kind, Kind::Incident | Kind::Request | Kind::Complaint)
+        && person
+}
+
+fn fill(template: &str, t: &Asking<'_>, name: &str, desk: &str) -> String {
     template
         .replace("{name}", name)
         .replace("{number}", &t.number.to_string())
@@ -336,8 +348,32 @@ fn fill(template: &str, t: &TicketState, name: &str, desk: &str) -> String {
 /// The question to the customer of a resolved ticket, threaded below the
 /// conversation (so the answer threads back to it by its Message-ID).
 pub fn request(settings: &Settings, t: &TicketState) -> Draft {
-    let p = &settings.relationship;
-    let desk = &settings.desk;
+    question(
+        &settings.desk,
+        &settings.relationship,
+        &Asking {
+            number: t.number,
+            subject: &t.subject,
+            customer: &t.customer,
+            root: t.root_message_id.as_deref(),
+            last: t.last_public_message_id.as_deref(),
+        },
+    )
+}
+
+/// The ticket facts the question is written from.
+pub struct Asking<'a> {
+    pub number: TicketNumber,
+    pub subject: &'a str,
+    pub customer: &'a Address,
+    /// The Message-ID the conversation started with.
+    pub root: Option<&'a str>,
+    /// The newest Message-ID the customer has seen or sent.
+    pub last: Option<&'a str>,
+}
+
+/// [`request`] from its facts (the plugin dispatcher has no `Settings`).
+pub fn question(desk: &Desk, p: &Policy, t: &Asking<'_>) -> Draft {
     let name = if t.customer.name.trim().is_empty() {
         t.customer.email.as_str()
     } else {
@@ -364,12 +400,9 @@ pub fn request(settings: &Settings, t: &TicketState) -> Draft {
         &desk.name,
     );
     let mut references: Vec<String> = Vec::new();
-    for id in [&t.root_message_id, &t.last_public_message_id]
-        .into_iter()
-        .flatten()
-    {
-        if !references.contains(id) {
-            references.push(id.clone());
+    for id in [t.root, t.last].into_iter().flatten() {
+        if !references.iter().any(|r| r == id) {
+            references.push(id.to_string());
         }
     }
     Draft {
@@ -378,7 +411,7 @@ pub fn request(settings: &Settings, t: &TicketState) -> Draft {
         from_name: desk.name.clone(),
         subject: tagged_subject(&super::mail::one_line(&subject), &desk.tag, t.number),
         body,
-        in_reply_to: t.last_public_message_id.clone(),
+        in_reply_to: t.last.map(str::to_string),
         references,
         with_attachments: false,
     }
