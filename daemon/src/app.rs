@@ -449,6 +449,12 @@ pub fn settings(config: &Config) -> Result<Settings> {
             .iter()
             .filter_map(|m| Some((m.name.clone(), m.service.clone()?)))
             .collect(),
+        mailbox_kinds: config
+            .mailboxes
+            .iter()
+            .map(|m| (m.name.clone(), m.kind))
+            .collect(),
+        relationship: config.relationship.clone(),
         services: sla_policies(&config.levels),
         service_escalation: config
             .levels

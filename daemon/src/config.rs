@@ -175,6 +175,10 @@ struct RawConfig {
     freeze: Vec<changes::RawFreeze>,
     #[serde(default)]
     changes: changes::RawChanges,
+    #[serde(default)]
+    satisfaction: RawSatisfaction,
+    #[serde(default)]
+    complaints: RawComplaints,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +328,8 @@ struct RawMailbox {
     idle: bool,
     group: Option<Spanned<String>>,
     service: Option<Spanned<String>>,
+    /// The kind of the tickets this mailbox opens (default incident).
+    kind: Option<Spanned<String>>,
     imap: RawServer,
 }
 
@@ -468,6 +474,8 @@ pub struct Config {
     pub admin_address: Option<Address>,
     /// Configuration items, change advisory boards and freezes.
     pub changes: crate::domain::changes::Config,
+    /// `[satisfaction]`, `[complaints]` and the services' managers.
+    pub relationship: crate::domain::satisfaction::Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -554,6 +562,8 @@ pub struct MailboxConfig {
     pub group: Option<String>,
     /// The service new tickets of this mailbox are about (their SLA).
     pub service: Option<String>,
+    /// The kind of the tickets this mailbox opens (`kind`, default incident).
+    pub kind: crate::domain::ticket::Kind,
     pub imap: ServerConfig,
 }
 
@@ -1212,9 +1222,17 @@ impl Validator<'_> {
                 }
                 name
             });
+            let kind = match &m.kind {
+                None => crate::domain::ticket::Kind::Incident,
+                Some(k) => k.get_ref().parse().unwrap_or_else(|e: String| {
+                    self.problem(Some(k.span()), &format!("{key}.kind"), e);
+                    crate::domain::ticket::Kind::Incident
+                }),
+            };
             mailboxes.push(MailboxConfig {
                 group,
                 service,
+                kind,
                 name,
                 folder: m.folder.clone(),
                 processed: m.processed,
@@ -1333,8 +1351,10 @@ impl Validator<'_> {
 
         let levels = self.levels(&raw, &staff);
         let changes = self.changes(&raw);
+        let relationship = self.relationship(&raw, &staff, &levels);
         Config {
             changes,
+            relationship,
             file: self.file.clone(),
             metrics,
             oauth2,
@@ -1412,6 +1432,8 @@ struct RawService {
     name: Spanned<String>,
     sla_policy: Spanned<String>,
     escalation: Option<Spanned<String>>,
+    /// Told of ratings of 1 or 2 (default: the escalation address).
+    manager: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1525,6 +1547,8 @@ pub struct ServiceConfig {
     pub policy: String,
     /// Told on every breach, besides the assignee.
     pub escalation: Option<Address>,
+    /// Told of low ratings (`manager`, else the escalation address).
+    pub manager: Option<Address>,
 }
 
 #[derive(Debug, Clone)]
@@ -1660,10 +1684,15 @@ impl Validator<'_> {
                 .escalation
                 .as_ref()
                 .map(|e| self.address(e, &format!("{key}.escalation")));
+            let manager = sv
+                .manager
+                .as_ref()
+                .map(|e| self.address(e, &format!("{key}.manager")));
             out.services.push(ServiceConfig {
                 name: sv.name.get_ref().trim().to_string(),
                 policy: sv.sla_policy.get_ref().clone(),
                 escalation,
+                manager,
             });
         }
         for (i, su) in raw.supplier.iter().enumerate() {
@@ -2242,6 +2271,91 @@ sla = "every minute"
     }
 
     #[test]
+    fn relationship_problems_name_the_key_and_line() {
+        let text = GOOD
+            .replace("port = 70000", "port = 143")
+            .replace("port = 0", "port = 25")
+            .replace(
+                "name = \"changes\"\n",
+                "name = \"changes\"\nkind = \"grievance\"\n",
+            )
+            + r#"
+[[staff]]
+name = "Ada"
+email = "ada@example.test"
+groups = ["care"]
+
+[[sla_policy]]
+name = "standard"
+
+[[service]]
+name = "email"
+sla_policy = "standard"
+manager = "not an address"
+
+[satisfaction]
+enabled = true
+subject = ""
+
+[complaints]
+notify = ["nobody-group", "boss@example.test"]
+"#;
+        let p = problems(&text);
+        let has = |s: &str| p.iter().any(|x| x.contains(s));
+        assert!(
+            has(
+                "/etc/helpdesk.toml:17: mailbox[1].kind: unknown kind \"grievance\" (incident, request, problem, change, release, complaint)"
+            ),
+            "{p:#?}"
+        );
+        assert!(
+            has(":41: service[0].manager: expected a mail address"),
+            "{p:#?}"
+        );
+        assert!(has(":45: satisfaction.subject: must be one line"), "{p:#?}");
+        assert!(
+            has(
+                ":48: complaints.notify[0]: \"nobody-group\" is neither a mail address nor a [[staff]] group"
+            ),
+            "{p:#?}"
+        );
+        assert_eq!(p.len(), 4, "{p:#?}");
+        let ok = text
+            .replace("\"grievance\"", "\"complaint\"")
+            .replace("not an address", "boss@example.test")
+            .replace("subject = \"\"\n", "")
+            .replace("\"nobody-group\"", "\"care\"");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &ok, &env).expect("valid");
+        assert_eq!(c.mailboxes[0].kind, crate::domain::ticket::Kind::Incident);
+        assert_eq!(c.mailboxes[1].kind, crate::domain::ticket::Kind::Complaint);
+        let r = &c.relationship;
+        assert!(r.enabled);
+        let notify: Vec<&str> = r.complaints.iter().map(|a| a.email.as_str()).collect();
+        assert_eq!(notify, vec!["ada@example.test", "boss@example.test"]);
+        assert_eq!(
+            r.managers.get("email").map(|a| a.email.as_str()),
+            Some("boss@example.test")
+        );
+        // Without a manager, the escalation address hears of low ratings;
+        // without [satisfaction], nobody is asked.
+        let esc = ok
+            .replace(
+                "manager = \"boss@example.test\"",
+                "escalation = \"lead@example.test\"",
+            )
+            .replace("enabled = true\n", "");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &esc, &env).expect("valid");
+        assert_eq!(
+            c.relationship
+                .managers
+                .get("email")
+                .map(|a| a.email.as_str()),
+            Some("lead@example.test")
+        );
+        assert!(!c.relationship.enabled);
+    }
+
+    #[test]
     fn staff_problems_name_the_entry_and_line() {
         let text = GOOD
             .replace("port = 70000", "port = 143")
@@ -2731,5 +2845,102 @@ username = "support@example.test"
         assert!(endpoint_ok("ftp://x/token").is_err());
         assert!(endpoint_ok("login.example.com/token").is_err());
         assert!(endpoint_ok("https:///token").is_err());
+    }
+}
+
+// ---- satisfaction and complaints ------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSatisfaction {
+    #[serde(default)]
+    enabled: bool,
+    subject: Option<Spanned<String>>,
+    text: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComplaints {
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+}
+
+impl Validator<'_> {
+    /// `[satisfaction]`, `[complaints] notify` (addresses or staff groups)
+    /// and each service's manager (its `manager`, else its `escalation`).
+    fn relationship(
+        &mut self,
+        raw: &RawConfig,
+        staff: &Directory,
+        levels: &ServiceLevels,
+    ) -> crate::domain::satisfaction::Policy {
+        let s = &raw.satisfaction;
+        let subject = match &s.subject {
+            Some(v) if v.get_ref().trim().is_empty() || v.get_ref().contains(['\r', '\n']) => {
+                self.problem(
+                    Some(v.span()),
+                    "satisfaction.subject",
+                    "must be one line of text".into(),
+                );
+                String::new()
+            }
+            Some(v) => v.get_ref().trim().to_string(),
+            None => String::new(),
+        };
+        let text = match &s.text {
+            Some(v) if v.get_ref().trim().is_empty() => {
+                self.problem(
+                    Some(v.span()),
+                    "satisfaction.text",
+                    "must not be empty (leave it out for the built-in text)".into(),
+                );
+                String::new()
+            }
+            Some(v) => v.get_ref().clone(),
+            None => String::new(),
+        };
+        let mut complaints: Vec<Address> = Vec::new();
+        for (i, n) in raw.complaints.notify.iter().enumerate() {
+            let key = format!("complaints.notify[{i}]");
+            let v = n.get_ref().trim();
+            let found: Vec<Address> = if v.contains('@') {
+                vec![self.address(n, &key)]
+            } else {
+                let group = v.to_lowercase();
+                if !staff.has_group(&group) {
+                    self.problem(
+                        Some(n.span()),
+                        &key,
+                        format!("{v:?} is neither a mail address nor a [[staff]] group"),
+                    );
+                }
+                staff
+                    .members()
+                    .iter()
+                    .filter(|m| m.groups.contains(&group))
+                    .map(StaffMember::address)
+                    .collect()
+            };
+            for a in found {
+                if !complaints.iter().any(|c| c.email == a.email) {
+                    complaints.push(a);
+                }
+            }
+        }
+        crate::domain::satisfaction::Policy {
+            enabled: s.enabled,
+            subject,
+            text,
+            managers: levels
+                .services
+                .iter()
+                .filter_map(|sv| {
+                    let m = sv.manager.clone().or_else(|| sv.escalation.clone())?;
+                    Some((sv.name.clone(), m))
+                })
+                .collect(),
+            complaints,
+        }
     }
 }

@@ -115,7 +115,7 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
-    /// Service report figures: SLA compliance, volumes, backlog, suppliers.
+    /// Service report figures: SLA compliance, volumes, backlog, suppliers, satisfaction.
     Report {
         /// Which figures.
         #[arg(value_enum)]
@@ -146,6 +146,8 @@ enum ReportKind {
     Volume,
     Backlog,
     Suppliers,
+    /// Customer ratings: overall, per service, per staff member.
+    Satisfaction,
     /// Queue the scheduled report mail to `[report] recipients` now.
     #[value(hide = true)]
     Send,
@@ -981,6 +983,7 @@ async fn report_command(
         ReportKind::Volume => Kind::Volume,
         ReportKind::Backlog => Kind::Backlog,
         ReportKind::Suppliers => Kind::Suppliers,
+        ReportKind::Satisfaction => Kind::Satisfaction,
         ReportKind::Send => {
             if from.is_some() || to.is_some() || format.is_some() {
                 anyhow::bail!(

@@ -227,7 +227,7 @@ pub struct Ticket {
     /// `INC-000042`: kind prefix and sequence.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub number: String,
-    /// `incident`, `request`, `problem` or `change`.
+    /// `incident`, `request`, `problem`, `change` or `complaint`.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub kind: String,
     /// `new`, `open`, `pending`, `resolved` or `closed`.
@@ -311,7 +311,7 @@ pub enum Action {
         /// The new priority.
         priority: String,
     },
-    /// Sets the kind: `incident`, `request`, `problem` or `change`. The
+    /// Sets the kind: `incident`, `request`, `problem`, `change` or `complaint`. The
     /// ticket keeps its number.
     SetKind {
         /// The new kind.

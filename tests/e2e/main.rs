@@ -15,6 +15,7 @@ mod poison;
 mod problems;
 mod report;
 mod resilience;
+mod satisfaction;
 mod service_levels;
 mod several;
 mod staff;

@@ -150,7 +150,7 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
         "priority" => need("a priority (low, normal, high, urgent)")?
             .parse()
             .map(Command::Priority),
-        "kind" => need("a kind (incident, request, problem, change)")?
+        "kind" => need(&format!("a kind ({})", Kind::names()))?
             .parse()
             .map(Command::Kind),
         "link" => need("a ticket number such as PRB-000012")?

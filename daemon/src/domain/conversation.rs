@@ -38,6 +38,10 @@ pub struct Settings {
     pub mailbox_groups: std::collections::HashMap<String, String>,
     /// Mailbox name → the service its new tickets are about.
     pub mailbox_services: std::collections::HashMap<String, String>,
+    /// Mailbox name → the kind of its new tickets (absent: incident).
+    pub mailbox_kinds: std::collections::HashMap<String, Kind>,
+    /// Satisfaction requests, ratings, service managers and complaints.
+    pub relationship: super::satisfaction::Policy,
     /// Service name → its SLA (services without a policy target are absent).
     pub services: std::collections::HashMap<String, crate::domain::sla::ServicePolicy>,
     /// Service name → who is told of every breach besides the assignee.
@@ -239,6 +243,12 @@ pub enum DraftKind {
     ApprovalRequest(u32),
     /// A change's decision or warnings, to its owner and the change manager.
     ChangeNotice,
+    /// The question to the customer after a resolution (`satisfaction`).
+    SatisfactionRequest,
+    /// A rating of 1 or 2, to the service's manager.
+    LowRating,
+    /// A new complaint, or a customer reply on one, to `[complaints] notify`.
+    ComplaintNotice,
 }
 
 impl DraftKind {
@@ -254,6 +264,9 @@ impl DraftKind {
             DraftKind::ReleaseNotes => "release-notes",
             DraftKind::ApprovalRequest(_) => "approval-request",
             DraftKind::ChangeNotice => "change-notice",
+            DraftKind::SatisfactionRequest => "satisfaction-request",
+            DraftKind::LowRating => "low-rating",
+            DraftKind::ComplaintNotice => "complaint-notice",
         }
     }
 
@@ -271,7 +284,10 @@ impl DraftKind {
     pub fn is_public(&self) -> bool {
         matches!(
             self,
-            DraftKind::Acknowledgement | DraftKind::Answer | DraftKind::ProblemResolved
+            DraftKind::Acknowledgement
+                | DraftKind::Answer
+                | DraftKind::ProblemResolved
+                | DraftKind::SatisfactionRequest
         )
     }
 }
@@ -1210,7 +1226,7 @@ fn command_error(
              Nothing was changed and nothing was sent to the customer; your text is \
              kept on the ticket as an internal note. Correct the commands and reply again.\n\n\
              Commands: /status open|pending|resolved|closed, /assign NAME|GROUP|me|nobody, \
-             /priority low|normal|high|urgent, /kind incident|request|problem|change, \
+             /priority low|normal|high|urgent, /kind incident|request|problem|change|complaint, \
              /link NUMBER, /note, /resolve, /close, /cc add|remove ADDRESS, /ci ITEM; on a \
              change: /risk, /impact, /window, /submit, /change STATE.\n",
             number = ticket.number

@@ -15,6 +15,7 @@ pub mod problem;
 pub mod quote;
 pub mod release;
 pub mod render;
+pub mod satisfaction;
 pub mod schedule;
 pub mod sla;
 pub mod staff;

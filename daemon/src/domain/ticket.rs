@@ -12,15 +12,18 @@ pub enum Kind {
     Problem,
     Change,
     Release,
+    /// A complaint about the service (`CMP`): its own notification group.
+    Complaint,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Incident,
         Kind::Request,
         Kind::Problem,
         Kind::Change,
         Kind::Release,
+        Kind::Complaint,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -30,6 +33,7 @@ impl Kind {
             Kind::Problem => "PRB",
             Kind::Change => "CHG",
             Kind::Release => "REL",
+            Kind::Complaint => "CMP",
         }
     }
 
@@ -40,7 +44,13 @@ impl Kind {
             Kind::Problem => "problem",
             Kind::Change => "change",
             Kind::Release => "release",
+            Kind::Complaint => "complaint",
         }
+    }
+
+    /// The kinds' names, comma separated, for help and error texts.
+    pub fn names() -> String {
+        Kind::ALL.map(Kind::as_str).join(", ")
     }
 
     fn from_prefix(prefix: &str) -> Option<Kind> {
@@ -56,9 +66,7 @@ impl FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                format!("unknown kind {s:?} (incident, request, problem, change, release)")
-            })
+            .ok_or_else(|| format!("unknown kind {s:?} ({})", Kind::names()))
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) fn settings() -> Settings {
         ack_limit_per_hour: 5,
         mailbox_groups: Default::default(),
         mailbox_services: Default::default(),
+        mailbox_kinds: Default::default(),
+        relationship: Default::default(),
         services: [(
             "email".to_string(),
             crate::domain::sla::ServicePolicy {

@@ -40,6 +40,8 @@ pub(super) struct Lookups {
     pub heads: HashMap<usize, Box<Inbound>>,
     /// Senders told in the last day that a mail was too large.
     pub told_too_large: HashSet<String>,
+    /// Rating requests and ratings (`relationship.rs`).
+    pub relation: super::relationship::Relationship,
 }
 
 impl Lookups {
@@ -55,6 +57,7 @@ impl Lookups {
         let seen = seen(txn, batch).await?;
         let refs = References::of(settings, batch, tokens);
         let mut known = BatchKnown::default();
+        let ids: Vec<String> = refs.ids.iter().map(|s| s.to_string()).collect();
         known.load_references(txn, refs.ids).await?;
         known.load_tags(txn, refs.numbers).await?;
         let mut contacts =
@@ -68,7 +71,11 @@ impl Lookups {
         let problems = Problems::load(txn, &mut states, &mut contacts, &mut known).await?;
         let releases = Releases::load(txn, &mut states, &mut contacts, &mut known).await?;
         let (heads, told_too_large) = too_large(txn, batch, now).await?;
+        let tickets: Vec<i64> = states.by_id.keys().map(|t| t.0).collect();
+        let relation =
+            super::relationship::Relationship::load(txn, settings, &ids, &tickets).await?;
         Ok(Lookups {
+            relation,
             seen,
             known,
             contacts,
@@ -197,6 +204,7 @@ impl<'a> References<'a> {
                 .iter()
                 .flat_map(|s| s.contacts.iter().map(|a| a.email.as_str())),
         );
+        emails.extend(settings.relationship.addresses());
         let mut emails: Vec<String> = emails.into_iter().map(str::to_string).collect();
         emails.extend(added);
         emails.sort_unstable();

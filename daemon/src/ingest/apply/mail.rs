@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use super::known::{Lookups, TOO_LARGE_KIND};
 use super::problems::{self, View};
+use super::relationship::Answer;
 use super::rows::{InboundRow, Rows, participant_row, quarantine_row};
 use super::{Incoming, Outcome, Oversize, dedup_token};
 use crate::domain::classify::{Class, classify};
@@ -19,6 +20,7 @@ use crate::domain::intake::{self, MailFacts, Placed};
 use crate::domain::mail::{Address, Inbound};
 use crate::domain::problem::{self as problem_rules, OnResolve};
 use crate::domain::render::render;
+use crate::domain::satisfaction;
 use crate::domain::staff::StaffMember;
 use crate::domain::threading::{self, TicketRef};
 use crate::domain::ticket::{ContactId, Kind, Status, TicketId, TicketNumber};
@@ -110,12 +112,19 @@ impl Decider<'_> {
             tokens,
             contact,
         };
+        // A rating keeps to its ticket, resolved long ago or closed.
+        let answer = self.rating_of(m, inbound, &class, contact);
+        let rated_ticket = answer.as_ref().map(|a| a.ticket);
         let states = &self.look.states;
         let Placed { route, author } = intake::place(settings, &facts, &self.look.known, |id| {
-            states
-                .by_id
-                .get(&id)
-                .is_some_and(|st| st.is_finished(now, settings.reopen_window))
+            Some(id) != rated_ticket
+                && states
+                    .by_id
+                    .get(&id)
+                    .is_some_and(|st| st.is_finished(now, settings.reopen_window))
+        });
+        let answer = answer.filter(|a| {
+            route.ticket.map(|t| t.id) == Some(a.ticket) && matches!(author, Author::Customer)
         });
         let new_ticket = route.ticket.is_none();
         let mut mail = Cow::Borrowed(inbound);
@@ -147,26 +156,52 @@ impl Decider<'_> {
             .by_id
             .get_mut(&t.id)
             .ok_or_else(|| vanished(t))?;
-        let fx = conversation::apply(
-            settings,
-            state,
-            &MailIn {
-                mail: &mail,
-                sender,
-                author: &author,
-                class: &class,
-                new_ticket,
-                may_acknowledge,
-                bounced,
-                known_error: known_error.as_ref(),
-            },
-            &View {
-                known: &self.look.known,
-                problems: &self.look.problems,
-                releases: &self.look.releases,
-            },
-            now,
-        );
+        let input = MailIn {
+            mail: &mail,
+            sender,
+            author: &author,
+            class: &class,
+            new_ticket,
+            may_acknowledge,
+            bounced,
+            known_error: known_error.as_ref(),
+        };
+        let before = state.status;
+        let relation = &mut self.look.relation;
+        let fx = match &answer {
+            Some(a) => {
+                relation.rated(a, contact, now);
+                info!(
+                    ticket = %t.number,
+                    message_id = mail.message_id.as_deref().unwrap_or(""),
+                    score = a.rating.score,
+                    "rating recorded"
+                );
+                satisfaction::rated(settings, state, &input, &a.rating, &a.asked)
+            }
+            None => {
+                let mut fx = conversation::apply(
+                    settings,
+                    state,
+                    &input,
+                    &View {
+                        known: &self.look.known,
+                        problems: &self.look.problems,
+                        releases: &self.look.releases,
+                    },
+                    now,
+                );
+                if matches!(author, Author::Customer) {
+                    relation.persons.insert(t.id);
+                }
+                fx.drafts
+                    .extend(satisfaction::complaint_notice(settings, state, &input, &fx));
+                if satisfaction::asks(settings, state, before, relation.persons.contains(&t.id)) {
+                    fx.drafts.push(satisfaction::request(settings, state));
+                }
+                fx
+            }
+        };
         self.look.states.touch(t.id);
         let message_id = self.messages_seq.take();
         self.record(t, message_id, &mail, &fx, new_ticket)?;
@@ -194,6 +229,7 @@ impl Decider<'_> {
             rule: route.rule,
         };
         let queued = self.answer(i, m, &decided, message_id);
+        self.keep_requests(t, &queued);
         self.problem_effects(m, t, &fx, &author)?;
         self.release_effects(m, t, &fx, &author)?;
         Ok(Outcome::Stored {
@@ -520,6 +556,49 @@ impl Decider<'_> {
             },
             self.now,
         )
+    }
+
+    /// The rating a mail gives, if it replies to a rating request sent to
+    /// its sender and its new text starts with a score.
+    fn rating_of(
+        &self,
+        m: &Incoming,
+        mail: &Inbound,
+        class: &Class,
+        contact: ContactId,
+    ) -> Option<Answer> {
+        if !class.may_answer() {
+            return None;
+        }
+        let (request, r) =
+            self.look
+                .relation
+                .request_for(&mail.in_reply_to, &mail.references, contact)?;
+        let text = match &mail.new_text {
+            Some(t) => Cow::Borrowed(t.as_str()),
+            None => Cow::Owned(parse::new_text_of(&m.raw)),
+        };
+        Some(Answer {
+            request: request.to_string(),
+            ticket: r.ticket,
+            asked: r.asked.clone(),
+            rating: satisfaction::parse(&text)?,
+        })
+    }
+
+    /// Keeps the rating requests a mail queued, so the answers find them.
+    fn keep_requests(&mut self, t: TicketRef, queued: &Queued) {
+        let Some(state) = self.look.states.by_id.get(&t.id) else {
+            return;
+        };
+        for (id, kind) in &queued.ids {
+            if *kind == DraftKind::SatisfactionRequest {
+                let contact = self.look.contacts.id_for(&state.customer, self.now);
+                self.look
+                    .relation
+                    .asked(id.clone(), state, contact, self.now);
+            }
+        }
     }
 
     /// Tells the sender of a mail too large to take, once a day at most.

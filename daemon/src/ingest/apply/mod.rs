@@ -12,6 +12,7 @@ pub use changes::record_of as change_record;
 mod known;
 mod mail;
 mod problems;
+mod relationship;
 mod releases;
 mod rows;
 mod states;
@@ -318,6 +319,7 @@ async fn write(
     look.problems.save(txn, now).await?;
     look.releases.save(txn, now).await?;
     rows.save(txn, &look.contacts, now).await?;
+    std::mem::take(&mut look.relation).save(txn).await?;
     tickets_seq.save(txn).await?;
     messages_seq.save(txn).await?;
     if let Some(w) = watermark {
