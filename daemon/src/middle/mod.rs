@@ -20,6 +20,7 @@ mod apply;
 mod dispatch;
 mod jobs;
 mod problems;
+mod releases;
 mod sla;
 mod supplier;
 mod threading;
