@@ -13,6 +13,7 @@ mod oauth;
 mod plugins;
 mod poison;
 mod problems;
+mod releases;
 mod report;
 mod resilience;
 mod satisfaction;
