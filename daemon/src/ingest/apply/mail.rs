@@ -188,6 +188,7 @@ impl Decider<'_> {
                         known: &self.look.known,
                         problems: &self.look.problems,
                         releases: &self.look.releases,
+                        outages: &self.look.outages,
                     },
                     now,
                 );
@@ -232,6 +233,9 @@ impl Decider<'_> {
         self.keep_requests(t, &queued);
         self.problem_effects(m, t, &fx, &author)?;
         self.release_effects(m, t, &fx, &author)?;
+        if let (Some(o), Author::Staff(member)) = (&fx.outage, &author) {
+            self.look.outages.apply(t.id, o, &member.email, self.now);
+        }
         Ok(Outcome::Stored {
             ticket: t.number.to_string(),
             new_ticket,
