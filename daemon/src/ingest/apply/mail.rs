@@ -491,6 +491,7 @@ impl Decider<'_> {
             {
                 continue;
             }
+            let before = incident.status;
             let changes = if resolve {
                 problems::resolve_incident(incident, now)
             } else {
@@ -510,6 +511,18 @@ impl Decider<'_> {
                     settings, &problem, &incident, text,
                 ));
             }
+            // Resolved through its problem, as by staff: its customer is
+            // asked for a rating (when the desk asks, and a person wrote).
+            if !changes.is_empty()
+                && satisfaction::asks(
+                    settings,
+                    &incident,
+                    before,
+                    self.look.relation.persons.contains(&id),
+                )
+            {
+                drafts.push(satisfaction::request(settings, &incident));
+            }
             if settings.emit_events && !changes.is_empty() {
                 for hook in ["ticket.updated", "ticket.resolved"] {
                     self.rows
@@ -523,6 +536,7 @@ impl Decider<'_> {
                 number: incident.number,
             };
             let queued = self.queue(r, &drafts, &unique);
+            self.keep_requests(r, &queued);
             let told = queued
                 .ids
                 .iter()
