@@ -10,7 +10,7 @@ use sea_orm::ActiveValue::Set;
 use tracing::{debug, info, warn};
 
 use super::known::{Lookups, TOO_LARGE_KIND};
-use super::problems::{self, View};
+use super::problems::View;
 use super::relationship::Answer;
 use super::rows::{InboundRow, Rows, participant_row, quarantine_row};
 use super::{Incoming, Outcome, Oversize, dedup_token};
@@ -18,7 +18,6 @@ use crate::domain::classify::{Class, classify};
 use crate::domain::conversation::{self, Author, Draft, DraftKind, Effects, MailIn, Settings};
 use crate::domain::intake::{self, MailFacts, Placed};
 use crate::domain::mail::{Address, Inbound};
-use crate::domain::problem::{self as problem_rules, OnResolve};
 use crate::domain::render::render;
 use crate::domain::satisfaction;
 use crate::domain::staff::StaffMember;
@@ -307,113 +306,6 @@ impl Decider<'_> {
         queued
     }
 
-    /// The known error a new incident's subject and text match, if any.
-    fn known_error(
-        &self,
-        t: TicketRef,
-        new_ticket: bool,
-        author: &Author,
-        mail: &Inbound,
-    ) -> Option<problem_rules::KnownError> {
-        if !new_ticket || !matches!(author, Author::Customer) {
-            return None;
-        }
-        let kind = self.look.states.by_id.get(&t.id)?.kind;
-        if !matches!(kind, Kind::Incident | Kind::Request) {
-            return None;
-        }
-        problem_rules::best_match(&self.look.problems.known_errors, &mail.subject, &mail.text)
-            .cloned()
-    }
-
-    /// What a mail does beyond its own ticket in problem management: the
-    /// link to a matched known error, a problem record's changes, a problem
-    /// opened from the ticket, the incidents of a solved problem.
-    fn problem_effects(
-        &mut self,
-        m: &Incoming,
-        t: TicketRef,
-        fx: &Effects,
-        author: &Author,
-    ) -> Result<()> {
-        if let Some(n) = fx.known_error
-            && let Some(problem) = self
-                .look
-                .problems
-                .known_errors
-                .iter()
-                .find(|k| k.number.seq == n.seq)
-                .map(|k| k.id)
-        {
-            self.rows.links.push(link_row(t.id, problem, "known error"));
-            self.look.problems.link(problem, t.id);
-        }
-        // Links staff made in this mail count for a problem solved later in
-        // the batch, whichever side the problem is on.
-        for n in &fx.links {
-            let Some(other) = self.look.known.by_number.get(&n.seq).copied() else {
-                continue;
-            };
-            let kind = |id: TicketId| self.look.states.by_id.get(&id).map(|s| s.kind);
-            if kind(other.id) == Some(Kind::Problem) {
-                self.look.problems.link(other.id, t.id);
-            }
-            if kind(t.id) == Some(Kind::Problem) {
-                self.look.problems.link(t.id, other.id);
-            }
-        }
-        if !fx.problem_edit.is_empty() {
-            let state = self
-                .look
-                .states
-                .by_id
-                .get(&t.id)
-                .ok_or_else(|| vanished(t))?;
-            self.look.problems.edit(state, &fx.problem_edit);
-        }
-        let unique = dedup_token(&m.parsed.dedup_key);
-        if let (Some(title), Author::Staff(member)) = (&fx.new_problem, author) {
-            self.open_problem(t, title, member, &m.mailbox, &unique)?;
-        }
-        let is_problem = self
-            .look
-            .states
-            .by_id
-            .get(&t.id)
-            .is_some_and(|s| s.kind == Kind::Problem);
-        if is_problem && problems::solves(&fx.changes) {
-            self.look.problems.solved(t.id);
-            self.tell_incidents(t, &fx.shown_text, &unique)?;
-        }
-        Ok(())
-    }
-
-    /// Opens a problem from `incident` (`/problem TITLE`), assigned to the
-    /// staff member, linked, and tells them with a mail they can reply to.
-    fn open_problem(
-        &mut self,
-        incident: TicketRef,
-        title: &str,
-        member: &StaffMember,
-        mailbox: &str,
-        unique: &str,
-    ) -> Result<()> {
-        let p = self.open_for_staff(
-            Opening {
-                kind: Kind::Problem,
-                title,
-                member,
-                mailbox,
-                from: incident,
-                reason: "problem",
-                unique,
-            },
-            problem_rules::opened_notice,
-        )?;
-        self.look.problems.link(p.id, incident.id);
-        Ok(())
-    }
-
     /// Opens a ticket of the desk's own work (a problem, a release) from
     /// another, assigned to the staff member who asked, linked from `from`,
     /// and tells them with a mail they can reply to (`notice`: the new
@@ -467,98 +359,6 @@ impl Decider<'_> {
         Ok(t)
     }
 
-    /// A solved problem: each open linked incident's customers get one
-    /// mail, and the incident is resolved or its assignees told
-    /// (`[problems] on_resolve`).
-    fn tell_incidents(&mut self, p: TicketRef, text: &str, unique: &str) -> Result<()> {
-        let (settings, now) = (self.settings, self.now);
-        let problem = self
-            .look
-            .states
-            .by_id
-            .get(&p.id)
-            .ok_or_else(|| vanished(p))?
-            .clone();
-        let record = self.look.problems.record(p.id);
-        let resolve = settings.problem_on_resolve == OnResolve::Resolve;
-        let unique = format!("{unique}.{}", p.number.seq);
-        for id in self.look.problems.linked(p.id).to_vec() {
-            let Some(incident) = self.look.states.by_id.get_mut(&id) else {
-                continue;
-            };
-            if matches!(incident.kind, Kind::Problem | Kind::Change)
-                || matches!(incident.status, Status::Resolved | Status::Closed)
-            {
-                continue;
-            }
-            let before = incident.status;
-            let changes = if resolve {
-                problems::resolve_incident(incident, now)
-            } else {
-                Vec::new()
-            };
-            let incident = incident.clone();
-            let mut drafts = vec![problem_rules::resolution_notice(
-                settings,
-                &problem,
-                &record,
-                &incident,
-                text,
-                !changes.is_empty(),
-            )];
-            if !resolve {
-                drafts.extend(problem_rules::incident_notice(
-                    settings, &problem, &incident, text,
-                ));
-            }
-            // Resolved through its problem, as by staff: its customer is
-            // asked for a rating (when the desk asks, and a person wrote).
-            if !changes.is_empty()
-                && satisfaction::asks(
-                    settings,
-                    &incident,
-                    before,
-                    self.look.relation.persons.contains(&id),
-                )
-            {
-                drafts.push(satisfaction::request(settings, &incident));
-            }
-            if settings.emit_events && !changes.is_empty() {
-                for hook in ["ticket.updated", "ticket.resolved"] {
-                    self.rows
-                        .events
-                        .push(events::for_ticket(&incident, hook, &changes));
-                }
-            }
-            self.look.states.touch(id);
-            let r = TicketRef {
-                id,
-                number: incident.number,
-            };
-            let queued = self.queue(r, &drafts, &unique);
-            self.keep_requests(r, &queued);
-            let told = queued
-                .ids
-                .iter()
-                .filter(|(_, k)| *k == DraftKind::ProblemResolved)
-                .count();
-            if let Some((mid, _)) = queued
-                .ids
-                .iter()
-                .rev()
-                .find(|(_, k)| *k == DraftKind::ProblemResolved)
-                && let Some(st) = self.look.states.by_id.get_mut(&id)
-            {
-                st.last_public_message_id = Some(mid.clone());
-            }
-            for (mid, _) in queued.ids {
-                self.look.known.by_mid.insert(mid, r);
-            }
-            info!(ticket = %r.number, problem = %p.number, told, resolved = !changes.is_empty(), "problem solved: incident's customers told");
-        }
-        Ok(())
-    }
-
     pub(super) fn queue(&mut self, t: TicketRef, drafts: &[Draft], unique: &str) -> Queued {
         queue_drafts(
             self.settings,
@@ -605,7 +405,7 @@ impl Decider<'_> {
     }
 
     /// Keeps the rating requests a mail queued, so the answers find them.
-    fn keep_requests(&mut self, t: TicketRef, queued: &Queued) {
+    pub(super) fn keep_requests(&mut self, t: TicketRef, queued: &Queued) {
         let Some(state) = self.look.states.by_id.get(&t.id) else {
             return;
         };
