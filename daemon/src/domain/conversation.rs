@@ -1011,8 +1011,7 @@ fn command_error(
              kept on the ticket as an internal note. Correct the commands and reply again.\n\n\
              Commands: /status open|pending|resolved|closed, /assign NAME|GROUP|me|nobody, \
              /priority low|normal|high|urgent, /kind incident|request|problem|change, \
-             /link NUMBER, /note, /resolve, /close, /cc add|remove ADDRESS, /ci ITEM; on a \
-             change: /risk, /impact, /window, /submit, /change STATE.\n",
+             /link NUMBER, /note, /resolve, /close, /cc add|remove ADDRESS.\n",
             number = ticket.number
         ),
         in_reply_to: input.mail.message_id.clone(),
