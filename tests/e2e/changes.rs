@@ -5,7 +5,8 @@
 //! token or with another approver's) and an approval after the deadline are
 //! refused and visible in `change show`; a malformed `/window` and a
 //! `/submit` on a ticket that is no change get a command-error mail and
-//! change nothing.
+//! change nothing. The window ends in a freeze: flagged in the requests and
+//! to the change manager.
 
 use std::time::Duration;
 
@@ -69,6 +70,11 @@ approvers = ["{ann_addr}", "{ben_addr}", "{cat_addr}"]
 quorum = 2
 deadline_hours = 48
 
+[[freeze]]
+name = "year end"
+start = "2026-12-11 00:00"
+end = "2027-01-02 00:00"
+
 [changes]
 manager = "{max_addr}"
 "#
@@ -131,6 +137,8 @@ manager = "{max_addr}"
             "approval by 2 of 3",
             "2026-12-06 09:00",
             "reject <your reason>",
+            "WARNING:",
+            "window falls in the change freeze \"year end\"",
         ] {
             assert!(
                 text.contains(want),
@@ -153,6 +161,16 @@ manager = "{max_addr}"
         reply_addrs[0], reply_addrs[1],
         "each approver has a token of their own"
     );
+
+    // The window ends in a freeze: the change manager is told at once.
+    let flagged = nth_mail(&max, 1).await;
+    assert!(
+        header(&flagged, "Subject")
+            .unwrap_or_default()
+            .contains("Change flagged"),
+        "{flagged}"
+    );
+    assert!(body(&flagged).contains("year end"), "{}", body(&flagged));
 
     // 3. Forgeries: Cat answers through Ann's request (a foreign token);
     //    "Ann" writes without any token, threaded by the customer's mail.
@@ -207,11 +225,17 @@ manager = "{max_addr}"
     wait_for_messages(&desk.user, "INBOX", 2, WAIT).await;
     once_at(&desk, 2);
     let s = show(&desk, "CHG-000001");
-    assert_eq!(s["state"], "approved", "{s}");
+    assert_eq!(
+        s["state"],
+        "approved",
+        "{s}\n{}\n{}",
+        desk.cli(&["quarantine", "list"]),
+        desk.cli(&["ticket", "show", "INC-000001"])
+    );
     assert_eq!(s["approvals"], 2, "{s}");
     assert_eq!(s["refused"], 3, "{s}");
-    for user in [&ada, &max] {
-        let inbox = wait_for_messages(user, "INBOX", 1, WAIT).await;
+    for (user, n) in [(&ada, 2), (&max, 2)] {
+        let inbox = wait_for_messages(user, "INBOX", n, WAIT).await;
         let decision = inbox
             .iter()
             .find(|m| {
