@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use serde_json::json;
+use tracing::info;
 
 use super::known::Lookups;
 use crate::domain::changes::{Answer, Planned, Quorum, Record, State, Window};
@@ -160,7 +161,13 @@ pub(super) struct ChangeRows {
 
 impl ChangeRows {
     /// Keeps what one mail did; `by` is its sender.
-    pub fn collect(&mut self, t: &TicketState, fx: &Effects, by: &str, now: DateTime<Utc>) {
+    pub fn collect(
+        &mut self,
+        t: &TicketState,
+        fx: &Effects,
+        (by, message_id): (&str, &str),
+        now: DateTime<Utc>,
+    ) {
         let p = &fx.process;
         for item in &p.items {
             self.items.push(ticket_item::ActiveModel {
@@ -171,6 +178,15 @@ impl ChangeRows {
             });
         }
         for e in &p.history {
+            info!(
+                ticket = %t.number,
+                message_id,
+                round = e.round,
+                actor = e.actor,
+                action = e.action,
+                detail = e.detail,
+                "change"
+            );
             self.history.push(change_history::ActiveModel {
                 ticket_id: Set(t.id.0),
                 round: Set(e.round as i32),
