@@ -301,3 +301,95 @@ pub(super) fn events(t: &TicketState, fx: &Effects) -> Vec<Pending> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::changes::{Risk, State};
+    use crate::domain::conversation::tests::ticket;
+
+    #[test]
+    fn a_change_hook_carries_the_change() {
+        let mut t = ticket();
+        t.kind = Kind::Change;
+        t.change = Some(Box::new(Record {
+            state: State::Approved,
+            risk: Some(Risk::High),
+            items: vec!["db1".into()],
+            round: 2,
+            approvers: vec!["ann@example.test".into()],
+            ..Record::default()
+        }));
+        let mut fx = Effects::default();
+        fx.process.hooks = vec!["change.approved"];
+        let ev = events(&t, &fx);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].hook, "change.approved");
+        let p = &ev[0].payload;
+        assert_eq!(p["hook"], "change.approved");
+        assert_eq!(p["change"]["number"], "CHG-000001");
+        assert_eq!(p["change"]["state"], "approved");
+        assert_eq!(p["change"]["risk"], "high");
+        assert_eq!(p["change"]["items"][0], "db1");
+        assert_eq!(p["change"]["round"], 2);
+        assert_eq!(p["ticket"]["number"], "INC-000001");
+        // No hooks, no events; no record, no events.
+        assert!(events(&t, &Effects::default()).is_empty());
+        t.change = None;
+        assert!(events(&t, &fx).is_empty());
+    }
+
+    #[test]
+    fn a_record_survives_its_row() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 12, 4, 9, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let rec = Record {
+            state: State::Submitted,
+            risk: Some(Risk::Medium),
+            impact: Some("ten minutes".into()),
+            window: Some(Window {
+                start: at,
+                end: at + chrono::Duration::hours(2),
+                zone: "Europe/Berlin".into(),
+            }),
+            round: 3,
+            board: Some("infra".into()),
+            approvers: vec!["ann@example.test".into(), "ben@example.test".into()],
+            quorum: Quorum::Any,
+            submitted_at: Some(at),
+            submitted_by: Some("ada@example.test".into()),
+            deadline: Some(at + chrono::Duration::hours(48)),
+            flags: vec!["window falls in the change freeze \"x\"".into()],
+            ..Record::default()
+        };
+        let row = row_of(7, &rec, at);
+        let model = change::Model {
+            ticket_id: 7,
+            state: row.state.unwrap(),
+            risk: row.risk.unwrap(),
+            impact: row.impact.unwrap(),
+            window_start: row.window_start.unwrap(),
+            window_end: row.window_end.unwrap(),
+            window_zone: row.window_zone.unwrap(),
+            round: row.round.unwrap(),
+            board: row.board.unwrap(),
+            approvers: row.approvers.unwrap(),
+            quorum: row.quorum.unwrap(),
+            submitted_at: row.submitted_at.unwrap(),
+            submitted_by: row.submitted_by.unwrap(),
+            deadline_at: row.deadline_at.unwrap(),
+            flags: row.flags.unwrap(),
+            updated_at: at,
+        };
+        assert_eq!(record_of(&model).ok(), Some(rec));
+        let bad = change::Model {
+            state: "pondering".into(),
+            ..model
+        };
+        assert!(record_of(&bad).is_err());
+    }
+}
