@@ -249,6 +249,10 @@ manager = "{max_addr}"
     );
     assert_eq!(s["approvals"], 2, "{s}");
     assert_eq!(s["refused"], 3, "{s}");
+    // Each sender of a refused answer got the reason (a forged From: its owner).
+    mail_with(&cat, "Not counted", "foreign approval token").await;
+    mail_with(&ann, "Not counted", "no approval token").await;
+    mail_with(&cat, "Not counted", "after the deadline").await;
     for user in [&ada, &max] {
         mail_with(user, "Change approved", "Change CHG-000001 is approved").await;
         // Each refused answer was told to the owner and the manager.

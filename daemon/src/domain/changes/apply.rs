@@ -60,6 +60,9 @@ pub fn parse_command(word: &str, arg: &str) -> Result<ChangeCommand, String> {
     }
 }
 
+/// The history's detail of an answer without words.
+pub const NO_WORDS: &str = "(no words)";
+
 /// One line of a change's audit trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -582,6 +585,7 @@ pub fn answer(
         });
         let rec = rec.clone();
         refusal_notice(settings, ticket, &rec, &sender, said, &reason, fx);
+        not_counted(settings, ticket, input, said, &reason, fx);
         return true;
     }
     let rec = record(ticket);
@@ -596,7 +600,7 @@ pub fn answer(
         actor: sender.clone(),
         action: said.into(),
         detail: if words.is_empty() {
-            "(no words)".into()
+            NO_WORDS.into()
         } else {
             words
         },
@@ -695,6 +699,38 @@ fn refusal_notice(
         ),
         in_reply_to: None,
         references: vec![format!("{number}.change@{}", settings.desk.id_domain())],
+        with_attachments: false,
+    });
+}
+
+/// Answers the sender of a refused answer with the reason, in the
+/// command-error mail (a forged `From:` tells its real owner).
+fn not_counted(
+    settings: &Settings,
+    ticket: &TicketState,
+    input: &MailIn<'_>,
+    said: &str,
+    reason: &str,
+    fx: &mut Effects,
+) {
+    let number = chg(ticket);
+    fx.drafts.push(Draft {
+        kind: DraftKind::CommandError,
+        to: vec![input.sender.clone()],
+        from_name: settings.desk.name.clone(),
+        subject: format!(
+            "Not counted: {}",
+            tagged_subject(ticket.subject.trim(), &settings.desk.tag, number)
+        ),
+        body: format!(
+            "Your answer \"{said}\" on change {number} was not counted: {reason}.\n\n\
+             Nothing was changed. An approver answers by replying to the approval request \
+             the desk sent them for the current submission, before its deadline, with \
+             \"approve\" or \"reject <reason>\" in the first line.\n\n-- \n{desk}\n",
+            desk = settings.desk.name,
+        ),
+        in_reply_to: input.mail.message_id.clone(),
+        references: input.mail.message_id.iter().cloned().collect(),
         with_attachments: false,
     });
 }

@@ -610,12 +610,20 @@ fn a_change_is_submitted_approved_by_two_and_forgeries_are_refused() {
         fx.flag
     );
     assert_eq!(fx.visibility, Visibility::Internal);
-    // Only the owner and the manager are told; never the sender.
-    assert_eq!(fx.drafts.len(), 1);
+    // The owner and the manager are told, and the sender gets the reason.
+    assert_eq!(fx.drafts.len(), 2);
     let to: Vec<&str> = fx.drafts[0].to.iter().map(|a| a.email.as_str()).collect();
     assert_eq!(to, vec!["ada@example.test", "max@example.test"]);
     assert!(fx.drafts[0].subject.contains("Approval answer refused"));
     assert!(fx.drafts[0].body.contains("issued to ben@example.test"));
+    assert_eq!(fx.drafts[1].kind, conversation::DraftKind::CommandError);
+    assert_eq!(fx.drafts[1].to, vec![Address::new("", "ann@example.test")]);
+    assert!(
+        fx.drafts[1]
+            .subject
+            .starts_with("Not counted: [ACME CHG-000001]")
+    );
+    assert!(fx.drafts[1].body.contains("issued to ben@example.test"));
     assert_eq!(t.change.as_deref().map(|r| r.answers.len()), Some(0));
     assert_eq!(fx.process.history[0].action, "refused");
 

@@ -20,6 +20,9 @@ use crate::store::entity::{change, change_history, ticket_item};
 use crate::store::rows::{IN_CHUNK, insert_chunks};
 use crate::tickets::events::{self, Pending};
 
+/// How the history shows an answer without words.
+const NO_WORDS: &str = crate::domain::changes::apply::NO_WORDS;
+
 /// Fills in the change records and items of the batch's tickets, and the
 /// planned changes.
 pub(super) async fn load(txn: &DatabaseTransaction, look: &mut Lookups) -> Result<()> {
@@ -61,13 +64,20 @@ pub(super) async fn load(txn: &DatabaseTransaction, look: &mut Lookups) -> Resul
                 .map(|h| Answer {
                     approver: h.actor.clone(),
                     approve: h.action == "approve",
-                    reason: h.detail.clone(),
+                    reason: if h.detail == NO_WORDS {
+                        String::new()
+                    } else {
+                        h.detail.clone()
+                    },
                 })
                 .collect();
             st.change = Some(Box::new(rec));
         }
     }
-    look.known.planned = planned(txn).await?;
+    // Only a batch with a change in it can submit one (the overlap check).
+    if look.states.by_id.values().any(|st| st.kind == Kind::Change) {
+        look.known.planned = planned(txn).await?;
+    }
     Ok(())
 }
 
