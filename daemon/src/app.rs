@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -162,6 +162,7 @@ impl App {
         // Plugins see this cycle's events before the outbox flush, so the
         // mails they send go out in the same cycle.
         report.plugins = self.dispatch_plugins().await?;
+        crate::releases::settle(&self.store, &self.settings, self.clock.now()).await?;
         self.queue_alerts().await?;
         if send {
             report.outbox = Some(self.sender()?.flush().await?);
@@ -255,6 +256,31 @@ impl App {
                                 }
                             }
                             _ = shutdown.wait() => return,
+                        }
+                    }
+                }),
+            ));
+        }
+        {
+            // A deploy asked by `/deploy` is settled once the plugins have
+            // answered its gate.
+            let (wake, mut shutdown) = (wake.clone(), shutdown.clone());
+            let (store, settings, clock) = (
+                self.store.clone(),
+                self.settings.clone(),
+                self.clock.clone(),
+            );
+            tasks.push((
+                "release gates".into(),
+                tokio::spawn(async move {
+                    loop {
+                        match crate::releases::settle(&store, &settings, clock.now()).await {
+                            Ok(n) if n > 0 => wake.notify_one(),
+                            Ok(_) => {}
+                            Err(e) => warn!(error = %e, "cannot settle the deploys; retrying"),
+                        }
+                        if shutdown.sleep(std::time::Duration::from_secs(2)).await {
+                            return;
                         }
                     }
                 }),
@@ -423,6 +449,12 @@ pub fn settings(config: &Config) -> Result<Settings> {
             .iter()
             .filter_map(|m| Some((m.name.clone(), m.service.clone()?)))
             .collect(),
+        mailbox_kinds: config
+            .mailboxes
+            .iter()
+            .map(|m| (m.name.clone(), m.kind))
+            .collect(),
+        relationship: config.relationship.clone(),
         services: sla_policies(&config.levels),
         service_escalation: config
             .levels
@@ -441,6 +473,8 @@ pub fn settings(config: &Config) -> Result<Settings> {
             .collect(),
         emit_events: config.plugins.enabled && plugins_installed(&config.plugins.dir),
         max_recipients: config.tickets.max_recipients,
+        problem_on_resolve: config.problem_on_resolve,
+        release_subscribers: config.release_subscribers.clone(),
         changes: config.changes.clone(),
     })
 }

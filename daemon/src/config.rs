@@ -147,6 +147,10 @@ struct RawConfig {
     #[serde(default)]
     tickets: RawTickets,
     #[serde(default)]
+    problems: RawProblems,
+    #[serde(default)]
+    releases: RawReleases,
+    #[serde(default)]
     calendar: Vec<RawCalendar>,
     #[serde(default)]
     sla_policy: Vec<RawSlaPolicy>,
@@ -171,6 +175,10 @@ struct RawConfig {
     freeze: Vec<changes::RawFreeze>,
     #[serde(default)]
     changes: changes::RawChanges,
+    #[serde(default)]
+    satisfaction: RawSatisfaction,
+    #[serde(default)]
+    complaints: RawComplaints,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +206,19 @@ struct RawTickets {
     ack_limit_per_hour: Spanned<i64>,
     #[serde(default = "default_max_recipients")]
     max_recipients: Spanned<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProblems {
+    on_resolve: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReleases {
+    #[serde(default)]
+    subscribers: Vec<Spanned<String>>,
 }
 
 impl Default for RawTickets {
@@ -307,6 +328,8 @@ struct RawMailbox {
     idle: bool,
     group: Option<Spanned<String>>,
     service: Option<Spanned<String>>,
+    /// The kind of the tickets this mailbox opens (default incident).
+    kind: Option<Spanned<String>>,
     imap: RawServer,
 }
 
@@ -435,6 +458,10 @@ pub struct Config {
     pub staff: Directory,
     pub trust: TrustConfig,
     pub tickets: TicketsConfig,
+    /// `[problems]`: what a solved problem does to its open incidents.
+    pub problem_on_resolve: crate::domain::problem::OnResolve,
+    /// `[releases] subscribers`: who gets the notes of a deployed release.
+    pub release_subscribers: Vec<Address>,
     /// The secret reply tokens are signed with; created on first start.
     pub token_secret_file: PathBuf,
     pub plugins: PluginsConfig,
@@ -447,6 +474,8 @@ pub struct Config {
     pub admin_address: Option<Address>,
     /// Configuration items, change advisory boards and freezes.
     pub changes: crate::domain::changes::Config,
+    /// `[satisfaction]`, `[complaints]` and the services' managers.
+    pub relationship: crate::domain::satisfaction::Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -533,6 +562,8 @@ pub struct MailboxConfig {
     pub group: Option<String>,
     /// The service new tickets of this mailbox are about (their SLA).
     pub service: Option<String>,
+    /// The kind of the tickets this mailbox opens (`kind`, default incident).
+    pub kind: crate::domain::ticket::Kind,
     pub imap: ServerConfig,
 }
 
@@ -1191,9 +1222,17 @@ impl Validator<'_> {
                 }
                 name
             });
+            let kind = match &m.kind {
+                None => crate::domain::ticket::Kind::Incident,
+                Some(k) => k.get_ref().parse().unwrap_or_else(|e: String| {
+                    self.problem(Some(k.span()), &format!("{key}.kind"), e);
+                    crate::domain::ticket::Kind::Incident
+                }),
+            };
             mailboxes.push(MailboxConfig {
                 group,
                 service,
+                kind,
                 name,
                 folder: m.folder.clone(),
                 processed: m.processed,
@@ -1251,6 +1290,20 @@ impl Validator<'_> {
             );
         }
 
+        let problem_on_resolve = match &raw.problems.on_resolve {
+            None => Default::default(),
+            Some(v) => v.get_ref().parse().unwrap_or_else(|e| {
+                self.problem(Some(v.span()), "problems.on_resolve", e);
+                Default::default()
+            }),
+        };
+        let release_subscribers = raw
+            .releases
+            .subscribers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| self.address(a, &format!("releases.subscribers[{i}]")))
+            .collect();
         let tickets = TicketsConfig {
             reopen_window: chrono::Duration::days(self.int_in(
                 &raw.tickets.reopen_window_days,
@@ -1298,8 +1351,10 @@ impl Validator<'_> {
 
         let levels = self.levels(&raw, &staff);
         let changes = self.changes(&raw);
+        let relationship = self.relationship(&raw, &staff, &levels);
         Config {
             changes,
+            relationship,
             file: self.file.clone(),
             metrics,
             oauth2,
@@ -1316,6 +1371,8 @@ impl Validator<'_> {
                     .collect(),
             },
             tickets,
+            problem_on_resolve,
+            release_subscribers,
             token_secret_file,
             data_dir,
             database: DatabaseConfig {
@@ -1375,6 +1432,8 @@ struct RawService {
     name: Spanned<String>,
     sla_policy: Spanned<String>,
     escalation: Option<Spanned<String>>,
+    /// Told of ratings of 1 or 2 (default: the escalation address).
+    manager: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1488,6 +1547,8 @@ pub struct ServiceConfig {
     pub policy: String,
     /// Told on every breach, besides the assignee.
     pub escalation: Option<Address>,
+    /// Told of low ratings (`manager`, else the escalation address).
+    pub manager: Option<Address>,
 }
 
 #[derive(Debug, Clone)]
@@ -1623,10 +1684,15 @@ impl Validator<'_> {
                 .escalation
                 .as_ref()
                 .map(|e| self.address(e, &format!("{key}.escalation")));
+            let manager = sv
+                .manager
+                .as_ref()
+                .map(|e| self.address(e, &format!("{key}.manager")));
             out.services.push(ServiceConfig {
                 name: sv.name.get_ref().trim().to_string(),
                 policy: sv.sla_policy.get_ref().clone(),
                 escalation,
+                manager,
             });
         }
         for (i, su) in raw.supplier.iter().enumerate() {
@@ -2097,6 +2163,27 @@ tls = "none"
     }
 
     #[test]
+    fn problems_on_resolve_is_checked() {
+        let good = GOOD
+            .replace("port = 70000", "port = 143")
+            .replace("port = 0", "port = 25");
+        let text = format!("{good}\n[problems]\non_resolve = \"notify\"\n");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &text, &env).expect("valid");
+        assert_eq!(
+            c.problem_on_resolve,
+            crate::domain::problem::OnResolve::Notify
+        );
+        let bad = format!("{good}\n[problems]\non_resolve = \"close\"\n");
+        let line = bad.lines().count();
+        assert_eq!(
+            problems(&bad),
+            vec![format!(
+                "/etc/helpdesk.toml:{line}: problems.on_resolve: unknown value \"close\" (resolve, notify)"
+            )]
+        );
+    }
+
+    #[test]
     fn the_shipped_example_is_valid() {
         // The example trusts the CA of the local mail stack, which exists
         // only once the stack has run: a file of this test stands in for it.
@@ -2181,6 +2268,91 @@ sla = "every minute"
         );
         assert_eq!(parse_duration("1h30m"), Ok(chrono::Duration::minutes(90)));
         assert!(parse_duration("0m").is_err() && parse_duration("5").is_err());
+    }
+
+    #[test]
+    fn relationship_problems_name_the_key_and_line() {
+        let text = GOOD
+            .replace("port = 70000", "port = 143")
+            .replace("port = 0", "port = 25")
+            .replace(
+                "name = \"changes\"\n",
+                "name = \"changes\"\nkind = \"grievance\"\n",
+            )
+            + r#"
+[[staff]]
+name = "Ada"
+email = "ada@example.test"
+groups = ["care"]
+
+[[sla_policy]]
+name = "standard"
+
+[[service]]
+name = "email"
+sla_policy = "standard"
+manager = "not an address"
+
+[satisfaction]
+enabled = true
+subject = ""
+
+[complaints]
+notify = ["nobody-group", "boss@example.test"]
+"#;
+        let p = problems(&text);
+        let has = |s: &str| p.iter().any(|x| x.contains(s));
+        assert!(
+            has(
+                "/etc/helpdesk.toml:17: mailbox[1].kind: unknown kind \"grievance\" (incident, request, problem, change, release, complaint)"
+            ),
+            "{p:#?}"
+        );
+        assert!(
+            has(":41: service[0].manager: expected a mail address"),
+            "{p:#?}"
+        );
+        assert!(has(":45: satisfaction.subject: must be one line"), "{p:#?}");
+        assert!(
+            has(
+                ":48: complaints.notify[0]: \"nobody-group\" is neither a mail address nor a [[staff]] group"
+            ),
+            "{p:#?}"
+        );
+        assert_eq!(p.len(), 4, "{p:#?}");
+        let ok = text
+            .replace("\"grievance\"", "\"complaint\"")
+            .replace("not an address", "boss@example.test")
+            .replace("subject = \"\"\n", "")
+            .replace("\"nobody-group\"", "\"care\"");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &ok, &env).expect("valid");
+        assert_eq!(c.mailboxes[0].kind, crate::domain::ticket::Kind::Incident);
+        assert_eq!(c.mailboxes[1].kind, crate::domain::ticket::Kind::Complaint);
+        let r = &c.relationship;
+        assert!(r.enabled);
+        let notify: Vec<&str> = r.complaints.iter().map(|a| a.email.as_str()).collect();
+        assert_eq!(notify, vec!["ada@example.test", "boss@example.test"]);
+        assert_eq!(
+            r.managers.get("email").map(|a| a.email.as_str()),
+            Some("boss@example.test")
+        );
+        // Without a manager, the escalation address hears of low ratings;
+        // without [satisfaction], nobody is asked.
+        let esc = ok
+            .replace(
+                "manager = \"boss@example.test\"",
+                "escalation = \"lead@example.test\"",
+            )
+            .replace("enabled = true\n", "");
+        let c = Config::parse(Path::new("/etc/helpdesk.toml"), &esc, &env).expect("valid");
+        assert_eq!(
+            c.relationship
+                .managers
+                .get("email")
+                .map(|a| a.email.as_str()),
+            Some("lead@example.test")
+        );
+        assert!(!c.relationship.enabled);
     }
 
     #[test]
@@ -2673,5 +2845,102 @@ username = "support@example.test"
         assert!(endpoint_ok("ftp://x/token").is_err());
         assert!(endpoint_ok("login.example.com/token").is_err());
         assert!(endpoint_ok("https:///token").is_err());
+    }
+}
+
+// ---- satisfaction and complaints ------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSatisfaction {
+    #[serde(default)]
+    enabled: bool,
+    subject: Option<Spanned<String>>,
+    text: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComplaints {
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+}
+
+impl Validator<'_> {
+    /// `[satisfaction]`, `[complaints] notify` (addresses or staff groups)
+    /// and each service's manager (its `manager`, else its `escalation`).
+    fn relationship(
+        &mut self,
+        raw: &RawConfig,
+        staff: &Directory,
+        levels: &ServiceLevels,
+    ) -> crate::domain::satisfaction::Policy {
+        let s = &raw.satisfaction;
+        let subject = match &s.subject {
+            Some(v) if v.get_ref().trim().is_empty() || v.get_ref().contains(['\r', '\n']) => {
+                self.problem(
+                    Some(v.span()),
+                    "satisfaction.subject",
+                    "must be one line of text".into(),
+                );
+                String::new()
+            }
+            Some(v) => v.get_ref().trim().to_string(),
+            None => String::new(),
+        };
+        let text = match &s.text {
+            Some(v) if v.get_ref().trim().is_empty() => {
+                self.problem(
+                    Some(v.span()),
+                    "satisfaction.text",
+                    "must not be empty (leave it out for the built-in text)".into(),
+                );
+                String::new()
+            }
+            Some(v) => v.get_ref().clone(),
+            None => String::new(),
+        };
+        let mut complaints: Vec<Address> = Vec::new();
+        for (i, n) in raw.complaints.notify.iter().enumerate() {
+            let key = format!("complaints.notify[{i}]");
+            let v = n.get_ref().trim();
+            let found: Vec<Address> = if v.contains('@') {
+                vec![self.address(n, &key)]
+            } else {
+                let group = v.to_lowercase();
+                if !staff.has_group(&group) {
+                    self.problem(
+                        Some(n.span()),
+                        &key,
+                        format!("{v:?} is neither a mail address nor a [[staff]] group"),
+                    );
+                }
+                staff
+                    .members()
+                    .iter()
+                    .filter(|m| m.groups.contains(&group))
+                    .map(StaffMember::address)
+                    .collect()
+            };
+            for a in found {
+                if !complaints.iter().any(|c| c.email == a.email) {
+                    complaints.push(a);
+                }
+            }
+        }
+        crate::domain::satisfaction::Policy {
+            enabled: s.enabled,
+            subject,
+            text,
+            managers: levels
+                .services
+                .iter()
+                .filter_map(|sv| {
+                    let m = sv.manager.clone().or_else(|| sv.escalation.clone())?;
+                    Some((sv.name.clone(), m))
+                })
+                .collect(),
+            complaints,
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod oauth2;
 pub mod outbox;
 pub mod plugins;
 pub mod poller;
+pub mod releases;
 pub mod report;
 pub mod service_level;
 pub mod shutdown;

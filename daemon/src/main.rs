@@ -100,6 +100,11 @@ enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Problems and known errors: records, linked incidents.
+    Problem {
+        #[command(subcommand)]
+        command: ProblemCommand,
+    },
     /// Plugins: what is loaded, failed events, retries.
     Plugins {
         #[command(subcommand)]
@@ -110,7 +115,7 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
-    /// Service report figures: SLA compliance, volumes, backlog, suppliers.
+    /// Service report figures: SLA compliance, volumes, backlog, suppliers, satisfaction.
     Report {
         /// Which figures.
         #[arg(value_enum)]
@@ -141,6 +146,8 @@ enum ReportKind {
     Volume,
     Backlog,
     Suppliers,
+    /// Customer ratings: overall, per service, per staff member.
+    Satisfaction,
     /// Queue the scheduled report mail to `[report] recipients` now.
     #[value(hide = true)]
     Send,
@@ -237,6 +244,18 @@ enum QuarantineCommand {
     },
     /// Print one quarantined mail's raw bytes.
     Show { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum ProblemCommand {
+    /// Every problem: status, linked incidents (open/all), known error, workaround.
+    List {
+        /// Only known errors.
+        #[arg(long)]
+        known_errors: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -571,6 +590,46 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             format,
         } => report_command(kind, from, to, format, config).await,
         Command::Jobs { command } => jobs_command(command, config).await,
+        Command::Problem {
+            command: ProblemCommand::List { known_errors, json },
+        } => {
+            let app = App::open(config).await?;
+            let rows = app.store.problems(known_errors).await?;
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "number": p.ticket.number, "status": p.ticket.status,
+                            "subject": p.ticket.subject, "assignee": p.ticket.assignee,
+                            "root_cause": p.root_cause, "workaround": p.workaround,
+                            "known_error": p.known_error, "keywords": p.keywords,
+                            "linked": p.linked, "linked_open": p.linked_open,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for p in rows {
+                    let first = |t: &Option<String>| {
+                        t.as_deref()
+                            .and_then(|t| t.lines().next())
+                            .unwrap_or("-")
+                            .to_string()
+                    };
+                    println!(
+                        "{}  {:<8} {:>2}/{:<2} open  {}",
+                        p.ticket.number, p.ticket.status, p.linked_open, p.linked, p.ticket.subject
+                    );
+                    println!("    root cause: {}", first(&p.root_cause));
+                    println!("    workaround: {}", first(&p.workaround));
+                    if p.known_error {
+                        println!("    known error, keywords: {}", p.keywords);
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Quarantine { command } => {
             let app = App::open(config).await?;
             match command {
@@ -924,6 +983,7 @@ async fn report_command(
         ReportKind::Volume => Kind::Volume,
         ReportKind::Backlog => Kind::Backlog,
         ReportKind::Suppliers => Kind::Suppliers,
+        ReportKind::Satisfaction => Kind::Satisfaction,
         ReportKind::Send => {
             if from.is_some() || to.is_some() || format.is_some() {
                 anyhow::bail!(

@@ -13,7 +13,10 @@ mod m20261204_000005_raw_pieces;
 mod m20261204_000006_ticket_keys;
 mod m20261205_000007_mailbox_status;
 mod m20261205_000008_desk_facts;
+mod m20261206_000009_problems;
 mod m20261206_000010_changes;
+mod m20261206_000011_satisfaction;
+mod m20261206_000012_releases;
 
 pub struct Migrator;
 
@@ -29,7 +32,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_ticket_keys::Migration),
             Box::new(m20261205_000007_mailbox_status::Migration),
             Box::new(m20261205_000008_desk_facts::Migration),
+            Box::new(m20261206_000009_problems::Migration),
             Box::new(m20261206_000010_changes::Migration),
+            Box::new(m20261206_000011_satisfaction::Migration),
+            Box::new(m20261206_000012_releases::Migration),
         ]
     }
 }

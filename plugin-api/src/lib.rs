@@ -106,6 +106,18 @@ pub mod hooks {
     pub const SLA_WARNING: &str = "sla.warning";
     /// The SLA job found a ticket past a target; `data` as for [`SLA_WARNING`].
     pub const SLA_BREACHED: &str = "sla.breached";
+    /// A gate: the release manager asked to deploy a release (`/deploy`).
+    /// The event's [`data`](crate::Event::data) holds `release`: `number`,
+    /// `title`, `manager`, `deploy_at` (RFC 3339, UTC), `window` (`start`,
+    /// `end` in RFC 3339 UTC and `zone`, or null) and `changes`, each with
+    /// `number`, `subject`, `state` (`draft`, `submitted`, `approved`,
+    /// `rejected`, `scheduled`, `implemented`, `failed`, `closed`) and
+    /// `items`. A [`Veto`](crate::Action::Veto) stops the deploy; the reason
+    /// is recorded on the release and mailed to its manager.
+    pub const RELEASE_BEFORE_DEPLOY: &str = "release.before_deploy";
+    /// A release was deployed (no plugin vetoed); `data` as for
+    /// [`RELEASE_BEFORE_DEPLOY`], plus `services`: those its changes touch.
+    pub const RELEASE_DEPLOYED: &str = "release.deployed";
     /// A staff member submitted a change for approval (`/submit`); the
     /// event's [`data`](crate::Event::data) holds `change`: `number`,
     /// `state`, `risk`, `impact`, `window_start`, `window_end` (RFC 3339),
@@ -129,6 +141,8 @@ pub mod hooks {
         SUPPLIER_REVIEW_DUE,
         SLA_WARNING,
         SLA_BREACHED,
+        RELEASE_BEFORE_DEPLOY,
+        RELEASE_DEPLOYED,
         CHANGE_SUBMITTED,
         CHANGE_APPROVED,
         CHANGE_REJECTED,
@@ -137,10 +151,9 @@ pub mod hooks {
 
     /// Hooks that are gates: a [`Veto`](crate::Action::Veto) returned for
     /// one of them is recorded on the event and reported to the code that
-    /// raised it (which then does not proceed). None exists yet; the release
-    /// and change hooks will add theirs here. A veto for any other hook is
-    /// an invalid action.
-    pub const GATES: &[&str] = &[];
+    /// raised it (which then does not proceed). A veto for any other hook
+    /// is an invalid action.
+    pub const GATES: &[&str] = &[RELEASE_BEFORE_DEPLOY];
 
     /// Whether `hook` is one of [`ALL`].
     pub fn is_known(hook: &str) -> bool {
@@ -214,7 +227,7 @@ pub struct Ticket {
     /// `INC-000042`: kind prefix and sequence.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub number: String,
-    /// `incident`, `request`, `problem` or `change`.
+    /// `incident`, `request`, `problem`, `change` or `complaint`.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub kind: String,
     /// `new`, `open`, `pending`, `resolved` or `closed`.
@@ -298,7 +311,7 @@ pub enum Action {
         /// The new priority.
         priority: String,
     },
-    /// Sets the kind: `incident`, `request`, `problem` or `change`. The
+    /// Sets the kind: `incident`, `request`, `problem`, `change` or `complaint`. The
     /// ticket keeps its number.
     SetKind {
         /// The new kind.

@@ -450,6 +450,7 @@ pub fn imap_config(user: &str, port: u16, tls: TlsMode) -> MailboxConfig {
     MailboxConfig {
         group: None,
         service: None,
+        kind: helpdeskd::domain::ticket::Kind::Incident,
         name: user.into(),
         folder: "INBOX".into(),
         processed: Processed::Flag,

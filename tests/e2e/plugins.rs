@@ -28,6 +28,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const PACKAGES: &[&str] = &[
     "keyword-router",
     "supplier-scorecard",
+    "release-gate",
     "plugin-noop",
     "plugin-panic",
     "plugin-abort",

@@ -1,12 +1,14 @@
 //! Commands staff write in the first lines of a reply (README "Staff
 //! commands"): `/status`, `/assign`, `/priority`, `/kind`, `/link`, `/note`,
-//! `/resolve`, `/close`, `/cc add|remove`.
+//! `/resolve`, `/close`, `/cc add|remove`, and the problem commands
+//! `/problem`, `/rootcause`, `/workaround`, `/knownerror`.
 //!
 //! Parsing is separate from applying: this module only reads text. Whether
 //! the sender may command, and whether a command fits the ticket, is decided
 //! by `conversation`.
 
 use super::mail::Address;
+use super::problem::Keywords;
 use super::ticket::{Kind, Priority, Status, TicketNumber};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,10 +28,30 @@ pub enum Command {
         name: String,
         note: String,
     },
+    /// `/problem TITLE`: a new problem ticket, linked to this one.
+    Problem(String),
+    /// `/rootcause [TEXT]`: without text, the reply's text is the cause.
+    RootCause(String),
+    /// `/workaround [TEXT]`: without text, the reply's text is the workaround.
+    Workaround(String),
+    /// `/knownerror KEYWORDS` or `/knownerror off` (`None`).
+    KnownError(Option<Keywords>),
+    /// `/release new TITLE` (`Err(title)`) or `/release REL-…` (`Ok`): put
+    /// this change in a new or an existing release.
+    Release(Result<TicketNumber, String>),
+    /// `/deploy`: deploy this release (its gate is asked first).
+    Deploy,
     /// `/ci NAME`: the ticket names a configuration item.
     Ci(String),
     /// `/risk`, `/impact`, `/window`, `/submit`, `/change` (`domain::changes`).
     Change(super::changes::apply::ChangeCommand),
+}
+
+impl Command {
+    /// Whether the command takes the reply's text when it has none of its own.
+    pub fn takes_text(&self) -> bool {
+        matches!(self, Command::RootCause(t) | Command::Workaround(t) if t.is_empty())
+    }
 }
 
 /// A command line that could not be read, with its line and why.
@@ -128,7 +150,7 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
         "priority" => need("a priority (low, normal, high, urgent)")?
             .parse()
             .map(Command::Priority),
-        "kind" => need("a kind (incident, request, problem, change)")?
+        "kind" => need(&format!("a kind ({})", Kind::names()))?
             .parse()
             .map(Command::Kind),
         "link" => need("a ticket number such as PRB-000012")?
@@ -147,6 +169,29 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
                 note: note.to_string(),
             })
         }
+        "problem" => need("a title for the new problem").map(|t| Command::Problem(t.to_string())),
+        "rootcause" => Ok(Command::RootCause(arg.to_string())),
+        "workaround" => Ok(Command::Workaround(arg.to_string())),
+        "knownerror" => {
+            if arg.eq_ignore_ascii_case("off") {
+                Ok(Command::KnownError(None))
+            } else {
+                arg.parse().map(|k| Command::KnownError(Some(k)))
+            }
+        }
+        "release" => {
+            let arg = need("NEW TITLE or a release number such as REL-000050")?;
+            match arg.split_once(char::is_whitespace) {
+                Some((w, title)) if w.eq_ignore_ascii_case("new") => {
+                    Ok(Command::Release(Err(title.trim().to_string())))
+                }
+                _ if arg.eq_ignore_ascii_case("new") => {
+                    Err("/release new needs a title".to_string())
+                }
+                _ => arg.parse().map(|n| Command::Release(Ok(n))),
+            }
+        }
+        "deploy" => no_arg(Command::Deploy),
         "ci" => need("a configuration item").map(|s| Command::Ci(s.to_string())),
         "risk" | "impact" | "window" | "submit" | "change" => {
             super::changes::apply::parse_command(word, arg).map(Command::Change)
@@ -172,7 +217,8 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
         }
         other => Err(format!(
             "unknown command /{other} (known: /status, /assign, /priority, /kind, /link, \
-             /note, /resolve, /close, /cc, /service, /supplier, /ci, /risk, /impact, /window, \
+             /note, /resolve, /close, /cc, /service, /supplier, /problem, /rootcause, \
+             /workaround, /knownerror, /release, /deploy, /ci, /risk, /impact, /window, \
              /submit, /change)"
         )),
     }
@@ -254,6 +300,44 @@ mod tests {
             ]
         );
         assert_eq!(r.errors.len(), 1);
+    }
+
+    #[test]
+    fn problem_commands() {
+        let r = parse(
+            "/problem VPN drops every hour\n/rootcause\n/workaround use the web client\n\
+             /knownerror vpn, drops|disconnects\n/knownerror OFF\n/knownerror ,\n/problem\n\
+             The lease pool was too small.",
+        );
+        assert_eq!(
+            r.commands,
+            vec![
+                Command::Problem("VPN drops every hour".into()),
+                Command::RootCause(String::new()),
+                Command::Workaround("use the web client".into()),
+                Command::KnownError(Some("vpn, drops|disconnects".parse().expect("k"))),
+                Command::KnownError(None),
+            ]
+        );
+        assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
+        assert!(r.commands[1].takes_text() && !r.commands[2].takes_text());
+        assert_eq!(r.text, "The lease pool was too small.");
+    }
+
+    #[test]
+    fn release_commands() {
+        let r = parse(
+            "/release new December rollout\n/release REL-50\n/deploy\n/release new\n/deploy now\n/release soon",
+        );
+        assert_eq!(
+            r.commands,
+            vec![
+                Command::Release(Err("December rollout".into())),
+                Command::Release(Ok("REL-000050".parse().expect("n"))),
+                Command::Deploy,
+            ]
+        );
+        assert_eq!(r.errors.len(), 3, "{:?}", r.errors);
     }
 
     #[test]

@@ -14,6 +14,8 @@ use super::change::{self, Fields};
 use super::classify::Class;
 use super::commands::{self, Command, Reply};
 use super::mail::{Address, Inbound};
+use super::problem::{self, KnownError, OnResolve};
+use super::release;
 use super::staff::{Directory, StaffMember};
 use super::threading::tagged_subject;
 use super::ticket::{ContactId, Kind, Priority, Role, Status, TicketId, TicketNumber, Visibility};
@@ -36,6 +38,10 @@ pub struct Settings {
     pub mailbox_groups: std::collections::HashMap<String, String>,
     /// Mailbox name → the service its new tickets are about.
     pub mailbox_services: std::collections::HashMap<String, String>,
+    /// Mailbox name → the kind of its new tickets (absent: incident).
+    pub mailbox_kinds: std::collections::HashMap<String, Kind>,
+    /// Satisfaction requests, ratings, service managers and complaints.
+    pub relationship: super::satisfaction::Policy,
     /// Service name → its SLA (services without a policy target are absent).
     pub services: std::collections::HashMap<String, crate::domain::sla::ServicePolicy>,
     /// Service name → who is told of every breach besides the assignee.
@@ -45,6 +51,10 @@ pub struct Settings {
     pub emit_events: bool,
     /// Recipients of one desk mail at most (`tickets.max_recipients`).
     pub max_recipients: usize,
+    /// What a solved problem does to its open incidents.
+    pub problem_on_resolve: OnResolve,
+    /// Who gets the notes of a deployed release.
+    pub release_subscribers: Vec<Address>,
     /// Configuration items, change advisory boards, freezes (`domain::changes`).
     pub changes: super::changes::Config,
 }
@@ -225,10 +235,20 @@ pub enum DraftKind {
     CommandError,
     BounceNotice,
     SupplierEscalation,
+    /// To an incident's customers: the problem behind it is solved.
+    ProblemResolved,
+    /// To a release's subscribers: it was deployed.
+    ReleaseNotes,
     /// A change's approval request to one approver, of a submission round.
     ApprovalRequest(u32),
     /// A change's decision or warnings, to its owner and the change manager.
     ChangeNotice,
+    /// The question to the customer after a resolution (`satisfaction`).
+    SatisfactionRequest,
+    /// A rating of 1 or 2, to the service's manager.
+    LowRating,
+    /// A new complaint, or a customer reply on one, to `[complaints] notify`.
+    ComplaintNotice,
 }
 
 impl DraftKind {
@@ -240,8 +260,13 @@ impl DraftKind {
             DraftKind::CommandError => "command-error",
             DraftKind::BounceNotice => "bounce-notice",
             DraftKind::SupplierEscalation => "supplier-escalation",
+            DraftKind::ProblemResolved => "problem-resolved",
+            DraftKind::ReleaseNotes => "release-notes",
             DraftKind::ApprovalRequest(_) => "approval-request",
             DraftKind::ChangeNotice => "change-notice",
+            DraftKind::SatisfactionRequest => "satisfaction-request",
+            DraftKind::LowRating => "low-rating",
+            DraftKind::ComplaintNotice => "complaint-notice",
         }
     }
 
@@ -257,7 +282,13 @@ impl DraftKind {
 
     /// Whether the mail goes to the customer side (public on the ticket).
     pub fn is_public(&self) -> bool {
-        matches!(self, DraftKind::Acknowledgement | DraftKind::Answer)
+        matches!(
+            self,
+            DraftKind::Acknowledgement
+                | DraftKind::Answer
+                | DraftKind::ProblemResolved
+                | DraftKind::SatisfactionRequest
+        )
     }
 }
 
@@ -344,6 +375,20 @@ pub struct Effects {
     /// Whether the mail counts as the customer's side of the conversation
     /// (later answers reply to it).
     pub public_message: bool,
+    /// `/problem TITLE`: open a problem linked to this ticket.
+    pub new_problem: Option<String>,
+    /// Root cause, workaround, known error: the problem record's changes.
+    pub problem_edit: problem::Edit,
+    /// The known error a new ticket matched (linked, its workaround sent).
+    pub known_error: Option<TicketNumber>,
+    /// `/release new TITLE`: open a release with this change in it.
+    pub new_release: Option<String>,
+    /// `/release REL-…`: put this change in that release.
+    pub join_release: Option<TicketNumber>,
+    /// `/deploy`: ask the release's gate and deploy.
+    pub deploy: bool,
+    /// `/window` on a release: its planned window.
+    pub release_window: Option<release::Window>,
     /// Items named, change records moved, approvals (`domain::changes`).
     pub process: super::changes::apply::Fx,
 }
@@ -352,6 +397,14 @@ pub struct Effects {
 pub trait Lookup {
     /// The id of the ticket with this number, if it exists.
     fn ticket_id(&self, number: TicketNumber) -> Option<TicketId>;
+    /// The record of a problem ticket, if one was written.
+    fn problem(&self, _id: TicketId) -> Option<problem::Record> {
+        None
+    }
+    /// The record of a release ticket, if one was written.
+    fn release(&self, _id: TicketId) -> Option<release::Record> {
+        None
+    }
     /// The other planned changes with a window, for the overlap check.
     fn planned_changes(&self) -> Vec<super::changes::Planned> {
         Vec::new()
@@ -369,6 +422,8 @@ pub struct MailIn<'a> {
     pub may_acknowledge: bool,
     /// A bounce of a desk mail: the failed recipients and why.
     pub bounced: Option<String>,
+    /// The known error a new ticket's text matches.
+    pub known_error: Option<&'a KnownError>,
 }
 
 /// Applies one mail to `ticket` (changed in place) and says what follows.
@@ -499,9 +554,20 @@ fn customer_mail(
             set_status(ticket, to, fx);
         }
     }
+    let known_error = input
+        .known_error
+        .filter(|_| input.new_ticket && claimed.is_none());
+    if let Some(ke) = known_error {
+        fx.known_error = Some(ke.number);
+    }
     if input.new_ticket && input.may_acknowledge && claimed.is_none() {
-        fx.drafts
-            .push(acknowledgement(settings, ticket, mail, input.sender));
+        fx.drafts.push(acknowledgement(
+            settings,
+            ticket,
+            mail,
+            input.sender,
+            known_error,
+        ));
     }
     let head = match (input.new_ticket, claimed) {
         (_, Some(m)) => format!(
@@ -510,7 +576,14 @@ fn customer_mail(
              of this ticket instead.",
             m.email
         ),
-        (true, None) => "New ticket.".to_string(),
+        (true, None) => match known_error {
+            Some(ke) => format!(
+                "New ticket. It matches known error {} (\"{}\"): linked to it, and the \
+                 customer was sent its workaround.",
+                ke.number, ke.subject
+            ),
+            None => "New ticket.".to_string(),
+        },
         (false, None) => "The customer replied.".to_string(),
     };
     let body = news(ticket, input, &head, &fx.shown_text);
@@ -522,6 +595,7 @@ fn acknowledgement(
     ticket: &TicketState,
     mail: &Inbound,
     to: &Address,
+    known_error: Option<&KnownError>,
 ) -> Draft {
     let desk = &settings.desk;
     let number = ticket.number;
@@ -531,10 +605,21 @@ fn acknowledgement(
     {
         references.push(id.clone());
     }
+    let workaround = known_error.map_or(String::new(), |ke| {
+        format!(
+            "This looks like a known issue the desk is working on ({}: {}). Until it \
+             is fixed, this helps:\n\n{}\n\n\
+             If it does not, reply to this mail.\n\n",
+            ke.number,
+            ke.subject,
+            ke.workaround.trim()
+        )
+    });
     let body = format!(
         "Hello {name},\n\n\
          Thank you for contacting {desk}. We have received your message and \
          opened ticket {number} for it.\n\n\
+         {workaround}\
          Please keep \"[{tag} {number}]\" in the subject when you write about \
          this request; replying to this mail does that for you.\n\n\
          Your message:\n\
@@ -673,7 +758,16 @@ fn staff_reply(
     let mut next = ticket.clone();
     let mut trial = Effects::default();
     for c in &reply.commands {
-        if let Err(e) = command(settings, &mut next, member, c, lookup, now, &mut trial) {
+        if let Err(e) = command(
+            settings,
+            &mut next,
+            member,
+            c,
+            &reply.text,
+            lookup,
+            now,
+            &mut trial,
+        ) {
             errors.push(e);
         }
     }
@@ -698,9 +792,15 @@ fn staff_reply(
     fx.links = trial.links;
     fx.added = trial.added;
     fx.removed = trial.removed;
+    fx.new_problem = trial.new_problem;
+    fx.problem_edit = trial.problem_edit;
+    fx.new_release = trial.new_release;
+    fx.join_release = trial.join_release;
+    fx.deploy = trial.deploy;
+    fx.release_window = trial.release_window;
     let Reply { text, .. } = &reply;
     fx.shown_text = text.clone();
-    if reply.is_note() {
+    if reply.is_note() || reply.commands.iter().any(Command::takes_text) {
         fx.visibility = Visibility::Internal;
         let body = format!(
             "Internal note by {} on {}:\n\n{}\n",
@@ -727,7 +827,7 @@ fn staff_reply(
     if ticket.responded_at.is_none() {
         ticket.responded_at = Some(now);
     }
-    let (audience, left_out) = capped_audience(ticket, settings.max_recipients);
+    let (audience, left_out) = capped_audience(ticket, &member.email, settings.max_recipients);
     if audience.is_empty() {
         return;
     }
@@ -771,10 +871,13 @@ fn staff_reply(
 }
 
 /// The customer side of a public answer, at most `max` recipients: the
-/// customer first, then the other participants in the order they joined.
-/// The rest are returned separately, so the staff member can be told.
-fn capped_audience(ticket: &TicketState, max: usize) -> (Vec<Address>, Vec<Address>) {
+/// customer first, then the other participants in the order they joined;
+/// never the writer (a staff member who opened the ticket, such as a problem
+/// opened with `/problem`). The rest are returned separately, so the staff
+/// member can be told.
+fn capped_audience(ticket: &TicketState, writer: &str, max: usize) -> (Vec<Address>, Vec<Address>) {
     let mut audience = ticket.audience();
+    audience.retain(|a| a.email != writer);
     if let Some(i) = audience
         .iter()
         .position(|a| a.email == ticket.customer.email)
@@ -863,16 +966,96 @@ pub fn staff_change(
     }))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn command(
     settings: &Settings,
     t: &mut TicketState,
     member: &StaffMember,
     c: &Command,
+    text: &str,
     lookup: &dyn Lookup,
     now: DateTime<Utc>,
     fx: &mut Effects,
 ) -> Result<(), String> {
     match c {
+        Command::Problem(title) => {
+            if matches!(t.kind, Kind::Problem | Kind::Change) {
+                return Err(format!(
+                    "/problem: {} is a {}; open problems from incidents and requests",
+                    t.number,
+                    t.kind.as_str()
+                ));
+            }
+            if fx.new_problem.is_some() {
+                return Err("/problem: one new problem per reply".into());
+            }
+            fx.new_problem = Some(title.clone());
+        }
+        Command::RootCause(arg) | Command::Workaround(arg) => {
+            let word = match c {
+                Command::RootCause(_) => "/rootcause",
+                _ => "/workaround",
+            };
+            only_on_problems(t, word)?;
+            let value = if arg.is_empty() { text } else { arg }.trim();
+            if value.is_empty() {
+                return Err(format!(
+                    "{word} needs text: on its line, or as the text of the reply"
+                ));
+            }
+            let edit = match c {
+                Command::RootCause(_) => problem::Edit {
+                    root_cause: Some(value.to_string()),
+                    ..problem::Edit::default()
+                },
+                _ => problem::Edit {
+                    workaround: Some(value.to_string()),
+                    ..problem::Edit::default()
+                },
+            };
+            fx.problem_edit.merge(edit);
+        }
+        Command::Release(arg) => {
+            if t.kind != Kind::Change {
+                return Err(format!(
+                    "/release: {} is a {}; releases group changes",
+                    t.number,
+                    t.kind.as_str()
+                ));
+            }
+            if fx.new_release.is_some() || fx.join_release.is_some() {
+                return Err("/release: one release per reply".into());
+            }
+            match arg {
+                Err(title) => fx.new_release = Some(title.clone()),
+                Ok(n) if n.kind == Kind::Release && lookup.ticket_id(*n).is_some() => {
+                    fx.join_release = Some(*n);
+                }
+                Ok(n) => return Err(format!("/release {n}: no such release")),
+            }
+        }
+        Command::Deploy => {
+            if t.kind != Kind::Release {
+                return Err(format!(
+                    "/deploy: {} is a {}, not a release",
+                    t.number,
+                    t.kind.as_str()
+                ));
+            }
+            let record = lookup.release(t.id).unwrap_or_default();
+            release::may_deploy(t, &record, member)?;
+            fx.deploy = true;
+        }
+        Command::KnownError(keywords) => {
+            only_on_problems(t, "/knownerror")?;
+            let mut edit = fx.problem_edit.clone();
+            edit.merge(problem::Edit {
+                known_error: Some(keywords.clone()),
+                ..problem::Edit::default()
+            });
+            edit.apply_to(&lookup.problem(t.id).unwrap_or_default())?;
+            fx.problem_edit = edit;
+        }
         Command::Status(_)
         | Command::Assign(_)
         | Command::Priority(_)
@@ -899,6 +1082,27 @@ fn command(
         }
         Command::Note => {}
         Command::Ci(name) => super::changes::apply::ci(settings, t, member, name, &mut fx.process)?,
+        Command::Change(super::changes::apply::ChangeCommand::Window(arg))
+            if t.kind == Kind::Release =>
+        {
+            let record = lookup.release(t.id).unwrap_or_default();
+            if matches!(
+                record.state,
+                release::State::Deploying | release::State::Deployed
+            ) {
+                return Err(format!(
+                    "/window: {} is {}; its window can no longer change",
+                    t.number, record.state
+                ));
+            }
+            let w = super::changes::Window::parse(arg, settings.changes.zone)
+                .map_err(|e| format!("/window: {e}"))?;
+            fx.release_window = Some(release::Window {
+                start: w.start,
+                end: w.end,
+                zone: w.zone,
+            });
+        }
         Command::Change(c) => {
             super::changes::apply::command(settings, t, member, c, lookup, now, &mut fx.process)?
         }
@@ -945,6 +1149,18 @@ fn command(
         }
     }
     Ok(())
+}
+
+fn only_on_problems(t: &TicketState, word: &str) -> Result<(), String> {
+    if t.kind == Kind::Problem {
+        Ok(())
+    } else {
+        Err(format!(
+            "{word}: {} is a {}, not a problem (open one with /problem TITLE, or /kind problem)",
+            t.number,
+            t.kind.as_str()
+        ))
+    }
 }
 
 fn supplier_escalation(
@@ -1010,8 +1226,9 @@ fn command_error(
              Nothing was changed and nothing was sent to the customer; your text is \
              kept on the ticket as an internal note. Correct the commands and reply again.\n\n\
              Commands: /status open|pending|resolved|closed, /assign NAME|GROUP|me|nobody, \
-             /priority low|normal|high|urgent, /kind incident|request|problem|change, \
-             /link NUMBER, /note, /resolve, /close, /cc add|remove ADDRESS.\n",
+             /priority low|normal|high|urgent, /kind incident|request|problem|change|complaint, \
+             /link NUMBER, /note, /resolve, /close, /cc add|remove ADDRESS, /ci ITEM; on a \
+             change: /risk, /impact, /window, /submit, /change STATE.\n",
             number = ticket.number
         ),
         in_reply_to: input.mail.message_id.clone(),

@@ -135,8 +135,9 @@ pub fn route(decision: &Decision, author: &Author, finished: bool) -> Route {
     }
 }
 
-/// A ticket opened by a mail: an incident, new and normal, in the group and
-/// service its mailbox is configured with, the sender its customer.
+/// A ticket opened by a mail: new and normal, of the kind (default
+/// incident), in the group and service its mailbox is configured with, the
+/// sender its customer.
 pub fn new_ticket(
     id: TicketId,
     subject: &str,
@@ -145,16 +146,18 @@ pub fn new_ticket(
     settings: &Settings,
     now: DateTime<Utc>,
 ) -> TicketState {
+    let kind = settings
+        .mailbox_kinds
+        .get(mailbox)
+        .copied()
+        .unwrap_or(Kind::Incident);
     TicketState {
         id,
-        number: TicketNumber {
-            kind: Kind::Incident,
-            seq: id.0,
-        },
+        number: TicketNumber { kind, seq: id.0 },
         subject: subject.to_string(),
         status: Status::New,
         priority: Priority::Normal,
-        kind: Kind::Incident,
+        kind,
         assignee: None,
         team: settings.mailbox_groups.get(mailbox).cloned(),
         customer: sender.clone(),

@@ -11,10 +11,20 @@ pub enum Kind {
     Request,
     Problem,
     Change,
+    Release,
+    /// A complaint about the service (`CMP`): its own notification group.
+    Complaint,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Incident, Kind::Request, Kind::Problem, Kind::Change];
+    pub const ALL: [Kind; 6] = [
+        Kind::Incident,
+        Kind::Request,
+        Kind::Problem,
+        Kind::Change,
+        Kind::Release,
+        Kind::Complaint,
+    ];
 
     pub fn prefix(self) -> &'static str {
         match self {
@@ -22,6 +32,8 @@ impl Kind {
             Kind::Request => "REQ",
             Kind::Problem => "PRB",
             Kind::Change => "CHG",
+            Kind::Release => "REL",
+            Kind::Complaint => "CMP",
         }
     }
 
@@ -31,7 +43,14 @@ impl Kind {
             Kind::Request => "request",
             Kind::Problem => "problem",
             Kind::Change => "change",
+            Kind::Release => "release",
+            Kind::Complaint => "complaint",
         }
+    }
+
+    /// The kinds' names, comma separated, for help and error texts.
+    pub fn names() -> String {
+        Kind::ALL.map(Kind::as_str).join(", ")
     }
 
     fn from_prefix(prefix: &str) -> Option<Kind> {
@@ -47,7 +66,7 @@ impl FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown kind {s:?} (incident, request, problem, change)"))
+            .ok_or_else(|| format!("unknown kind {s:?} ({})", Kind::names()))
     }
 }
 

@@ -231,6 +231,8 @@ struct FuzzDesk {
     contacts: HashMap<String, i64>,
     /// Desk mails a bounce may name: Message-ID → recipients.
     outbox: HashMap<String, String>,
+    /// Known errors new tickets are matched against.
+    known_errors: Vec<crate::domain::problem::KnownError>,
 }
 
 /// The desk's facts, for the seeds and the tests: who is who, and which ids
@@ -442,6 +444,22 @@ impl FuzzDesk {
             by_mid,
             contacts,
             outbox,
+            known_errors: ["vpn|anyconnect, drops|disconnects", "printer, fire|smoke"]
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, spec)| {
+                    Some(crate::domain::problem::KnownError {
+                        id: TicketId(900 + i as i64),
+                        number: TicketNumber {
+                            kind: Kind::Problem,
+                            seq: 900 + i as i64,
+                        },
+                        subject: format!("known error {i}"),
+                        workaround: "Reconnect with the web client.".into(),
+                        keywords: spec.parse().ok()?,
+                    })
+                })
+                .collect(),
         }
     }
 }
@@ -604,6 +622,9 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
         })
         .flatten();
     let may_acknowledge = new_ticket && matches!(author, Author::Customer);
+    let known_error = may_acknowledge
+        .then(|| crate::domain::problem::best_match(&desk.known_errors, &mail.subject, &mail.text))
+        .flatten();
     let fx = conversation::apply(
         settings,
         &mut state,
@@ -615,6 +636,7 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
             new_ticket,
             may_acknowledge,
             bounced,
+            known_error,
         },
         &view,
         now,
@@ -626,6 +648,35 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
         let _ = crate::tickets::events::for_mail(&state, &mail, &fx, new_ticket);
     }
     let _ = mail.from.as_ref().map(Address::display);
+    // As `ingest::apply::problems`: the record edit, and the mails a solved
+    // problem sends (the staff text into a customer mail).
+    let _ = fx
+        .problem_edit
+        .apply_to(&crate::domain::problem::Record::default());
+    let mut drafts = fx.drafts.clone();
+    if (state.kind == Kind::Problem || fx.new_problem.is_some())
+        && let Some(incident) = desk.tickets.values().find(|t| t.kind != Kind::Problem)
+    {
+        drafts.push(crate::domain::problem::resolution_notice(
+            settings,
+            &state,
+            &crate::domain::problem::Record::default(),
+            incident,
+            &fx.shown_text,
+            true,
+        ));
+        drafts.extend(crate::domain::problem::incident_notice(
+            settings,
+            &state,
+            incident,
+            &fx.shown_text,
+        ));
+        if let Author::Staff(member) = &author {
+            drafts.push(crate::domain::problem::opened_notice(
+                settings, &state, incident, member,
+            ));
+        }
+    }
     // As `queue_drafts`: a copy per recipient, with its own token, rendered.
     let unique = parse::sha256_hex(dedup_key.as_bytes())[..16].to_string();
     let attachments =
@@ -634,7 +685,7 @@ fn exercise(desk: &FuzzDesk, raw: &[u8]) -> Result<Trace, Finding> {
         } else {
             Vec::new()
         };
-    for (d, draft) in fx.drafts.iter().enumerate() {
+    for (d, draft) in drafts.iter().enumerate() {
         for (r, to) in draft.to.iter().take(settings.max_recipients).enumerate() {
             // Recipients the desk cannot write to are skipped by design (and
             // warned about at parse time); a draft that passes the check and

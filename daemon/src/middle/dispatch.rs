@@ -216,3 +216,97 @@ async fn two_dispatchers_never_take_the_same_event() {
         vec![2]
     );
 }
+
+/// A plugin that resolves a ticket asks its customer for a rating, as a
+/// staff resolve does; the answer to that question is recorded on the
+/// ticket and does not reopen it (`domain::satisfaction`).
+#[tokio::test]
+async fn a_plugin_resolve_asks_for_a_rating_and_the_answer_is_kept() {
+    let desk = Desk::new().await;
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "VPN down", "v1@cust.test")
+            .body("The VPN is down.\n"),
+    )
+    .await;
+    let policy = crate::domain::satisfaction::Policy {
+        enabled: true,
+        ..Default::default()
+    };
+    let d = dispatcher(&desk).with_relationship(policy);
+    round(&desk, &d, |_, plugin| match plugin {
+        "router" => actions(vec![
+            json!({"type": "set_assignee", "assignee": "bob@acme.test"}),
+            json!({"type": "set_status", "status": "resolved"}),
+        ]),
+        _ => actions(Vec::new()),
+    })
+    .await;
+    assert_eq!(desk.value("SELECT status FROM tickets").await, "resolved");
+    let asked = desk.sent_id("satisfaction-request", "jo@cust.test").await;
+    assert_eq!(
+        desk.rows("SELECT ticket_id, contact_id, assignee, service FROM satisfaction_requests")
+            .await,
+        "ticket_id=1 contact_id=1 assignee=bob@acme.test service=email"
+    );
+    // Only once: a later round with nothing to do asks nothing more.
+    round(&desk, &d, |_, _| actions(Vec::new())).await;
+    assert_eq!(
+        desk.value("SELECT COUNT(*) FROM outbox WHERE kind = 'satisfaction-request'")
+            .await,
+        "1"
+    );
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "Re: VPN down", "r1@cust.test")
+            .replying_to(&asked)
+            .body("5 thanks!\n\n> How satisfied are you\n"),
+    )
+    .await;
+    assert_eq!(
+        desk.rows("SELECT ticket_id, score, comment, assignee, service FROM ratings")
+            .await,
+        "ticket_id=1 score=5 comment=thanks! assignee=bob@acme.test service=email"
+    );
+    assert_eq!(
+        desk.value("SELECT status FROM tickets").await,
+        "resolved",
+        "a rating never reopens"
+    );
+    assert_eq!(desk.value("SELECT COUNT(*) FROM tickets").await, "1");
+    // Closed (no second question: the same resolution), a second answer
+    // still lands on the ticket, not on a new one, and is kept beside the
+    // first (the figures count the latest).
+    for _ in 0..4 {
+        round(&desk, &d, |hook, plugin| match (hook, plugin) {
+            ("message.received", "router") => {
+                actions(vec![json!({"type": "set_status", "status": "closed"})])
+            }
+            _ => actions(Vec::new()),
+        })
+        .await;
+    }
+    assert_eq!(desk.value("SELECT status FROM tickets").await, "closed");
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "Re: VPN down", "r2@cust.test")
+            .replying_to(&asked)
+            .body("2 it broke again later\n"),
+    )
+    .await;
+    assert_eq!(desk.value("SELECT COUNT(*) FROM tickets").await, "1");
+    assert_eq!(desk.value("SELECT status FROM tickets").await, "closed");
+    assert_eq!(
+        desk.rows("SELECT ticket_id, score FROM ratings ORDER BY id")
+            .await,
+        "ticket_id=1 score=5\nticket_id=1 score=2"
+    );
+    assert_eq!(
+        desk.value("SELECT COUNT(*) FROM outbox WHERE kind = 'satisfaction-request'")
+            .await,
+        "1"
+    );
+    assert_eq!(
+        desk.rows("SELECT recipients FROM outbox WHERE kind = 'low-rating'")
+            .await,
+        "recipients=manager@acme.test",
+        "the 2 goes to the service's escalation address (it has no manager)"
+    );
+}

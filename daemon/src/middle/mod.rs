@@ -19,6 +19,8 @@
 mod apply;
 mod dispatch;
 mod jobs;
+mod problems;
+mod releases;
 mod sla;
 mod supplier;
 mod threading;

@@ -209,11 +209,11 @@ async fn an_unknown_supplier_is_refused() {
         id=2 ticket=INC-000001 dir=out author=desk class=acknowledgement vis=public rule=desk from="ACME Service Desk <support@acme.test>" to="Jo Customer <jo@cust.test>" subject="[ACME INC-000001] Re: VPN down" text="Hello Jo Customer, …" raw_bytes=923 at=T0
         id=3 ticket=INC-000001 dir=out author=desk class=notification vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="[ACME INC-000001] VPN down" text="New ticket. …" raw_bytes=993 at=T0
         id=4 ticket=INC-000001 dir=in author=staff class=normal vis=internal rule=reference from="Ada Lovelace <ada@acme.test>" to="ACME Service Desk <support@acme.test>" subject="Re: [ACME INC-000001] escalation" text="/supplier WireCo help" flag="commands refused: /supplier WireCo: no such supplier (known: NetCo)" raw_bytes=358 at=T0
-        id=5 ticket=INC-000001 dir=out author=desk class=command-error vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="Not applied: [ACME INC-000001] VPN down" text="Your reply to INC-000001 was not applied: …" raw_bytes=1104 at=T0
+        id=5 ticket=INC-000001 dir=out author=desk class=command-error vis=internal rule=desk from="ACME Service Desk <support@acme.test>" to="Ada Lovelace <ada@acme.test>" subject="Not applied: [ACME INC-000001] VPN down" text="Your reply to INC-000001 was not applied: …" raw_bytes=1189 at=T0
         [outbox]
         id=1 ticket=INC-000001 kind=acknowledgement to=jo@cust.test status=pending attempts=0 raw_bytes=923 at=T0 next=T0
         id=2 ticket=INC-000001 kind=notification to=ada@acme.test status=pending attempts=0 raw_bytes=993 at=T0 next=T0
-        id=3 ticket=INC-000001 kind=command-error to=ada@acme.test status=pending attempts=0 raw_bytes=1104 at=T0 next=T0
+        id=3 ticket=INC-000001 kind=command-error to=ada@acme.test status=pending attempts=0 raw_bytes=1189 at=T0 next=T0
         "##,
     );
 }

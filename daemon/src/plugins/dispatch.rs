@@ -114,6 +114,8 @@ pub struct Dispatcher {
     key: Option<crate::domain::token::TokenKey>,
     /// The configured services, for `set_service`.
     services: Vec<String>,
+    /// The rating question when a plugin resolves a ticket.
+    relationship: crate::domain::satisfaction::Policy,
 }
 
 enum Round {
@@ -142,7 +144,13 @@ impl Dispatcher {
             clock,
             key: None,
             services: Vec::new(),
+            relationship: Default::default(),
         }
+    }
+
+    pub fn with_relationship(mut self, p: crate::domain::satisfaction::Policy) -> Dispatcher {
+        self.relationship = p;
+        self
     }
 
     pub fn with_services(mut self, services: Vec<String>) -> Dispatcher {
@@ -1095,6 +1103,26 @@ impl Apply {
                 let after: Status = t.status.parse().map_err(Error::Invalid)?;
                 on_status_move(txn, *id, *before, after, now).await?;
             }
+        }
+        let moved: Vec<(Status, &ticket::Model)> = self
+            .status_before
+            .iter()
+            .filter_map(|(id, before)| Some((*before, self.tickets.get(id)?)))
+            .collect();
+        let asker = super::satisfaction::Asker {
+            policy: &d.relationship,
+            desk: &d.desk,
+            staff: &d.staff,
+            key: d.key.as_ref(),
+        };
+        let questions = asker.questions(txn, &moved, now).await?;
+        for (tid, out) in questions {
+            self.mails.push((
+                Some(tid),
+                "satisfaction-request",
+                out,
+                "satisfaction".to_string(),
+            ));
         }
         for id in &self.dirty {
             let Some(t) = self.tickets.get(id) else {

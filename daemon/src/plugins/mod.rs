@@ -34,6 +34,7 @@ pub mod host;
 pub mod loader;
 pub mod protocol;
 pub mod runner;
+mod satisfaction;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -246,6 +247,7 @@ pub async fn dispatcher(
         clock,
     )
     .with_token_key(key)
+    .with_relationship(config.relationship.clone())
     .with_services(
         config
             .levels

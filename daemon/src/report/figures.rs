@@ -32,6 +32,8 @@ pub struct Figures {
     pub volume: Vec<DayVolume>,
     pub backlog: Vec<AgeCount>,
     pub suppliers: Vec<SupplierRow>,
+    /// Ratings given in the period (`report/satisfaction.rs`).
+    pub satisfaction: super::satisfaction::Satisfaction,
 }
 
 /// SLA compliance of the tickets of one service and priority created in the period.
@@ -271,6 +273,7 @@ pub async fn figures(
         volume: volumes(from, to, &created_at, &resolved),
         backlog,
         suppliers: supplier_rows(levels, &escalations, now),
+        satisfaction: super::satisfaction::load(store, from, to).await?,
     })
 }
 

@@ -9,6 +9,7 @@
 
 pub mod figures;
 pub mod render;
+pub mod satisfaction;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};

@@ -22,10 +22,17 @@ pub enum Kind {
     Volume,
     Backlog,
     Suppliers,
+    Satisfaction,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Sla, Kind::Volume, Kind::Backlog, Kind::Suppliers];
+    pub const ALL: [Kind; 5] = [
+        Kind::Sla,
+        Kind::Volume,
+        Kind::Backlog,
+        Kind::Suppliers,
+        Kind::Satisfaction,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +40,7 @@ impl Kind {
             Kind::Volume => "volume",
             Kind::Backlog => "backlog",
             Kind::Suppliers => "suppliers",
+            Kind::Satisfaction => "satisfaction",
         }
     }
 
@@ -43,6 +51,7 @@ impl Kind {
             Kind::Volume => "Ticket volumes",
             Kind::Backlog => "Backlog by age",
             Kind::Suppliers => "Supplier performance",
+            Kind::Satisfaction => "Customer satisfaction",
         }
     }
 
@@ -62,6 +71,12 @@ impl Kind {
                 "Escalations to suppliers in the period, against the response and resolution \
                  targets of their contracts (business time of the supplier's calendar)."
             }
+            Kind::Satisfaction => {
+                "Ratings (1 to 5) customers gave in the period in answer to the question sent \
+                 when their ticket was resolved; the latest answer to each question counts. Per \
+                 service and per staff member as they were at the resolution; 4-5 % is the \
+                 share of 4 and 5."
+            }
         }
     }
 }
@@ -72,7 +87,9 @@ impl FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown report {s:?} (sla, volume, backlog, suppliers)"))
+            .ok_or_else(|| {
+                format!("unknown report {s:?} (sla, volume, backlog, suppliers, satisfaction)")
+            })
     }
 }
 
@@ -86,6 +103,8 @@ enum Cell {
     Count(u64),
     Percent(Option<f64>),
     Secs(Option<i64>),
+    /// A mean score, two decimals.
+    Average(Option<f64>),
 }
 
 impl Cell {
@@ -96,6 +115,7 @@ impl Cell {
             Cell::Count(n) => n.to_string(),
             Cell::Percent(p) => p.map(|p| p.to_string()).unwrap_or_default(),
             Cell::Secs(s) => s.map(|s| s.to_string()).unwrap_or_default(),
+            Cell::Average(a) => a.map(|a| a.to_string()).unwrap_or_default(),
         }
     }
 
@@ -103,6 +123,7 @@ impl Cell {
         match self {
             Cell::Percent(p) => p.map(fmt_percent).unwrap_or_else(|| "-".into()),
             Cell::Secs(s) => s.map(fmt_secs).unwrap_or_else(|| "-".into()),
+            Cell::Average(a) => a.map(|a| format!("{a:.2}")).unwrap_or_else(|| "-".into()),
             other => other.raw(),
         }
     }
@@ -150,6 +171,15 @@ fn columns(kind: Kind) -> &'static [(&'static str, &'static str)] {
             ("resolution_target_secs", "resol. target"),
             ("resolution_within_target_percent", "within %"),
             ("open", "open"),
+        ],
+        Kind::Satisfaction => &[
+            ("by", "by"),
+            ("name", "name"),
+            ("ratings", "ratings"),
+            ("average", "average"),
+            ("satisfied", "4-5"),
+            ("satisfied_percent", "4-5 %"),
+            ("dissatisfied", "1-2"),
         ],
     }
 }
@@ -213,6 +243,33 @@ fn rows(f: &Figures, kind: Kind) -> Vec<Vec<Cell>> {
                 row
             })
             .collect(),
+        Kind::Satisfaction => {
+            let s = &f.satisfaction;
+            if s.overall.ratings == 0 {
+                return Vec::new();
+            }
+            let row = |by: &str, name: String, x: &super::satisfaction::Scores| {
+                vec![
+                    Cell::Text(by.into()),
+                    Cell::Text(name),
+                    Cell::Count(x.ratings),
+                    Cell::Average(x.average),
+                    Cell::Count(x.satisfied),
+                    Cell::Percent(x.satisfied_percent),
+                    Cell::Count(x.dissatisfied),
+                ]
+            };
+            let mut out = vec![row("all", "(all)".into(), &s.overall)];
+            for (name, x) in &s.services {
+                let name = name.clone().unwrap_or_else(|| NO_SERVICE.into());
+                out.push(row("service", name, x));
+            }
+            for (name, x) in &s.staff {
+                let name = name.clone().unwrap_or_else(|| "(nobody)".into());
+                out.push(row("staff", name, x));
+            }
+            out
+        }
     }
 }
 
@@ -317,6 +374,7 @@ fn empty_note(kind: Kind) -> &'static str {
         Kind::Volume => "(an empty period)",
         Kind::Backlog => "(no open tickets)",
         Kind::Suppliers => "(no suppliers configured and no escalations)",
+        Kind::Satisfaction => "(no ratings in the period)",
     }
 }
 
@@ -349,6 +407,7 @@ pub fn json(f: &Figures, kind: Kind) -> String {
         Kind::Volume => serde_json::to_value(&f.volume),
         Kind::Backlog => serde_json::to_value(&f.backlog),
         Kind::Suppliers => serde_json::to_value(&f.suppliers),
+        Kind::Satisfaction => serde_json::to_value(&f.satisfaction),
     }
     .unwrap_or_default();
     let mut v = json!({"from": f.from, "to": f.to, "now": f.now});
@@ -425,6 +484,17 @@ pub fn text(f: &Figures, desk_name: &str) -> String {
         "- Suppliers: {escalations} escalation(s), {late} response(s) past the contract's target, \
          {} still open.",
         f.suppliers.iter().map(|s| s.open).sum::<u64>()
+    );
+    let sat = &f.satisfaction.overall;
+    let _ = writeln!(
+        out,
+        "- Satisfaction: {} rating(s) to {} question(s) sent{}.",
+        sat.ratings,
+        f.satisfaction.asked,
+        match (sat.average, sat.satisfied_percent) {
+            (Some(a), Some(p)) => format!(", average {a:.2}, {} rated 4 or 5", fmt_percent(p)),
+            _ => String::new(),
+        }
     );
     out.push_str("\nThe HTML part of this mail has the charts.\n");
     for kind in Kind::ALL {
@@ -517,6 +587,7 @@ pub fn html_sections(
             Kind::Volume => volume_chart(f),
             Kind::Backlog => backlog_chart(&f.backlog),
             Kind::Suppliers => supplier_chart(f),
+            Kind::Satisfaction => None,
         };
         if let Some(svg) = chart {
             let _ = writeln!(out, "<div style=\"margin:0 0 8px 0;\">{svg}</div>");

@@ -4,6 +4,8 @@
 
 pub mod entity;
 mod facts;
+mod problems;
+pub use problems::ProblemRow;
 pub mod rows;
 
 pub use facts::Fact;

@@ -101,6 +101,22 @@ pub fn payload(
     v
 }
 
+/// An event about a ticket that no mail of its own changed (a problem
+/// opened from an incident, an incident resolved with its problem).
+pub fn for_ticket(t: &TicketState, hook: &'static str, changes: &[Change]) -> Pending {
+    Pending {
+        ticket_id: t.id.0,
+        hook,
+        payload: payload(
+            hook,
+            ticket_of_state(t),
+            None,
+            changes.iter().map(hook_change).collect(),
+            serde_json::Map::new(),
+        ),
+    }
+}
+
 /// The events one stored mail causes, in the order plugins receive them.
 pub fn for_mail(t: &TicketState, mail: &Inbound, fx: &Effects, new_ticket: bool) -> Vec<Pending> {
     let ticket = ticket_of_state(t);

@@ -11,9 +11,11 @@ mod contacts;
 mod counter;
 mod drafts;
 pub(crate) mod events;
+mod release;
 pub mod sla;
 
 pub(crate) use contacts::Contacts;
 pub(crate) use counter::Counter;
 pub(crate) use drafts::{Queue, Queued, queue_drafts};
 pub use events::event_row;
+pub use release::release_record;

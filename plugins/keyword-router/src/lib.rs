@@ -46,7 +46,7 @@ struct KeywordRouter {
     config: Config,
 }
 
-const KINDS: &[&str] = &["incident", "request", "problem", "change"];
+const KINDS: &[&str] = &["incident", "request", "problem", "change", "complaint"];
 const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
 
 impl Config {

@@ -506,6 +506,7 @@ fn run(
             new_ticket: false,
             may_acknowledge: false,
             bounced: None,
+            known_error: None,
         },
         &Nothing,
         at,

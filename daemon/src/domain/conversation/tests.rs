@@ -31,6 +31,8 @@ pub(crate) fn settings() -> Settings {
         ack_limit_per_hour: 5,
         mailbox_groups: Default::default(),
         mailbox_services: Default::default(),
+        mailbox_kinds: Default::default(),
+        relationship: Default::default(),
         services: [(
             "email".to_string(),
             crate::domain::sla::ServicePolicy {
@@ -45,6 +47,8 @@ pub(crate) fn settings() -> Settings {
         service_escalation: Default::default(),
         emit_events: false,
         max_recipients: 50,
+        problem_on_resolve: Default::default(),
+        release_subscribers: Vec::new(),
         changes: Default::default(),
         suppliers: vec![Supplier {
             name: "NetCo".into(),
@@ -120,6 +124,7 @@ fn run(t: &mut TicketState, m: &Inbound, author: &Author, new_ticket: bool) -> E
             new_ticket,
             may_acknowledge: true,
             bounced: None,
+            known_error: None,
         },
         &NoTickets,
         now(),
@@ -439,6 +444,7 @@ fn robots_are_stored_and_never_answered() {
             new_ticket: false,
             may_acknowledge: true,
             bounced: None,
+            known_error: None,
         },
         &NoTickets,
         now(),
@@ -456,6 +462,7 @@ fn robots_are_stored_and_never_answered() {
             new_ticket: false,
             may_acknowledge: true,
             bounced: Some("jo@cust.test (5.1.1 user unknown)".into()),
+            known_error: None,
         },
         &NoTickets,
         now(),
@@ -588,4 +595,181 @@ fn an_answer_to_more_than_max_recipients_goes_to_the_customer_first_and_tells_st
     let fx = run(&mut t, &m, &Author::Staff(staff("ada@example.test")), false);
     assert_eq!(kinds(&fx), ["answer"]);
     assert_eq!(fx.drafts[0].to.len(), 50);
+}
+
+struct WithRecord(problem::Record);
+impl Lookup for WithRecord {
+    fn ticket_id(&self, _: TicketNumber) -> Option<TicketId> {
+        None
+    }
+    fn problem(&self, _: TicketId) -> Option<problem::Record> {
+        Some(self.0.clone())
+    }
+}
+
+fn problem_ticket() -> TicketState {
+    let ada = Address::new("Ada", "ada@example.test");
+    let mut t = ticket();
+    t.kind = Kind::Problem;
+    t.number = TicketNumber {
+        kind: Kind::Problem,
+        seq: 1,
+    };
+    t.customer = ada.clone();
+    t.assignee = Some(ada.email.clone());
+    t.participants = vec![Participant {
+        address: ada,
+        role: Role::Customer,
+    }];
+    t
+}
+
+fn staff_run(t: &mut TicketState, text: &str, lookup: &dyn Lookup) -> Effects {
+    let s = settings();
+    let m = mail("ada@example.test", text);
+    let sender = m.from.clone().unwrap_or_default();
+    apply(
+        &s,
+        t,
+        &MailIn {
+            mail: &m,
+            sender: &sender,
+            author: &Author::Staff(staff("ada@example.test")),
+            class: &Class::Normal,
+            new_ticket: false,
+            may_acknowledge: false,
+            bounced: None,
+            known_error: None,
+        },
+        lookup,
+        now(),
+    )
+}
+
+#[test]
+fn problem_commands_belong_on_problems_and_problems_are_opened_from_incidents() {
+    let mut t = ticket();
+    let fx = staff_run(
+        &mut t,
+        "/problem VPN drops hourly\nLooking into it.",
+        &NoTickets,
+    );
+    assert_eq!(fx.new_problem.as_deref(), Some("VPN drops hourly"));
+    assert_eq!(
+        kinds(&fx),
+        vec!["answer"],
+        "the text still goes to the customer"
+    );
+
+    for text in [
+        "/rootcause lease pool",
+        "/workaround reconnect",
+        "/knownerror vpn",
+    ] {
+        let mut t = ticket();
+        let before = t.clone();
+        let fx = staff_run(&mut t, text, &NoTickets);
+        assert_eq!(t, before, "{text}");
+        assert_eq!(kinds(&fx), vec!["command-error"], "{text}");
+        assert!(fx.drafts[0].body.contains("not a problem"), "{text}");
+        assert!(fx.problem_edit.is_empty());
+    }
+
+    let mut p = problem_ticket();
+    let fx = staff_run(&mut p, "/problem another", &NoTickets);
+    assert_eq!(kinds(&fx), vec!["command-error"]);
+    assert!(fx.new_problem.is_none());
+}
+
+#[test]
+fn a_problem_record_is_set_by_commands_and_its_text_is_not_sent_back_to_its_writer() {
+    let mut p = problem_ticket();
+    let fx = staff_run(
+        &mut p,
+        "/rootcause\n/workaround use the web client\n/knownerror vpn, drops\n\nThe DHCP lease pool was too small.",
+        &WithRecord(problem::Record::default()),
+    );
+    assert_eq!(
+        fx.problem_edit.root_cause.as_deref(),
+        Some("The DHCP lease pool was too small.")
+    );
+    assert_eq!(
+        fx.problem_edit.workaround.as_deref(),
+        Some("use the web client")
+    );
+    assert!(matches!(fx.problem_edit.known_error, Some(Some(_))));
+    assert_eq!(
+        fx.visibility,
+        Visibility::Internal,
+        "the text was the cause"
+    );
+    assert!(kinds(&fx).is_empty(), "{:?}", kinds(&fx));
+
+    // Text on a problem whose only participant is its writer reaches nobody.
+    let mut p = problem_ticket();
+    let fx = staff_run(&mut p, "Still digging.", &NoTickets);
+    assert!(kinds(&fx).is_empty(), "{:?}", kinds(&fx));
+}
+
+#[test]
+fn a_known_error_needs_a_workaround_recorded_or_in_the_same_reply() {
+    let mut p = problem_ticket();
+    let fx = staff_run(
+        &mut p,
+        "/knownerror vpn",
+        &WithRecord(problem::Record::default()),
+    );
+    assert_eq!(kinds(&fx), vec!["command-error"]);
+    assert!(fx.drafts[0].body.contains("workaround first"));
+    let recorded = problem::Record {
+        workaround: Some("reconnect".into()),
+        ..problem::Record::default()
+    };
+    let fx = staff_run(&mut p, "/knownerror vpn", &WithRecord(recorded));
+    assert!(kinds(&fx).is_empty());
+    assert!(matches!(fx.problem_edit.known_error, Some(Some(_))));
+}
+
+#[test]
+fn a_new_incident_matching_a_known_error_gets_the_workaround() {
+    let s = settings();
+    let mut t = ticket();
+    t.status = Status::New;
+    let m = mail("jo@cust.test", "my VPN drops every hour");
+    let sender = m.from.clone().unwrap_or_default();
+    let ke = problem::KnownError {
+        id: TicketId(7),
+        number: "PRB-000007".parse().expect("n"),
+        subject: "VPN drops".into(),
+        workaround: "Reconnect with the web client.".into(),
+        keywords: "vpn, drops".parse().expect("k"),
+    };
+    let fx = apply(
+        &s,
+        &mut t,
+        &MailIn {
+            mail: &m,
+            sender: &sender,
+            author: &Author::Customer,
+            class: &Class::Normal,
+            new_ticket: true,
+            may_acknowledge: true,
+            bounced: None,
+            known_error: Some(&ke),
+        },
+        &NoTickets,
+        now(),
+    );
+    assert_eq!(fx.known_error.map(|n| n.seq), Some(7));
+    let ack = fx
+        .drafts
+        .iter()
+        .find(|d| d.kind == DraftKind::Acknowledgement)
+        .expect("ack");
+    assert!(
+        ack.body.contains("Reconnect with the web client."),
+        "{}",
+        ack.body
+    );
+    assert!(ack.body.contains("PRB-000007"));
 }

@@ -10,6 +10,8 @@ use sea_orm::{
 };
 
 use super::Incoming;
+use super::problems::Problems;
+use super::releases::Releases;
 use super::states::States;
 use crate::domain::commands::{self, Command};
 use crate::domain::conversation::{Lookup, Settings};
@@ -30,12 +32,16 @@ pub(super) struct Lookups {
     pub known: BatchKnown,
     pub contacts: Contacts,
     pub states: States,
+    pub problems: Problems,
+    pub releases: Releases,
     /// Desk mails that bounce reports name: Message-ID → (outbox id, recipients).
     pub bounce_targets: HashMap<String, (i64, String)>,
     /// The heads of mails too large to take, by their place in the batch.
     pub heads: HashMap<usize, Box<Inbound>>,
     /// Senders told in the last day that a mail was too large.
     pub told_too_large: HashSet<String>,
+    /// Rating requests and ratings (`relationship.rs`).
+    pub relation: super::relationship::Relationship,
 }
 
 impl Lookups {
@@ -51,22 +57,31 @@ impl Lookups {
         let seen = seen(txn, batch).await?;
         let refs = References::of(settings, batch, tokens);
         let mut known = BatchKnown::default();
+        let ids: Vec<String> = refs.ids.iter().map(|s| s.to_string()).collect();
         known.load_references(txn, refs.ids).await?;
         known.load_tags(txn, refs.numbers).await?;
         let mut contacts =
             Contacts::load(txn, refs.emails.iter().map(String::as_str).collect()).await?;
-        let states = States::load(txn, &known, &mut contacts).await?;
+        let mut states = States::load(txn, &known, &mut contacts).await?;
         for st in states.by_id.values() {
             for p in &st.participants {
                 known.participants.insert((st.id, p.address.email.clone()));
             }
         }
+        let problems = Problems::load(txn, &mut states, &mut contacts, &mut known).await?;
+        let releases = Releases::load(txn, &mut states, &mut contacts, &mut known).await?;
         let (heads, told_too_large) = too_large(txn, batch, now).await?;
+        let tickets: Vec<i64> = states.by_id.keys().map(|t| t.0).collect();
+        let relation =
+            super::relationship::Relationship::load(txn, settings, &ids, &tickets).await?;
         Ok(Lookups {
+            relation,
             seen,
             known,
             contacts,
             states,
+            problems,
+            releases,
             bounce_targets: load_bounce_targets(txn, batch).await?,
             heads,
             told_too_large,
@@ -169,7 +184,7 @@ impl<'a> References<'a> {
             {
                 for c in commands::parse(mail.reply_text()).commands {
                     match c {
-                        Command::Link(n) => {
+                        Command::Link(n) | Command::Release(Ok(n)) => {
                             numbers.insert(n);
                         }
                         Command::CcAdd(a) => added.push(a.email),
@@ -191,6 +206,7 @@ impl<'a> References<'a> {
                 .flat_map(|s| s.contacts.iter().map(|a| a.email.as_str())),
         );
         emails.extend(settings.changes.addresses());
+        emails.extend(settings.relationship.addresses());
         let mut emails: Vec<String> = emails.into_iter().map(str::to_string).collect();
         emails.extend(added);
         emails.sort_unstable();

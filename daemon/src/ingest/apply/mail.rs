@@ -10,15 +10,20 @@ use sea_orm::ActiveValue::Set;
 use tracing::{debug, info, warn};
 
 use super::known::{Lookups, TOO_LARGE_KIND};
+use super::problems::{self, View};
+use super::relationship::Answer;
 use super::rows::{InboundRow, Rows, participant_row, quarantine_row};
 use super::{Incoming, Outcome, Oversize, dedup_token};
 use crate::domain::classify::{Class, classify};
-use crate::domain::conversation::{self, Author, DraftKind, Effects, MailIn, Settings};
+use crate::domain::conversation::{self, Author, Draft, DraftKind, Effects, MailIn, Settings};
 use crate::domain::intake::{self, MailFacts, Placed};
 use crate::domain::mail::{Address, Inbound};
+use crate::domain::problem::{self as problem_rules, OnResolve};
 use crate::domain::render::render;
+use crate::domain::satisfaction;
+use crate::domain::staff::StaffMember;
 use crate::domain::threading::{self, TicketRef};
-use crate::domain::ticket::{ContactId, TicketId};
+use crate::domain::ticket::{ContactId, Kind, Status, TicketId, TicketNumber};
 use crate::domain::token::Token;
 use crate::error::{Error, Result};
 use crate::ingest::parse::{self, Parsed};
@@ -107,12 +112,19 @@ impl Decider<'_> {
             tokens,
             contact,
         };
+        // A rating keeps to its ticket, resolved long ago or closed.
+        let answer = self.rating_of(m, inbound, &class, contact);
+        let rated_ticket = answer.as_ref().map(|a| a.ticket);
         let states = &self.look.states;
         let Placed { route, author } = intake::place(settings, &facts, &self.look.known, |id| {
-            states
-                .by_id
-                .get(&id)
-                .is_some_and(|st| st.is_finished(now, settings.reopen_window))
+            Some(id) != rated_ticket
+                && states
+                    .by_id
+                    .get(&id)
+                    .is_some_and(|st| st.is_finished(now, settings.reopen_window))
+        });
+        let answer = answer.filter(|a| {
+            route.ticket.map(|t| t.id) == Some(a.ticket) && matches!(author, Author::Customer)
         });
         let new_ticket = route.ticket.is_none();
         let mut mail = Cow::Borrowed(inbound);
@@ -137,27 +149,59 @@ impl Decider<'_> {
                 .look
                 .contacts
                 .ack_allowed(contact, now, settings.ack_limit_per_hour);
+        let known_error = self.known_error(t, new_ticket, &author, &mail);
         let state = self
             .look
             .states
             .by_id
             .get_mut(&t.id)
             .ok_or_else(|| vanished(t))?;
-        let fx = conversation::apply(
-            settings,
-            state,
-            &MailIn {
-                mail: &mail,
-                sender,
-                author: &author,
-                class: &class,
-                new_ticket,
-                may_acknowledge,
-                bounced,
-            },
-            &self.look.known,
-            now,
-        );
+        let input = MailIn {
+            mail: &mail,
+            sender,
+            author: &author,
+            class: &class,
+            new_ticket,
+            may_acknowledge,
+            bounced,
+            known_error: known_error.as_ref(),
+        };
+        let before = state.status;
+        let relation = &mut self.look.relation;
+        let fx = match &answer {
+            Some(a) => {
+                relation.rated(a, contact, now);
+                info!(
+                    ticket = %t.number,
+                    message_id = mail.message_id.as_deref().unwrap_or(""),
+                    score = a.rating.score,
+                    "rating recorded"
+                );
+                satisfaction::rated(settings, state, &input, &a.rating, &a.asked)
+            }
+            None => {
+                let mut fx = conversation::apply(
+                    settings,
+                    state,
+                    &input,
+                    &View {
+                        known: &self.look.known,
+                        problems: &self.look.problems,
+                        releases: &self.look.releases,
+                    },
+                    now,
+                );
+                if matches!(author, Author::Customer) {
+                    relation.persons.insert(t.id);
+                }
+                fx.drafts
+                    .extend(satisfaction::complaint_notice(settings, state, &input, &fx));
+                if satisfaction::asks(settings, state, before, relation.persons.contains(&t.id)) {
+                    fx.drafts.push(satisfaction::request(settings, state));
+                }
+                fx
+            }
+        };
         self.look.states.touch(t.id);
         let message_id = self.messages_seq.take();
         self.record(t, message_id, &mail, &fx, new_ticket)?;
@@ -185,6 +229,9 @@ impl Decider<'_> {
             rule: route.rule,
         };
         let queued = self.answer(i, m, &decided, message_id);
+        self.keep_requests(t, &queued);
+        self.problem_effects(m, t, &fx, &author)?;
+        self.release_effects(m, t, &fx, &author)?;
         Ok(Outcome::Stored {
             ticket: t.number.to_string(),
             new_ticket,
@@ -254,6 +301,304 @@ impl Decider<'_> {
             state.last_public_message_id = Some(id.clone());
         }
         queued
+    }
+
+    /// The known error a new incident's subject and text match, if any.
+    fn known_error(
+        &self,
+        t: TicketRef,
+        new_ticket: bool,
+        author: &Author,
+        mail: &Inbound,
+    ) -> Option<problem_rules::KnownError> {
+        if !new_ticket || !matches!(author, Author::Customer) {
+            return None;
+        }
+        let kind = self.look.states.by_id.get(&t.id)?.kind;
+        if !matches!(kind, Kind::Incident | Kind::Request) {
+            return None;
+        }
+        problem_rules::best_match(&self.look.problems.known_errors, &mail.subject, &mail.text)
+            .cloned()
+    }
+
+    /// What a mail does beyond its own ticket in problem management: the
+    /// link to a matched known error, a problem record's changes, a problem
+    /// opened from the ticket, the incidents of a solved problem.
+    fn problem_effects(
+        &mut self,
+        m: &Incoming,
+        t: TicketRef,
+        fx: &Effects,
+        author: &Author,
+    ) -> Result<()> {
+        if let Some(n) = fx.known_error
+            && let Some(problem) = self
+                .look
+                .problems
+                .known_errors
+                .iter()
+                .find(|k| k.number.seq == n.seq)
+                .map(|k| k.id)
+        {
+            self.rows.links.push(link_row(t.id, problem, "known error"));
+            self.look.problems.link(problem, t.id);
+        }
+        // Links staff made in this mail count for a problem solved later in
+        // the batch, whichever side the problem is on.
+        for n in &fx.links {
+            let Some(other) = self.look.known.by_number.get(&n.seq).copied() else {
+                continue;
+            };
+            let kind = |id: TicketId| self.look.states.by_id.get(&id).map(|s| s.kind);
+            if kind(other.id) == Some(Kind::Problem) {
+                self.look.problems.link(other.id, t.id);
+            }
+            if kind(t.id) == Some(Kind::Problem) {
+                self.look.problems.link(t.id, other.id);
+            }
+        }
+        if !fx.problem_edit.is_empty() {
+            let state = self
+                .look
+                .states
+                .by_id
+                .get(&t.id)
+                .ok_or_else(|| vanished(t))?;
+            self.look.problems.edit(state, &fx.problem_edit);
+        }
+        let unique = dedup_token(&m.parsed.dedup_key);
+        if let (Some(title), Author::Staff(member)) = (&fx.new_problem, author) {
+            self.open_problem(t, title, member, &m.mailbox, &unique)?;
+        }
+        let is_problem = self
+            .look
+            .states
+            .by_id
+            .get(&t.id)
+            .is_some_and(|s| s.kind == Kind::Problem);
+        if is_problem && problems::solves(&fx.changes) {
+            self.look.problems.solved(t.id);
+            self.tell_incidents(t, &fx.shown_text, &unique)?;
+        }
+        Ok(())
+    }
+
+    /// Opens a problem from `incident` (`/problem TITLE`), assigned to the
+    /// staff member, linked, and tells them with a mail they can reply to.
+    fn open_problem(
+        &mut self,
+        incident: TicketRef,
+        title: &str,
+        member: &StaffMember,
+        mailbox: &str,
+        unique: &str,
+    ) -> Result<()> {
+        let p = self.open_for_staff(
+            Opening {
+                kind: Kind::Problem,
+                title,
+                member,
+                mailbox,
+                from: incident,
+                reason: "problem",
+                unique,
+            },
+            problem_rules::opened_notice,
+        )?;
+        self.look.problems.link(p.id, incident.id);
+        Ok(())
+    }
+
+    /// Opens a ticket of the desk's own work (a problem, a release) from
+    /// another, assigned to the staff member who asked, linked from `from`,
+    /// and tells them with a mail they can reply to (`notice`: the new
+    /// ticket, the one it came from, the member).
+    pub(super) fn open_for_staff(
+        &mut self,
+        o: Opening<'_>,
+        notice: fn(
+            &Settings,
+            &crate::domain::conversation::TicketState,
+            &crate::domain::conversation::TicketState,
+            &StaffMember,
+        ) -> Draft,
+    ) -> Result<TicketRef> {
+        let (settings, now) = (self.settings, self.now);
+        let id = TicketId(self.tickets_seq.take());
+        let address = o.member.address();
+        let contact = self.look.contacts.id_for(&address, now);
+        let mut state = intake::new_ticket(id, o.title, &address, o.mailbox, settings, now);
+        state.kind = o.kind;
+        state.number = TicketNumber {
+            kind: o.kind,
+            seq: id.0,
+        };
+        state.status = Status::Open;
+        state.assignee = Some(o.member.email.clone());
+        // The desk's own work: no customer SLA runs on it.
+        state.service = None;
+        let t = TicketRef {
+            id,
+            number: state.number,
+        };
+        let from = self
+            .look
+            .states
+            .by_id
+            .get(&o.from.id)
+            .ok_or_else(|| vanished(o.from))?;
+        let drafts = vec![notice(settings, &state, from, o.member)];
+        if settings.emit_events {
+            self.rows
+                .events
+                .push(events::for_ticket(&state, "ticket.created", &[]));
+        }
+        self.look.states.create(state, contact);
+        self.look.known.participants.insert((id, address.email));
+        self.look.known.by_number.insert(t.number.seq, t);
+        self.rows.links.push(link_row(o.from.id, id, o.reason));
+        self.queue(t, &drafts, o.unique);
+        info!(ticket = %t.number, from = %o.from.number, by = o.member.email, kind = o.kind.as_str(), "opened by staff");
+        Ok(t)
+    }
+
+    /// A solved problem: each open linked incident's customers get one
+    /// mail, and the incident is resolved or its assignees told
+    /// (`[problems] on_resolve`).
+    fn tell_incidents(&mut self, p: TicketRef, text: &str, unique: &str) -> Result<()> {
+        let (settings, now) = (self.settings, self.now);
+        let problem = self
+            .look
+            .states
+            .by_id
+            .get(&p.id)
+            .ok_or_else(|| vanished(p))?
+            .clone();
+        let record = self.look.problems.record(p.id);
+        let resolve = settings.problem_on_resolve == OnResolve::Resolve;
+        let unique = format!("{unique}.{}", p.number.seq);
+        for id in self.look.problems.linked(p.id).to_vec() {
+            let Some(incident) = self.look.states.by_id.get_mut(&id) else {
+                continue;
+            };
+            if matches!(incident.kind, Kind::Problem | Kind::Change)
+                || matches!(incident.status, Status::Resolved | Status::Closed)
+            {
+                continue;
+            }
+            let changes = if resolve {
+                problems::resolve_incident(incident, now)
+            } else {
+                Vec::new()
+            };
+            let incident = incident.clone();
+            let mut drafts = vec![problem_rules::resolution_notice(
+                settings,
+                &problem,
+                &record,
+                &incident,
+                text,
+                !changes.is_empty(),
+            )];
+            if !resolve {
+                drafts.extend(problem_rules::incident_notice(
+                    settings, &problem, &incident, text,
+                ));
+            }
+            if settings.emit_events && !changes.is_empty() {
+                for hook in ["ticket.updated", "ticket.resolved"] {
+                    self.rows
+                        .events
+                        .push(events::for_ticket(&incident, hook, &changes));
+                }
+            }
+            self.look.states.touch(id);
+            let r = TicketRef {
+                id,
+                number: incident.number,
+            };
+            let queued = self.queue(r, &drafts, &unique);
+            let told = queued
+                .ids
+                .iter()
+                .filter(|(_, k)| *k == DraftKind::ProblemResolved)
+                .count();
+            if let Some((mid, _)) = queued
+                .ids
+                .iter()
+                .rev()
+                .find(|(_, k)| *k == DraftKind::ProblemResolved)
+                && let Some(st) = self.look.states.by_id.get_mut(&id)
+            {
+                st.last_public_message_id = Some(mid.clone());
+            }
+            for (mid, _) in queued.ids {
+                self.look.known.by_mid.insert(mid, r);
+            }
+            info!(ticket = %r.number, problem = %p.number, told, resolved = !changes.is_empty(), "problem solved: incident's customers told");
+        }
+        Ok(())
+    }
+
+    pub(super) fn queue(&mut self, t: TicketRef, drafts: &[Draft], unique: &str) -> Queued {
+        queue_drafts(
+            self.settings,
+            t,
+            drafts,
+            &[],
+            unique,
+            Queue {
+                contacts: &mut self.look.contacts,
+                messages_seq: &mut self.messages_seq,
+                messages: &mut self.rows.messages,
+                outbox: &mut self.rows.outbox,
+            },
+            self.now,
+        )
+    }
+
+    /// The rating a mail gives, if it replies to a rating request sent to
+    /// its sender and its new text starts with a score.
+    fn rating_of(
+        &self,
+        m: &Incoming,
+        mail: &Inbound,
+        class: &Class,
+        contact: ContactId,
+    ) -> Option<Answer> {
+        if !class.may_answer() {
+            return None;
+        }
+        let (request, r) =
+            self.look
+                .relation
+                .request_for(&mail.in_reply_to, &mail.references, contact)?;
+        let text = match &mail.new_text {
+            Some(t) => Cow::Borrowed(t.as_str()),
+            None => Cow::Owned(parse::new_text_of(&m.raw)),
+        };
+        Some(Answer {
+            request: request.to_string(),
+            ticket: r.ticket,
+            asked: r.asked.clone(),
+            rating: satisfaction::parse(&text)?,
+        })
+    }
+
+    /// Keeps the rating requests a mail queued, so the answers find them.
+    fn keep_requests(&mut self, t: TicketRef, queued: &Queued) {
+        let Some(state) = self.look.states.by_id.get(&t.id) else {
+            return;
+        };
+        for (id, kind) in &queued.ids {
+            if *kind == DraftKind::SatisfactionRequest {
+                let contact = self.look.contacts.id_for(&state.customer, self.now);
+                self.look
+                    .relation
+                    .asked(id.clone(), state, contact, self.now);
+            }
+        }
     }
 
     /// Tells the sender of a mail too large to take, once a day at most.
@@ -451,6 +796,18 @@ impl Decider<'_> {
     }
 }
 
+/// A ticket staff open from another (`/problem`, `/release new`).
+pub(super) struct Opening<'a> {
+    pub kind: Kind,
+    pub title: &'a str,
+    pub member: &'a StaffMember,
+    pub mailbox: &'a str,
+    pub from: TicketRef,
+    /// The link's reason, from `from` to the new ticket.
+    pub reason: &'a str,
+    pub unique: &'a str,
+}
+
 /// A mail decided: its ticket, and what the conversation rules made of it.
 struct Decided<'a> {
     t: TicketRef,
@@ -461,6 +818,18 @@ struct Decided<'a> {
     rule: &'static str,
 }
 
-fn vanished(t: TicketRef) -> Error {
+pub(super) fn link_row(
+    ticket: TicketId,
+    other: TicketId,
+    reason: &str,
+) -> ticket_link::ActiveModel {
+    ticket_link::ActiveModel {
+        ticket_id: Set(ticket.0),
+        other_id: Set(other.0),
+        reason: Set(reason.into()),
+    }
+}
+
+pub(super) fn vanished(t: TicketRef) -> Error {
     Error::Invalid(format!("ticket {} vanished during the batch", t.number))
 }

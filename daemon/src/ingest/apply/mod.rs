@@ -11,6 +11,9 @@ mod changes;
 pub use changes::record_of as change_record;
 mod known;
 mod mail;
+mod problems;
+mod relationship;
+mod releases;
 mod rows;
 mod states;
 
@@ -313,7 +316,10 @@ async fn write(
     rows.take_raw(batch);
     look.contacts.save(txn).await?;
     look.states.save(txn, settings, now).await?;
+    look.problems.save(txn, now).await?;
+    look.releases.save(txn, now).await?;
     rows.save(txn, &look.contacts, now).await?;
+    std::mem::take(&mut look.relation).save(txn).await?;
     tickets_seq.save(txn).await?;
     messages_seq.save(txn).await?;
     if let Some(w) = watermark {

@@ -45,6 +45,23 @@ impl States {
             .collect();
         let ids: Vec<i64> = ids.into_iter().collect();
         let mut states = States::default();
+        states.load_more(txn, &ids, contacts).await?;
+        Ok(states)
+    }
+
+    /// Loads the tickets of `ids` not loaded yet.
+    pub async fn load_more(
+        &mut self,
+        txn: &DatabaseTransaction,
+        ids: &[i64],
+        contacts: &mut Contacts,
+    ) -> Result<()> {
+        let ids: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.by_id.contains_key(&TicketId(*id)))
+            .collect();
+        let states = self;
         for chunk in ids.chunks(IN_CHUNK) {
             let tickets = ticket::Entity::find()
                 .filter(ticket::Column::Id.is_in(chunk.iter().copied()))
@@ -136,7 +153,7 @@ impl States {
                 );
             }
         }
-        Ok(states)
+        Ok(())
     }
 
     pub fn create(&mut self, state: TicketState, customer: ContactId) {

@@ -126,6 +126,7 @@ fn levels() -> ServiceLevels {
             name: name.into(),
             policy: "standard".into(),
             escalation: None,
+            manager: None,
         });
     }
     l.suppliers.push(SupplierConfig {

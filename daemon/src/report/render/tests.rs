@@ -77,6 +77,16 @@ fn sample() -> Figures {
             resolution: TimeFigures::default(),
             open: 1,
         }],
+        satisfaction: crate::report::satisfaction::aggregate(
+            3,
+            &[crate::report::satisfaction::RatingFact {
+                id: 1,
+                request: "<q1@desk.test>".into(),
+                score: 2,
+                service: Some("Email".into()),
+                assignee: Some("ann@example.test".into()),
+            }],
+        ),
     }
 }
 
@@ -90,11 +100,15 @@ fn html_has_four_sections_with_svg_charts_and_tables() {
             "{kind:?}"
         );
     }
-    assert_eq!(html.matches("<svg ").count(), 4, "one chart per section");
+    assert_eq!(
+        html.matches("<svg ").count(),
+        4,
+        "one chart per section but satisfaction"
+    );
     assert_eq!(html.matches("</svg>").count(), 4);
     assert!(
-        html.matches("<table role=\"table\"").count() == 4,
-        "a table per chart"
+        html.matches("<table role=\"table\"").count() == Kind::ALL.len(),
+        "a table per section"
     );
     assert!(html.contains("xmlns=\"http://www.w3.org/2000/svg\""));
     for banned in [
