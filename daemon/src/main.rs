@@ -148,6 +148,14 @@ enum ReportKind {
     Suppliers,
     /// Customer ratings: overall, per service, per staff member.
     Satisfaction,
+    /// Problems opened and solved, open problems and known errors.
+    Problems,
+    /// Changes: outcomes, success rate, emergency changes, late approvals.
+    Changes,
+    /// Releases: deploys asked, deployed, vetoed.
+    Releases,
+    /// Availability per service from the outages recorded on incidents.
+    Availability,
     /// Queue the scheduled report mail to `[report] recipients` now.
     #[value(hide = true)]
     Send,
@@ -984,6 +992,10 @@ async fn report_command(
         ReportKind::Backlog => Kind::Backlog,
         ReportKind::Suppliers => Kind::Suppliers,
         ReportKind::Satisfaction => Kind::Satisfaction,
+        ReportKind::Problems => Kind::Problems,
+        ReportKind::Changes => Kind::Changes,
+        ReportKind::Releases => Kind::Releases,
+        ReportKind::Availability => Kind::Availability,
         ReportKind::Send => {
             if from.is_some() || to.is_some() || format.is_some() {
                 anyhow::bail!(
@@ -1009,7 +1021,15 @@ async fn report_command(
     }
     let midnight = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
     let (from, to) = (midnight(from), midnight(to));
-    let figures = report::figures(&app.store, &app.config.levels, from, to, now).await?;
+    let figures = report::figures(
+        &app.store,
+        &app.config.levels,
+        &app.config.changes.catalog,
+        from,
+        to,
+        now,
+    )
+    .await?;
     let out = match format.unwrap_or(ReportFormat::Table) {
         ReportFormat::Table => render::table(&figures, kind),
         ReportFormat::Csv => render::csv(&figures, kind),

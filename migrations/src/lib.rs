@@ -17,6 +17,7 @@ mod m20261206_000009_problems;
 mod m20261206_000010_changes;
 mod m20261206_000011_satisfaction;
 mod m20261206_000012_releases;
+mod m20261206_000013_outages;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_changes::Migration),
             Box::new(m20261206_000011_satisfaction::Migration),
             Box::new(m20261206_000012_releases::Migration),
+            Box::new(m20261206_000013_outages::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@ mod corpus;
 mod memory;
 mod metrics;
 mod oauth;
+mod outages;
 mod plugins;
 mod poison;
 mod problems;

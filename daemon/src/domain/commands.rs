@@ -41,6 +41,8 @@ pub enum Command {
     Release(Result<TicketNumber, String>),
     /// `/deploy`: deploy this release (its gate is asked first).
     Deploy,
+    /// `/outage start ITEM`, `/outage end`.
+    Outage(super::outage::Command),
     /// `/ci NAME`: the ticket names a configuration item.
     Ci(String),
     /// `/risk`, `/impact`, `/window`, `/submit`, `/change` (`domain::changes`).
@@ -192,6 +194,7 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
             }
         }
         "deploy" => no_arg(Command::Deploy),
+        "outage" => super::outage::parse(arg).map(Command::Outage),
         "ci" => need("a configuration item").map(|s| Command::Ci(s.to_string())),
         "risk" | "impact" | "window" | "submit" | "change" => {
             super::changes::apply::parse_command(word, arg).map(Command::Change)
@@ -218,7 +221,7 @@ fn command(word: &str, arg: &str) -> Result<Command, String> {
         other => Err(format!(
             "unknown command /{other} (known: /status, /assign, /priority, /kind, /link, \
              /note, /resolve, /close, /cc, /service, /supplier, /problem, /rootcause, \
-             /workaround, /knownerror, /release, /deploy, /ci, /risk, /impact, /window, \
+             /workaround, /knownerror, /release, /deploy, /outage, /ci, /risk, /impact, /window, \
              /submit, /change)"
         )),
     }

@@ -389,6 +389,8 @@ pub struct Effects {
     pub deploy: bool,
     /// `/window` on a release: its planned window.
     pub release_window: Option<release::Window>,
+    /// `/outage start ITEM` (the item's configured name) or `/outage end`.
+    pub outage: Option<super::outage::Command>,
     /// Items named, change records moved, approvals (`domain::changes`).
     pub process: super::changes::apply::Fx,
 }
@@ -404,6 +406,10 @@ pub trait Lookup {
     /// The record of a release ticket, if one was written.
     fn release(&self, _id: TicketId) -> Option<release::Record> {
         None
+    }
+    /// The items of the ticket's outages still open.
+    fn open_outages(&self, _id: TicketId) -> Vec<String> {
+        Vec::new()
     }
     /// The other planned changes with a window, for the overlap check.
     fn planned_changes(&self) -> Vec<super::changes::Planned> {
@@ -798,6 +804,7 @@ fn staff_reply(
     fx.join_release = trial.join_release;
     fx.deploy = trial.deploy;
     fx.release_window = trial.release_window;
+    fx.outage = trial.outage;
     let Reply { text, .. } = &reply;
     fx.shown_text = text.clone();
     if reply.is_note() || reply.commands.iter().any(Command::takes_text) {
@@ -1032,6 +1039,43 @@ fn command(
                     fx.join_release = Some(*n);
                 }
                 Ok(n) => return Err(format!("/release {n}: no such release")),
+            }
+        }
+        Command::Outage(o) => {
+            if !matches!(t.kind, Kind::Incident | Kind::Problem) {
+                return Err(format!(
+                    "/outage: {} is a {}; outages are recorded on incidents and problems",
+                    t.number,
+                    t.kind.as_str()
+                ));
+            }
+            if fx.outage.is_some() {
+                return Err("/outage: one per reply".into());
+            }
+            let open = lookup.open_outages(t.id);
+            match o {
+                super::outage::Command::Start(name) => {
+                    let catalog = &settings.changes.catalog;
+                    let Some(item) = catalog.get(name) else {
+                        return Err(format!(
+                            "/outage start {name}: no such configuration item (known: {})",
+                            catalog.names().join(", ")
+                        ));
+                    };
+                    if open.iter().any(|i| i.eq_ignore_ascii_case(&item.name)) {
+                        return Err(format!(
+                            "/outage start {}: an outage of it is open on {} already",
+                            item.name, t.number
+                        ));
+                    }
+                    fx.outage = Some(super::outage::Command::Start(item.name.clone()));
+                }
+                super::outage::Command::End => {
+                    if open.is_empty() {
+                        return Err(format!("/outage end: no outage is open on {}", t.number));
+                    }
+                    fx.outage = Some(super::outage::Command::End);
+                }
             }
         }
         Command::Deploy => {

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod conversation;
 pub mod intake;
 pub mod mail;
+pub mod outage;
 pub mod problem;
 pub mod quote;
 pub mod release;

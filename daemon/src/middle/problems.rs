@@ -162,3 +162,82 @@ async fn a_problem_solved_in_the_batch_that_made_its_known_error() {
     assert!(told.contains("The fans are replaced."), "{told}");
     assert!(told.contains("In-Reply-To: <m2@cust.test>"), "{told}");
 }
+
+/// Resolved through its problem, an incident is resolved as by staff: its
+/// customer gets the solution and, when the desk asks for ratings, the
+/// rating question, recorded so the answer finds it.
+#[tokio::test]
+async fn a_solved_problem_resolves_its_incidents_and_asks_for_a_rating() {
+    let mut desk = Desk::new().await;
+    let mut settings = (*desk.app.settings).clone();
+    settings.relationship.enabled = true;
+    desk.app.settings = std::sync::Arc::new(settings);
+    desk.send(&customer(
+        "Jo <jo@cust.test>",
+        "VPN drops",
+        "m1@cust.test",
+        "Again.\n",
+    ))
+    .await;
+    let note = desk
+        .value("SELECT message_id FROM outbox WHERE ticket_id = 1 AND kind = 'notification'")
+        .await;
+    desk.send(
+        &Mail::new(
+            "Ada Lovelace <ada@acme.test>",
+            "Re: [ACME INC-000001] VPN",
+            "a1@acme.test",
+        )
+        .replying_to(&note)
+        .body("/problem VPN drops\n"),
+    )
+    .await;
+    let prb_note = desk
+        .value("SELECT message_id FROM outbox WHERE ticket_id = 2 AND kind = 'notification'")
+        .await;
+    desk.advance(Duration::hours(1));
+    desk.send(
+        &Mail::new(
+            "Ada Lovelace <ada@acme.test>",
+            "Re: [ACME PRB-000002] VPN",
+            "a2@acme.test",
+        )
+        .replying_to(&prb_note)
+        .body("/rootcause A full lease pool.\n/resolve\n"),
+    )
+    .await;
+    assert_snapshot(
+        &desk
+            .rows("SELECT number, status, resolved_at FROM tickets ORDER BY id")
+            .await,
+        r##"
+        number=INC-000001 status=resolved resolved_at=T0+1h
+        number=PRB-000002 status=resolved resolved_at=T0+1h
+        "##,
+    );
+    assert_snapshot(
+        &desk
+            .rows("SELECT ticket_id, kind, recipients FROM outbox WHERE id > 3 ORDER BY id")
+            .await,
+        r##"
+        ticket_id=1 kind=problem-resolved recipients=jo@cust.test
+        ticket_id=1 kind=satisfaction-request recipients=jo@cust.test
+        "##,
+    );
+    assert_eq!(
+        desk.value("SELECT COUNT(*) FROM satisfaction_requests WHERE ticket_id = 1")
+            .await,
+        "1"
+    );
+    let told = desk
+        .value("SELECT CAST(raw AS TEXT) FROM outbox WHERE kind = 'problem-resolved'")
+        .await;
+    assert!(told.contains("The cause: A full lease pool."), "{told}");
+    assert!(told.contains("Your ticket is now resolved."), "{told}");
+    // Its events, as for a resolve by staff.
+    assert_eq!(
+        desk.value("SELECT COUNT(*) FROM events WHERE ticket_id = 1 AND hook = 'ticket.resolved'")
+            .await,
+        "1"
+    );
+}

@@ -34,6 +34,8 @@ pub struct Figures {
     pub suppliers: Vec<SupplierRow>,
     /// Ratings given in the period (`report/satisfaction.rs`).
     pub satisfaction: super::satisfaction::Satisfaction,
+    /// Problems, changes, releases, availability (`report/processes.rs`).
+    pub processes: super::processes::Processes,
 }
 
 /// SLA compliance of the tickets of one service and priority created in the period.
@@ -210,6 +212,7 @@ pub struct TimeFigures {
 pub async fn figures(
     store: &Store,
     levels: &ServiceLevels,
+    catalog: &crate::domain::changes::Catalog,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -274,6 +277,7 @@ pub async fn figures(
         backlog,
         suppliers: supplier_rows(levels, &escalations, now),
         satisfaction: super::satisfaction::load(store, from, to).await?,
+        processes: super::processes::load(store, catalog, from, to, now).await?,
     })
 }
 

@@ -8,6 +8,7 @@
 //! decides when, by calling [`queue_scheduled`] on the `[report] schedule`.
 
 pub mod figures;
+pub mod processes;
 pub mod render;
 pub mod satisfaction;
 
@@ -60,7 +61,15 @@ pub async fn queue_scheduled(
         }
     }
     let from = now - Duration::days(i64::from(report.period_days));
-    let figs = figures(store, &config.levels, from, now, now).await?;
+    let figs = figures(
+        store,
+        &config.levels,
+        &config.changes.catalog,
+        from,
+        now,
+        now,
+    )
+    .await?;
     let html = render::html(&figs, &desk.name, from, now);
     let text = render::text(&figs, &desk.name);
     let subject = format!(

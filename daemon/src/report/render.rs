@@ -23,15 +23,23 @@ pub enum Kind {
     Backlog,
     Suppliers,
     Satisfaction,
+    Problems,
+    Changes,
+    Releases,
+    Availability,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Sla,
         Kind::Volume,
         Kind::Backlog,
         Kind::Suppliers,
         Kind::Satisfaction,
+        Kind::Problems,
+        Kind::Changes,
+        Kind::Releases,
+        Kind::Availability,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +49,10 @@ impl Kind {
             Kind::Backlog => "backlog",
             Kind::Suppliers => "suppliers",
             Kind::Satisfaction => "satisfaction",
+            Kind::Problems => "problems",
+            Kind::Changes => "changes",
+            Kind::Releases => "releases",
+            Kind::Availability => "availability",
         }
     }
 
@@ -52,6 +64,10 @@ impl Kind {
             Kind::Backlog => "Backlog by age",
             Kind::Suppliers => "Supplier performance",
             Kind::Satisfaction => "Customer satisfaction",
+            Kind::Problems => "Problems and known errors",
+            Kind::Changes => "Changes",
+            Kind::Releases => "Releases",
+            Kind::Availability => "Availability per service",
         }
     }
 
@@ -77,6 +93,26 @@ impl Kind {
                  service and per staff member as they were at the resolution; 4-5 % is the \
                  share of 4 and 5."
             }
+            Kind::Problems => {
+                "Problems opened and solved in the period; open problems and the known errors \
+                 among them at the time of the report."
+            }
+            Kind::Changes => {
+                "Changes submitted, decided, implemented and failed in the period. Success is \
+                 implemented / (implemented + failed); an emergency change was submitted less \
+                 than 24 hours before its window; late approvals are answers refused because \
+                 they came after the deadline."
+            }
+            Kind::Releases => {
+                "Deploys asked in the period (through the release.before_deploy gate), \
+                 releases deployed, and deploys the gate vetoed or failed."
+            }
+            Kind::Availability => {
+                "Per service (configuration items of kind service), the share of the period \
+                 without an outage of it or of an item it depends on, from the outages staff \
+                 recorded on incidents (/outage start, /outage end); overlapping outages count \
+                 once, one still open counts until the end of the period."
+            }
         }
     }
 }
@@ -88,7 +124,10 @@ impl FromStr for Kind {
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
-                format!("unknown report {s:?} (sla, volume, backlog, suppliers, satisfaction)")
+                format!(
+                    "unknown report {s:?} (sla, volume, backlog, suppliers, satisfaction, \
+                     problems, changes, releases, availability)"
+                )
             })
     }
 }
@@ -181,6 +220,34 @@ fn columns(kind: Kind) -> &'static [(&'static str, &'static str)] {
             ("satisfied_percent", "4-5 %"),
             ("dissatisfied", "1-2"),
         ],
+        Kind::Problems => &[
+            ("opened", "opened"),
+            ("solved", "solved"),
+            ("open", "open now"),
+            ("known_errors", "known errors"),
+        ],
+        Kind::Changes => &[
+            ("submitted", "submitted"),
+            ("approved", "approved"),
+            ("rejected", "rejected"),
+            ("implemented", "implemented"),
+            ("failed", "failed"),
+            ("success_percent", "success %"),
+            ("emergency", "emergency"),
+            ("approvals_late", "late approvals"),
+            ("answers_refused", "refused answers"),
+        ],
+        Kind::Releases => &[
+            ("deploys_asked", "deploys asked"),
+            ("deployed", "deployed"),
+            ("vetoed", "vetoed"),
+        ],
+        Kind::Availability => &[
+            ("service", "service"),
+            ("outages", "outages"),
+            ("down_secs", "down"),
+            ("availability_percent", "available %"),
+        ],
     }
 }
 
@@ -270,6 +337,50 @@ fn rows(f: &Figures, kind: Kind) -> Vec<Vec<Cell>> {
             }
             out
         }
+        Kind::Problems => {
+            let p = &f.processes.problems;
+            vec![vec![
+                Cell::Count(p.opened),
+                Cell::Count(p.solved),
+                Cell::Count(p.open),
+                Cell::Count(p.known_errors),
+            ]]
+        }
+        Kind::Changes => {
+            let c = &f.processes.changes;
+            vec![vec![
+                Cell::Count(c.submitted),
+                Cell::Count(c.approved),
+                Cell::Count(c.rejected),
+                Cell::Count(c.implemented),
+                Cell::Count(c.failed),
+                Cell::Percent(c.success_percent),
+                Cell::Count(c.emergency),
+                Cell::Count(c.approvals_late),
+                Cell::Count(c.answers_refused),
+            ]]
+        }
+        Kind::Releases => {
+            let r = &f.processes.releases;
+            vec![vec![
+                Cell::Count(r.deploys_asked),
+                Cell::Count(r.deployed),
+                Cell::Count(r.vetoed),
+            ]]
+        }
+        Kind::Availability => f
+            .processes
+            .availability
+            .iter()
+            .map(|a| {
+                vec![
+                    Cell::Text(a.service.clone()),
+                    Cell::Count(a.outages),
+                    Cell::Secs(Some(a.down_secs)),
+                    Cell::Percent(Some((a.percent * 1000.0).round() / 1000.0)),
+                ]
+            })
+            .collect(),
     }
 }
 
@@ -375,6 +486,8 @@ fn empty_note(kind: Kind) -> &'static str {
         Kind::Backlog => "(no open tickets)",
         Kind::Suppliers => "(no suppliers configured and no escalations)",
         Kind::Satisfaction => "(no ratings in the period)",
+        Kind::Problems | Kind::Changes | Kind::Releases => "",
+        Kind::Availability => "(no configuration items of kind service)",
     }
 }
 
@@ -408,6 +521,10 @@ pub fn json(f: &Figures, kind: Kind) -> String {
         Kind::Backlog => serde_json::to_value(&f.backlog),
         Kind::Suppliers => serde_json::to_value(&f.suppliers),
         Kind::Satisfaction => serde_json::to_value(&f.satisfaction),
+        Kind::Problems => serde_json::to_value(&f.processes.problems),
+        Kind::Changes => serde_json::to_value(&f.processes.changes),
+        Kind::Releases => serde_json::to_value(&f.processes.releases),
+        Kind::Availability => serde_json::to_value(&f.processes.availability),
     }
     .unwrap_or_default();
     let mut v = json!({"from": f.from, "to": f.to, "now": f.now});
@@ -496,6 +613,42 @@ pub fn text(f: &Figures, desk_name: &str) -> String {
             _ => String::new(),
         }
     );
+    let p = &f.processes;
+    let _ = writeln!(
+        out,
+        "- Problems: {} opened, {} solved, {} open with {} known error(s).",
+        p.problems.opened, p.problems.solved, p.problems.open, p.problems.known_errors
+    );
+    let _ = writeln!(
+        out,
+        "- Changes: {} submitted, {} implemented, {} failed{}, {} emergency, {} late approval(s).",
+        p.changes.submitted,
+        p.changes.implemented,
+        p.changes.failed,
+        p.changes
+            .success_percent
+            .map(|s| format!(" ({} success)", fmt_percent(s)))
+            .unwrap_or_default(),
+        p.changes.emergency,
+        p.changes.approvals_late
+    );
+    let _ = writeln!(
+        out,
+        "- Releases: {} deployed, {} deploy(s) vetoed.",
+        p.releases.deployed, p.releases.vetoed
+    );
+    if let Some(worst) = p
+        .availability
+        .iter()
+        .min_by(|a, b| a.percent.total_cmp(&b.percent))
+    {
+        let _ = writeln!(
+            out,
+            "- Availability: lowest {} at {}.",
+            worst.service,
+            fmt_percent((worst.percent * 1000.0).round() / 1000.0)
+        );
+    }
     out.push_str("\nThe HTML part of this mail has the charts.\n");
     for kind in Kind::ALL {
         let _ = write!(out, "\n{}\n\n{}", kind.title(), table(f, kind));
@@ -587,7 +740,11 @@ pub fn html_sections(
             Kind::Volume => volume_chart(f),
             Kind::Backlog => backlog_chart(&f.backlog),
             Kind::Suppliers => supplier_chart(f),
-            Kind::Satisfaction => None,
+            Kind::Satisfaction
+            | Kind::Problems
+            | Kind::Changes
+            | Kind::Releases
+            | Kind::Availability => None,
         };
         if let Some(svg) = chart {
             let _ = writeln!(out, "<div style=\"margin:0 0 8px 0;\">{svg}</div>");

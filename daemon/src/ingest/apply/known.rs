@@ -10,6 +10,7 @@ use sea_orm::{
 };
 
 use super::Incoming;
+use super::outages::Outages;
 use super::problems::Problems;
 use super::releases::Releases;
 use super::states::States;
@@ -34,6 +35,7 @@ pub(super) struct Lookups {
     pub states: States,
     pub problems: Problems,
     pub releases: Releases,
+    pub outages: Outages,
     /// Desk mails that bounce reports name: Message-ID → (outbox id, recipients).
     pub bounce_targets: HashMap<String, (i64, String)>,
     /// The heads of mails too large to take, by their place in the batch.
@@ -70,6 +72,7 @@ impl Lookups {
         }
         let problems = Problems::load(txn, &mut states, &mut contacts, &mut known).await?;
         let releases = Releases::load(txn, &mut states, &mut contacts, &mut known).await?;
+        let outages = Outages::load(txn, &states).await?;
         let (heads, told_too_large) = too_large(txn, batch, now).await?;
         let tickets: Vec<i64> = states.by_id.keys().map(|t| t.0).collect();
         let relation =
@@ -82,6 +85,7 @@ impl Lookups {
             states,
             problems,
             releases,
+            outages,
             bounce_targets: load_bounce_targets(txn, batch).await?,
             heads,
             told_too_large,

@@ -188,6 +188,7 @@ impl Decider<'_> {
                         known: &self.look.known,
                         problems: &self.look.problems,
                         releases: &self.look.releases,
+                        outages: &self.look.outages,
                     },
                     now,
                 );
@@ -232,6 +233,9 @@ impl Decider<'_> {
         self.keep_requests(t, &queued);
         self.problem_effects(m, t, &fx, &author)?;
         self.release_effects(m, t, &fx, &author)?;
+        if let (Some(o), Author::Staff(member)) = (&fx.outage, &author) {
+            self.look.outages.apply(t.id, o, &member.email, self.now);
+        }
         Ok(Outcome::Stored {
             ticket: t.number.to_string(),
             new_ticket,
@@ -487,6 +491,7 @@ impl Decider<'_> {
             {
                 continue;
             }
+            let before = incident.status;
             let changes = if resolve {
                 problems::resolve_incident(incident, now)
             } else {
@@ -506,6 +511,18 @@ impl Decider<'_> {
                     settings, &problem, &incident, text,
                 ));
             }
+            // Resolved through its problem, as by staff: its customer is
+            // asked for a rating (when the desk asks, and a person wrote).
+            if !changes.is_empty()
+                && satisfaction::asks(
+                    settings,
+                    &incident,
+                    before,
+                    self.look.relation.persons.contains(&id),
+                )
+            {
+                drafts.push(satisfaction::request(settings, &incident));
+            }
             if settings.emit_events && !changes.is_empty() {
                 for hook in ["ticket.updated", "ticket.resolved"] {
                     self.rows
@@ -519,6 +536,7 @@ impl Decider<'_> {
                 number: incident.number,
             };
             let queued = self.queue(r, &drafts, &unique);
+            self.keep_requests(r, &queued);
             let told = queued
                 .ids
                 .iter()

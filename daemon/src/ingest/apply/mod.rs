@@ -11,6 +11,7 @@ mod changes;
 pub use changes::record_of as change_record;
 mod known;
 mod mail;
+mod outages;
 mod problems;
 mod relationship;
 mod releases;
@@ -318,6 +319,7 @@ async fn write(
     look.states.save(txn, settings, now).await?;
     look.problems.save(txn, now).await?;
     look.releases.save(txn, now).await?;
+    look.outages.save(txn, now).await?;
     rows.save(txn, &look.contacts, now).await?;
     std::mem::take(&mut look.relation).save(txn).await?;
     tickets_seq.save(txn).await?;

@@ -242,6 +242,7 @@ pub(super) struct View<'a> {
     pub known: &'a BatchKnown,
     pub problems: &'a Problems,
     pub releases: &'a super::releases::Releases,
+    pub outages: &'a super::outages::Outages,
 }
 
 impl Lookup for View<'_> {
@@ -253,6 +254,9 @@ impl Lookup for View<'_> {
     }
     fn release(&self, id: TicketId) -> Option<crate::domain::release::Record> {
         self.releases.record(id)
+    }
+    fn open_outages(&self, id: TicketId) -> Vec<String> {
+        self.outages.open(id)
     }
     fn planned_changes(&self) -> Vec<crate::domain::changes::Planned> {
         self.known.planned_changes()

@@ -341,9 +341,16 @@ async fn figures_from_the_database() {
     .await
     .expect("escalation");
 
-    let f = figures(&store, &levels(), at(24, 0), at(26, 0), now)
-        .await
-        .expect("figures");
+    let f = figures(
+        &store,
+        &levels(),
+        &Default::default(),
+        at(24, 0),
+        at(26, 0),
+        now,
+    )
+    .await
+    .expect("figures");
     let days: Vec<_> = f.volume.iter().map(|d| (d.created, d.resolved)).collect();
     assert_eq!(days, [(2, 0), (1, 1)]);
     assert_eq!(f.sla.len(), 1);

@@ -87,6 +87,23 @@ fn sample() -> Figures {
                 assignee: Some("ann@example.test".into()),
             }],
         ),
+        processes: crate::report::processes::Processes {
+            changes: crate::report::processes::change_figures(
+                &[
+                    ("implemented".into(), String::new()),
+                    ("failed".into(), String::new()),
+                ],
+                &[],
+            ),
+            availability: vec![crate::domain::outage::Availability {
+                service: "Mail <Exchange>".into(),
+                outages: 1,
+                down_secs: 3600,
+                period_secs: 3 * 86_400,
+                percent: 100.0 * (3.0 * 86_400.0 - 3600.0) / (3.0 * 86_400.0),
+            }],
+            ..Default::default()
+        },
     }
 }
 
@@ -103,7 +120,7 @@ fn html_has_four_sections_with_svg_charts_and_tables() {
     assert_eq!(
         html.matches("<svg ").count(),
         4,
-        "one chart per section but satisfaction"
+        "one chart per section but satisfaction and the process sections"
     );
     assert_eq!(html.matches("</svg>").count(), 4);
     assert!(
@@ -275,4 +292,30 @@ fn formats_for_people() {
     assert_eq!(nice_max(7), 10);
     assert_eq!(nice_max(11), 20);
     assert_eq!(nice_max(200), 200);
+}
+
+#[test]
+fn the_process_sections_show_their_figures() {
+    let f = sample();
+    let changes = table(&f, Kind::Changes);
+    assert!(changes.contains("success %"), "{changes}");
+    assert!(changes.contains("50%"), "{changes}");
+    let avail = table(&f, Kind::Availability);
+    assert!(avail.contains("Mail <Exchange>"), "{avail}");
+    assert!(avail.contains("1h"), "{avail}");
+    assert!(avail.contains("98.6%"), "{avail}");
+    assert!(
+        csv(&f, Kind::Availability).starts_with("service,outages,down_secs,availability_percent\n")
+    );
+    let j: serde_json::Value = serde_json::from_str(&json(&f, Kind::Releases)).expect("json");
+    assert_eq!(j["releases"]["deployed"], 0);
+    let t = text(&f, "ACME");
+    assert!(
+        t.contains("- Changes: 0 submitted, 1 implemented, 1 failed (50% success)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("- Availability: lowest Mail <Exchange> at 98.6%."),
+        "{t}"
+    );
 }

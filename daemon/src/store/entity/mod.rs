@@ -13,6 +13,7 @@ pub mod mailbox_state;
 pub mod mailbox_status;
 pub mod message;
 pub mod message_raw_piece;
+pub mod outage;
 pub mod outbox;
 pub mod participant;
 pub mod plugin_error;
