@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod changes;
 mod cli;
 mod conversation;
 mod corpus;

@@ -309,3 +309,191 @@ impl Validator<'_> {
         catalog
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Config, ConfigError};
+    use crate::domain::changes::Quorum;
+
+    const BASE: &str = r#"[desk]
+name = "ACME Service Desk"
+address = "support@example.test"
+tag = "ACME"
+
+[[mailbox]]
+name = "support"
+[mailbox.imap]
+host = "127.0.0.1"
+user = "support"
+password_env = "PW"
+
+[smtp]
+host = "127.0.0.1"
+port = 25
+tls = "none"
+
+[[sla_policy]]
+name = "standard"
+
+[[service]]
+name = "email"
+sla_policy = "standard"
+"#;
+
+    fn parse(extra: &str) -> Result<Config, Vec<String>> {
+        let text = format!("{BASE}{extra}");
+        Config::parse(Path::new("/etc/helpdesk.toml"), &text, &|n| {
+            (n == "PW").then(|| "pw".to_string())
+        })
+        .map_err(|e| match e {
+            ConfigError::Invalid { problems } => problems.iter().map(|p| p.to_string()).collect(),
+            e => vec![e.to_string()],
+        })
+    }
+
+    #[test]
+    fn items_boards_and_freezes_are_read() {
+        let c = parse(
+            r#"
+[[item]]
+name = "email"
+kind = "service"
+depends_on = ["mx1"]
+
+[[item]]
+name = "mx1"
+kind = "system"
+
+[[cab]]
+name = "mail"
+approvers = ["ann@example.test", "ben@example.test", "cat@example.test"]
+services = ["email"]
+risk = ["high"]
+quorum = 2
+
+[[cab]]
+name = "default"
+approvers = ["ann@example.test"]
+quorum = "any"
+deadline_hours = 24
+
+[[freeze]]
+name = "year end"
+start = "2026-12-20"
+end = "2027-01-02 08:00"
+
+[changes]
+manager = "max@example.test"
+zone = "Europe/Berlin"
+"#,
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        let ch = &c.changes;
+        assert_eq!(ch.catalog.affected_services("mx1"), vec!["email"]);
+        assert_eq!(ch.cabs[0].quorum, Quorum::AtLeast(2));
+        assert_eq!(ch.cabs[0].deadline_hours, 48);
+        assert_eq!(ch.cabs[1].quorum, Quorum::Any);
+        assert_eq!(
+            ch.freezes[0].start.to_rfc3339(),
+            "2026-12-19T23:00:00+00:00"
+        );
+        assert_eq!(
+            ch.manager.as_ref().map(|m| m.email.as_str()),
+            Some("max@example.test")
+        );
+    }
+
+    #[test]
+    fn problems_name_file_line_and_key() {
+        let p = parse(
+            r#"
+[[item]]
+name = "app"
+kind = "system"
+depends_on = ["db", "nowhere"]
+
+[[item]]
+name = "db"
+kind = "system"
+depends_on = ["app"]
+
+[[item]]
+name = "email"
+kind = "component"
+
+[[item]]
+name = "x"
+kind = "gadget"
+
+[[cab]]
+name = "mail"
+approvers = ["ann@example.test", "ben@example.test"]
+services = ["printing"]
+risk = ["extreme"]
+quorum = 3
+
+[[freeze]]
+name = "bad"
+start = "2026-12-20"
+end = "2026-12-19"
+
+[changes]
+zone = "Mars/Olympus"
+"#,
+        )
+        .map(|_| ())
+        .expect_err("problems");
+        let want = [
+            "/etc/helpdesk.toml:56: changes.zone: Mars/Olympus is not an IANA time zone",
+            "/etc/helpdesk.toml:46: cab[0].services: no service is named \"printing\"",
+            "/etc/helpdesk.toml:47: cab[0].risk: unknown risk \"extreme\"",
+            "/etc/helpdesk.toml:48: cab[0].quorum: a quorum of 3 needs at least 3 approvers; the board has 2",
+            "/etc/helpdesk.toml:53: freeze[0].end: the freeze ends before it starts",
+            "/etc/helpdesk.toml:41: item[3].kind: unknown item kind \"gadget\"",
+            "/etc/helpdesk.toml:37: item[2].kind: \"email\" is a [[service]], so its item is of kind service, not component",
+            "/etc/helpdesk.toml:28: item[0].depends_on: no item or service is named \"nowhere\"",
+            "/etc/helpdesk.toml:28: item[0].depends_on: the items depend on each other in a cycle: app → db → app",
+        ];
+        for w in want {
+            assert!(
+                p.iter().any(|x| x.starts_with(w)),
+                "missing {w:?} in\n{}",
+                p.join("\n")
+            );
+        }
+    }
+
+    /// The commented change examples of config/helpdesk.toml, uncommented,
+    /// are a valid configuration.
+    #[test]
+    fn the_shipped_change_examples_are_valid() {
+        let example = include_str!("../../../config/helpdesk.toml");
+        let from = example.find("# [[item]]").expect("the [[item]] example");
+        let to = example[from..]
+            .find("\n\n# Scheduled jobs")
+            .expect("its end")
+            + from;
+        let block: String = example[from..to]
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                // TOML lines are uncommented; the prose stays a comment.
+                Some(t)
+                    if t.starts_with('[')
+                        || t.split_once(" = ").is_some_and(|(k, _)| {
+                            k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        }) =>
+                {
+                    t
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = parse(&format!("\n{block}\n")).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(c.changes.catalog.affected_services("disk7"), vec!["email"]);
+        assert_eq!(c.changes.cabs.len(), 1);
+        assert_eq!(c.changes.freezes.len(), 1);
+    }
+}

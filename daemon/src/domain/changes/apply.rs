@@ -60,6 +60,9 @@ pub fn parse_command(word: &str, arg: &str) -> Result<ChangeCommand, String> {
     }
 }
 
+/// The history's detail of an answer without words.
+pub const NO_WORDS: &str = "(no words)";
+
 /// One line of a change's audit trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -445,7 +448,11 @@ pub fn judge(
     now: DateTime<Utc>,
 ) -> Option<String> {
     let sender = sender.to_ascii_lowercase();
-    let own = found.iter().find(|f| f.issued_to(key, seq, &sender));
+    // The sender's own tag, of the current round if there is one.
+    let own = found
+        .iter()
+        .filter(|f| f.issued_to(key, seq, &sender))
+        .max_by_key(|f| f.round == rec.round);
     let approver = rec.is_approver(&sender);
     // Whose token it is when it is not the sender's.
     let foreign = || {
@@ -576,6 +583,9 @@ pub fn answer(
             detail: format!("{said}: {reason}"),
             proof: format!("mail {mid}; approval tags found: {}", found.len()),
         });
+        let rec = rec.clone();
+        refusal_notice(settings, ticket, &rec, &sender, said, &reason, fx);
+        not_counted(settings, ticket, input, said, &reason, fx);
         return true;
     }
     let rec = record(ticket);
@@ -590,7 +600,7 @@ pub fn answer(
         actor: sender.clone(),
         action: said.into(),
         detail: if words.is_empty() {
-            "(no words)".into()
+            NO_WORDS.into()
         } else {
             words
         },
@@ -629,13 +639,9 @@ pub fn answer(
     true
 }
 
-fn decision_mail(
-    settings: &Settings,
-    ticket: &TicketState,
-    rec: &Record,
-    to: State,
-    fx: &mut Effects,
-) {
+/// Who hears of a change's decision and of refused answers: its assignee,
+/// the staff member who submitted it, and the change manager.
+fn owners(settings: &Settings, ticket: &TicketState, rec: &Record) -> Vec<Address> {
     let mut people: Vec<Address> = Vec::new();
     let mut add = |a: Address| {
         if !people
@@ -654,6 +660,89 @@ fn decision_mail(
     if let Some(m) = &settings.changes.manager {
         add(m.clone());
     }
+    people
+}
+
+/// Tells the change's owners that an answer was refused, and why (the
+/// sender is not told: it may be a forger).
+fn refusal_notice(
+    settings: &Settings,
+    ticket: &TicketState,
+    rec: &Record,
+    sender: &str,
+    said: &str,
+    reason: &str,
+    fx: &mut Effects,
+) {
+    let people = owners(settings, ticket, rec);
+    if people.is_empty() {
+        return;
+    }
+    let number = chg(ticket);
+    fx.drafts.push(Draft {
+        kind: DraftKind::ChangeNotice,
+        to: people,
+        from_name: settings.desk.name.clone(),
+        subject: tagged_subject(
+            &format!("Approval answer refused: {}", ticket.subject.trim()),
+            &settings.desk.tag,
+            number,
+        ),
+        body: format!(
+            "WARNING: an answer \"{said}\" on change {number} from {sender} was refused: \
+             {reason}.\n\nIt changed nothing; it is stored on the ticket as an internal \
+             message and listed by `helpdeskd change show {number}`. If it was a real \
+             approver, they must reply to the approval request they received for round \
+             {round}, before the deadline.\n\n-- \n{desk}\n",
+            round = rec.round,
+            desk = settings.desk.name,
+        ),
+        in_reply_to: None,
+        references: vec![format!("{number}.change@{}", settings.desk.id_domain())],
+        with_attachments: false,
+    });
+}
+
+/// Answers the sender of a refused answer with the reason, in the
+/// command-error mail (a forged `From:` tells its real owner).
+fn not_counted(
+    settings: &Settings,
+    ticket: &TicketState,
+    input: &MailIn<'_>,
+    said: &str,
+    reason: &str,
+    fx: &mut Effects,
+) {
+    let number = chg(ticket);
+    fx.drafts.push(Draft {
+        kind: DraftKind::CommandError,
+        to: vec![input.sender.clone()],
+        from_name: settings.desk.name.clone(),
+        subject: format!(
+            "Not counted: {}",
+            tagged_subject(ticket.subject.trim(), &settings.desk.tag, number)
+        ),
+        body: format!(
+            "Your answer \"{said}\" on change {number} was not counted: {reason}.\n\n\
+             Nothing was changed. An approver answers by replying to the approval request \
+             the desk sent them for the current submission, before its deadline, with \
+             \"approve\" or \"reject <reason>\" in the first line.\n\n-- \n{desk}\n",
+            desk = settings.desk.name,
+        ),
+        in_reply_to: input.mail.message_id.clone(),
+        references: input.mail.message_id.iter().cloned().collect(),
+        with_attachments: false,
+    });
+}
+
+fn decision_mail(
+    settings: &Settings,
+    ticket: &TicketState,
+    rec: &Record,
+    to: State,
+    fx: &mut Effects,
+) {
+    let people = owners(settings, ticket, rec);
     if people.is_empty() {
         return;
     }

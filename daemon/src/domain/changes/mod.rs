@@ -295,6 +295,16 @@ impl Config {
     pub fn board(&self, risk: Risk, services: &[String]) -> Option<&Cab> {
         self.cabs.iter().find(|c| c.matches(risk, services))
     }
+
+    /// Everyone change mail may go to besides staff: the approvers of every
+    /// board and the manager.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.cabs
+            .iter()
+            .flat_map(|c| c.approvers.iter())
+            .chain(self.manager.iter())
+            .map(|a| a.email.as_str())
+    }
 }
 
 // ---- changes ---------------------------------------------------------------

@@ -376,6 +376,9 @@ fn answers_are_judged_by_token_sender_state_and_deadline() {
         ok("ANN@example.test", std::slice::from_ref(&ann), now()),
         None
     );
+    // A reply quoting the requests of two rounds counts by the current one.
+    let old = found(&s, 7, 1, "ann@example.test");
+    assert_eq!(ok("ann@example.test", &[old, ann.clone()], now()), None);
     let refused = |sender: &str, f: &[Found], at, want: &str| {
         let why = ok(sender, f, at).unwrap_or_else(|| panic!("{sender} accepted"));
         assert!(why.contains(want), "{sender}: {why}");
@@ -608,7 +611,20 @@ fn a_change_is_submitted_approved_by_two_and_forgeries_are_refused() {
         fx.flag
     );
     assert_eq!(fx.visibility, Visibility::Internal);
-    assert!(fx.drafts.is_empty());
+    // The owner and the manager are told, and the sender gets the reason.
+    assert_eq!(fx.drafts.len(), 2);
+    let to: Vec<&str> = fx.drafts[0].to.iter().map(|a| a.email.as_str()).collect();
+    assert_eq!(to, vec!["ada@example.test", "max@example.test"]);
+    assert!(fx.drafts[0].subject.contains("Approval answer refused"));
+    assert!(fx.drafts[0].body.contains("issued to ben@example.test"));
+    assert_eq!(fx.drafts[1].kind, conversation::DraftKind::CommandError);
+    assert_eq!(fx.drafts[1].to, vec![Address::new("", "ann@example.test")]);
+    assert!(
+        fx.drafts[1]
+            .subject
+            .starts_with("Not counted: [ACME CHG-000001]")
+    );
+    assert!(fx.drafts[1].body.contains("issued to ben@example.test"));
     assert_eq!(t.change.as_deref().map(|r| r.answers.len()), Some(0));
     assert_eq!(fx.process.history[0].action, "refused");
 

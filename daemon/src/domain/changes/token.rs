@@ -14,11 +14,18 @@ pub fn tag(key: &TokenKey, seq: i64, round: u32, approver: &str) -> String {
     format!("a{round}.{}", mac(key, seq, round, approver))
 }
 
+/// Hex characters of the tag's MAC: 48 bits, so that the plus-addressed
+/// Reply-To stays within the 64 characters of a local part (RFC 5321) for
+/// desk addresses up to 18 characters before the `@`.
+const TAG_HEX: usize = 12;
+
 fn mac(key: &TokenKey, seq: i64, round: u32, approver: &str) -> String {
-    key.mac_text(&format!(
+    let mut m = key.mac_text(&format!(
         "change-approval.{seq}.{round}.{}",
         approver.trim().to_ascii_lowercase()
-    ))
+    ));
+    m.truncate(TAG_HEX);
+    m
 }
 
 /// An approval tag found in a mail.

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use serde_json::json;
+use tracing::info;
 
 use super::known::Lookups;
 use crate::domain::changes::{Answer, Planned, Quorum, Record, State, Window};
@@ -18,6 +19,9 @@ use crate::error::{Error, Result};
 use crate::store::entity::{change, change_history, ticket_item};
 use crate::store::rows::{IN_CHUNK, insert_chunks};
 use crate::tickets::events::{self, Pending};
+
+/// How the history shows an answer without words.
+const NO_WORDS: &str = crate::domain::changes::apply::NO_WORDS;
 
 /// Fills in the change records and items of the batch's tickets, and the
 /// planned changes.
@@ -60,13 +64,20 @@ pub(super) async fn load(txn: &DatabaseTransaction, look: &mut Lookups) -> Resul
                 .map(|h| Answer {
                     approver: h.actor.clone(),
                     approve: h.action == "approve",
-                    reason: h.detail.clone(),
+                    reason: if h.detail == NO_WORDS {
+                        String::new()
+                    } else {
+                        h.detail.clone()
+                    },
                 })
                 .collect();
             st.change = Some(Box::new(rec));
         }
     }
-    look.known.planned = planned(txn).await?;
+    // Only a batch with a change in it can submit one (the overlap check).
+    if look.states.by_id.values().any(|st| st.kind == Kind::Change) {
+        look.known.planned = planned(txn).await?;
+    }
     Ok(())
 }
 
@@ -160,7 +171,13 @@ pub(super) struct ChangeRows {
 
 impl ChangeRows {
     /// Keeps what one mail did; `by` is its sender.
-    pub fn collect(&mut self, t: &TicketState, fx: &Effects, by: &str, now: DateTime<Utc>) {
+    pub fn collect(
+        &mut self,
+        t: &TicketState,
+        fx: &Effects,
+        (by, message_id): (&str, &str),
+        now: DateTime<Utc>,
+    ) {
         let p = &fx.process;
         for item in &p.items {
             self.items.push(ticket_item::ActiveModel {
@@ -171,6 +188,15 @@ impl ChangeRows {
             });
         }
         for e in &p.history {
+            info!(
+                ticket = %t.number,
+                message_id,
+                round = e.round,
+                actor = e.actor,
+                action = e.action,
+                detail = e.detail,
+                "change"
+            );
             self.history.push(change_history::ActiveModel {
                 ticket_id: Set(t.id.0),
                 round: Set(e.round as i32),
@@ -284,4 +310,96 @@ pub(super) fn events(t: &TicketState, fx: &Effects) -> Vec<Pending> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::changes::{Risk, State};
+    use crate::domain::conversation::tests::ticket;
+
+    #[test]
+    fn a_change_hook_carries_the_change() {
+        let mut t = ticket();
+        t.kind = Kind::Change;
+        t.change = Some(Box::new(Record {
+            state: State::Approved,
+            risk: Some(Risk::High),
+            items: vec!["db1".into()],
+            round: 2,
+            approvers: vec!["ann@example.test".into()],
+            ..Record::default()
+        }));
+        let mut fx = Effects::default();
+        fx.process.hooks = vec!["change.approved"];
+        let ev = events(&t, &fx);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].hook, "change.approved");
+        let p = &ev[0].payload;
+        assert_eq!(p["hook"], "change.approved");
+        assert_eq!(p["change"]["number"], "CHG-000001");
+        assert_eq!(p["change"]["state"], "approved");
+        assert_eq!(p["change"]["risk"], "high");
+        assert_eq!(p["change"]["items"][0], "db1");
+        assert_eq!(p["change"]["round"], 2);
+        assert_eq!(p["ticket"]["number"], "INC-000001");
+        // No hooks, no events; no record, no events.
+        assert!(events(&t, &Effects::default()).is_empty());
+        t.change = None;
+        assert!(events(&t, &fx).is_empty());
+    }
+
+    #[test]
+    fn a_record_survives_its_row() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 12, 4, 9, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let rec = Record {
+            state: State::Submitted,
+            risk: Some(Risk::Medium),
+            impact: Some("ten minutes".into()),
+            window: Some(Window {
+                start: at,
+                end: at + chrono::Duration::hours(2),
+                zone: "Europe/Berlin".into(),
+            }),
+            round: 3,
+            board: Some("infra".into()),
+            approvers: vec!["ann@example.test".into(), "ben@example.test".into()],
+            quorum: Quorum::Any,
+            submitted_at: Some(at),
+            submitted_by: Some("ada@example.test".into()),
+            deadline: Some(at + chrono::Duration::hours(48)),
+            flags: vec!["window falls in the change freeze \"x\"".into()],
+            ..Record::default()
+        };
+        let row = row_of(7, &rec, at);
+        let model = change::Model {
+            ticket_id: 7,
+            state: row.state.unwrap(),
+            risk: row.risk.unwrap(),
+            impact: row.impact.unwrap(),
+            window_start: row.window_start.unwrap(),
+            window_end: row.window_end.unwrap(),
+            window_zone: row.window_zone.unwrap(),
+            round: row.round.unwrap(),
+            board: row.board.unwrap(),
+            approvers: row.approvers.unwrap(),
+            quorum: row.quorum.unwrap(),
+            submitted_at: row.submitted_at.unwrap(),
+            submitted_by: row.submitted_by.unwrap(),
+            deadline_at: row.deadline_at.unwrap(),
+            flags: row.flags.unwrap(),
+            updated_at: at,
+        };
+        assert_eq!(record_of(&model).ok(), Some(rec));
+        let bad = change::Model {
+            state: "pondering".into(),
+            ..model
+        };
+        assert!(record_of(&bad).is_err());
+    }
 }

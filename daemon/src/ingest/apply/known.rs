@@ -200,7 +200,8 @@ impl<'a> References<'a> {
         // Everyone a desk mail of this batch may go to is looked up, so a
         // known address keeps its contact (a second row for it would fail
         // the batch on the unique address): staff, the suppliers' contacts
-        // (`/supplier`) and the addresses staff add (`/cc add`).
+        // (`/supplier`), the addresses staff add (`/cc add`), the change
+        // approvers and manager.
         emails.extend(settings.staff.members().iter().map(|m| m.email.as_str()));
         emails.extend(
             settings
@@ -208,6 +209,7 @@ impl<'a> References<'a> {
                 .iter()
                 .flat_map(|s| s.contacts.iter().map(|a| a.email.as_str())),
         );
+        emails.extend(settings.changes.addresses());
         emails.extend(settings.relationship.addresses());
         let mut emails: Vec<String> = emails.into_iter().map(str::to_string).collect();
         emails.extend(added);

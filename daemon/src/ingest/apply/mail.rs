@@ -596,7 +596,8 @@ impl Decider<'_> {
         }
         if let Some(state) = self.look.states.by_id.get(&t.id) {
             let by = mail.from.as_ref().map(|a| a.email.as_str()).unwrap_or("");
-            rows.changes.collect(state, fx, by, now);
+            let message_id = mail.message_id.as_deref().unwrap_or("");
+            rows.changes.collect(state, fx, (by, message_id), now);
         }
         if self.settings.emit_events {
             let state = self
