@@ -199,7 +199,42 @@ timeout_secs = 10
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(with_subject(&cust, "How did we do?").await.len(), 1);
 
-    // 6. A mail to the complaints mailbox opens a complaint; the group hears.
+    // 6. Resolved again: a second question (a new resolution); closed
+    //    after that: no third. The customer then answers the first question
+    //    again, "5": recorded on the closed ticket, no new ticket, and the
+    //    figures count the latest answer to that question.
+    let (to, raw) = reply_to(&note, &ada_addr, "Re:", "", "/resolve\r\n");
+    deliver(&desk, &ada_addr, &to, &raw, &desk.user).await;
+    let ok = eventually(WAIT, async || {
+        with_subject(&cust, "How did we do?").await.len() == 2
+    })
+    .await;
+    assert!(ok, "a second resolution asks again");
+    let (to, raw) = reply_to(&note, &ada_addr, "Re:", "", "/close\r\n");
+    deliver(&desk, &ada_addr, &to, &raw, &desk.user).await;
+    assert_eq!(desk.ticket("INC-000001")["status"], "closed");
+    let (to, raw) = reply_to(
+        &question,
+        &cust_addr,
+        "Re:",
+        "",
+        "5 after all, thanks\r\n\r\n> How did we do?\r\n",
+    );
+    deliver(&desk, &cust_addr, &to, &raw, &desk.user).await;
+    assert_eq!(desk.ticket("INC-000001")["status"], "closed");
+    assert_eq!(desk.tickets().len(), 1, "a rating never opens a ticket");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(with_subject(&cust, "How did we do?").await.len(), 2);
+    let json: Value =
+        serde_json::from_str(&desk.cli(&["report", "satisfaction", "--format", "json"]))
+            .expect("JSON");
+    let s = &json["satisfaction"];
+    assert_eq!(s["asked"], 2, "{json}");
+    assert_eq!(s["overall"]["ratings"], 1, "{json}");
+    assert_eq!(s["overall"]["average"], 5.0, "{json}");
+    assert_eq!(messages(&boss, "INBOX").await.len(), 1, "a 5 tells nobody");
+
+    // 7. A mail to the complaints mailbox opens a complaint; the group hears.
     let complaint = mail(
         &cust_addr,
         &cmp_addr,
