@@ -303,6 +303,33 @@ async fn a_plugin_resolve_asks_for_a_rating_and_the_answer_is_kept() {
             .await,
         "1"
     );
+    // A client that drops In-Reply-To and References but writes to the
+    // question's reply address (the customer's token): the latest question.
+    let token = crate::domain::token::Token {
+        number: "INC-000001".parse().expect("number"),
+        contact: crate::domain::ticket::ContactId(1),
+    };
+    let settings = &desk.app.settings;
+    let to = settings.key.reply_to(&settings.desk.address, token);
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "Rating", "r3@cust.test")
+            .header("To", &to.email)
+            .body("4 via the reply address\n"),
+    )
+    .await;
+    assert_eq!(desk.value("SELECT COUNT(*) FROM tickets").await, "1");
+    assert_eq!(
+        desk.rows("SELECT score, comment FROM ratings WHERE id = 3").await,
+        "score=4 comment=\"via the reply address\""
+    );
+    // Without the token, the same words from the same customer are a new
+    // mail about a closed ticket's subject: a new ticket, no rating.
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "Rating", "r4@cust.test")
+            .body("4 via the plain address\n"),
+    )
+    .await;
+    assert_eq!(desk.value("SELECT COUNT(*) FROM ratings").await, "3");
     assert_eq!(
         desk.rows("SELECT recipients FROM outbox WHERE kind = 'low-rating'")
             .await,

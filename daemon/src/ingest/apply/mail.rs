@@ -20,7 +20,7 @@ use crate::domain::mail::{Address, Inbound};
 use crate::domain::render::render;
 use crate::domain::satisfaction;
 use crate::domain::threading::{self, TicketRef};
-use crate::domain::ticket::{ContactId, TicketId};
+use crate::domain::ticket::{ContactId, Status, TicketId};
 use crate::domain::token::Token;
 use crate::error::{Error, Result};
 use crate::ingest::parse::{self, Parsed};
@@ -110,7 +110,7 @@ impl Decider<'_> {
             contact,
         };
         // A rating keeps to its ticket, resolved long ago or closed.
-        let answer = self.rating_of(m, inbound, &class, contact);
+        let answer = self.rating_of(m, inbound, &class, contact, tokens);
         let rated_ticket = answer.as_ref().map(|a| a.ticket);
         let states = &self.look.states;
         let Placed { route, author } = intake::place(settings, &facts, &self.look.known, |id| {
@@ -294,14 +294,31 @@ impl Decider<'_> {
         mail: &Inbound,
         class: &Class,
         contact: ContactId,
+        tokens: &[Token],
     ) -> Option<Answer> {
         if !class.may_answer() {
             return None;
         }
-        let (request, r) =
-            self.look
-                .relation
-                .request_for(&mail.in_reply_to, &mail.references, contact)?;
+        let relation = &self.look.relation;
+        let by_token = || {
+            if !mail.in_reply_to.is_empty() || !mail.references.is_empty() {
+                return None;
+            }
+            tokens
+                .iter()
+                .filter(|t| t.contact == contact)
+                .find_map(|t| {
+                    let r = self.look.known.by_number.get(&t.number.seq)?;
+                    let st = self.look.states.by_id.get(&r.id)?;
+                    if !matches!(st.status, Status::Resolved | Status::Closed) {
+                        return None;
+                    }
+                    relation.latest_for(r.id, contact, st.resolved_at)
+                })
+        };
+        let (request, r) = relation
+            .request_for(&mail.in_reply_to, &mail.references, contact)
+            .or_else(by_token)?;
         let text = match &mail.new_text {
             Some(t) => Cow::Borrowed(t.as_str()),
             None => Cow::Owned(parse::new_text_of(&m.raw)),
