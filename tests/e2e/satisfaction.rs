@@ -160,6 +160,9 @@ timeout_secs = 10
     deliver(&desk, &cust_addr, &to, &raw, &desk.user).await;
     let t = desk.ticket("INC-000001");
     assert_eq!(t["status"], "resolved", "a rating never reopens: {t}");
+    assert_eq!(t["ratings"][0]["score"], 2, "{t}");
+    assert_eq!(t["ratings"][0]["comment"], "slow to answer", "{t}");
+    assert_eq!(t["ratings"][0]["service"], "email", "{t}");
     let low = wait_subject(&boss, "Low rating 2/5").await;
     let b = body(&low);
     assert!(b.contains("slow to answer") && b.contains(&ada_addr), "{b}");

@@ -319,7 +319,8 @@ async fn a_plugin_resolve_asks_for_a_rating_and_the_answer_is_kept() {
     .await;
     assert_eq!(desk.value("SELECT COUNT(*) FROM tickets").await, "1");
     assert_eq!(
-        desk.rows("SELECT score, comment FROM ratings WHERE id = 3").await,
+        desk.rows("SELECT score, comment FROM ratings WHERE id = 3")
+            .await,
         "score=4 comment=\"via the reply address\""
     );
     // Without the token, the same words from the same customer are a new
