@@ -648,7 +648,7 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
         TicketCommand::Show { number, json } => {
             let d = store.ticket_detail(&number).await?;
             let t = &d.ticket;
-            let ratings = helpdeskd::report::satisfaction::of_ticket(&store, t.id).await?;
+            let ratings = helpdeskd::report::satisfaction::of_ticket(store, t.id).await?;
             if json {
                 let v = json!({
                     "number": t.number, "kind": t.kind, "subject": t.subject, "status": t.status,
