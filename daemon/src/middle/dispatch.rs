@@ -338,3 +338,35 @@ async fn a_plugin_resolve_asks_for_a_rating_and_the_answer_is_kept() {
         "the 2 goes to the service's escalation address (it has no manager)"
     );
 }
+
+/// A reply to the rating question that is not a rating is an ordinary
+/// customer reply: within the reopen window it reopens the ticket.
+#[tokio::test]
+async fn a_reply_to_the_question_without_a_score_reopens() {
+    let desk = Desk::new().await;
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "VPN down", "v1@cust.test")
+            .body("The VPN is down.\n"),
+    )
+    .await;
+    let policy = crate::domain::satisfaction::Policy {
+        enabled: true,
+        ..Default::default()
+    };
+    let d = dispatcher(&desk).with_relationship(policy);
+    round(&desk, &d, |_, plugin| match plugin {
+        "router" => actions(vec![json!({"type": "set_status", "status": "resolved"})]),
+        _ => actions(Vec::new()),
+    })
+    .await;
+    let asked = desk.sent_id("satisfaction-request", "jo@cust.test").await;
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "Re: VPN down", "r1@cust.test")
+            .replying_to(&asked)
+            .body("Sorry, it is broken again.\n\n> 1 (very dissatisfied) to 5\n"),
+    )
+    .await;
+    assert_eq!(desk.value("SELECT status FROM tickets").await, "open");
+    assert_eq!(desk.value("SELECT COUNT(*) FROM ratings").await, "0");
+    assert_eq!(desk.value("SELECT COUNT(*) FROM tickets").await, "1");
+}
