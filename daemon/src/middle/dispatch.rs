@@ -255,12 +255,19 @@ async fn a_plugin_resolve_asks_for_a_rating_and_the_answer_is_kept() {
             .await,
         "1"
     );
+    let updated = desk.value("SELECT updated_at FROM tickets").await;
+    desk.advance(chrono::Duration::minutes(10));
     desk.send(
         &Mail::new("Jo Customer <jo@cust.test>", "Re: VPN down", "r1@cust.test")
             .replying_to(&asked)
             .body("5 thanks!\n\n> How satisfied are you\n"),
     )
     .await;
+    assert_eq!(
+        desk.value("SELECT updated_at FROM tickets").await,
+        updated,
+        "a rating leaves the ticket's row alone"
+    );
     assert_eq!(
         desk.rows("SELECT ticket_id, score, comment, assignee, service FROM ratings")
             .await,

@@ -187,7 +187,11 @@ impl Decider<'_> {
                 fx
             }
         };
-        self.look.states.touch(t.id);
+        // A rating changes no field of its ticket: the row stays as it was
+        // (its `updated_at` too, which reports read for old closed tickets).
+        if answer.is_none() {
+            self.look.states.touch(t.id);
+        }
         let message_id = self.messages_seq.take();
         self.record(t, message_id, &mail, &fx, new_ticket)?;
         info!(
