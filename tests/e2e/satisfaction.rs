@@ -188,6 +188,11 @@ timeout_secs = 10
     assert_eq!(s["staff"][0][0], ada_addr.as_str(), "{json}");
     let table = desk.cli(&["report", "satisfaction"]);
     assert!(table.contains("(all)") && table.contains("2.00"), "{table}");
+    let html = desk.cli(&["report", "satisfaction", "--format", "html"]);
+    assert!(
+        html.contains(">Customer satisfaction</h2>") && html.contains("avg 2.00"),
+        "{html}"
+    );
 
     // 5. An ordinary reply to the answer still reopens, and asks nothing.
     let (to, raw) = reply_to(
