@@ -779,6 +779,7 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
         TicketCommand::Show { number, json } => {
             let d = store.ticket_detail(&number).await?;
             let t = &d.ticket;
+            let ratings = helpdeskd::report::satisfaction::of_ticket(store, t.id).await?;
             if json {
                 let v = json!({
                     "number": t.number, "kind": t.kind, "subject": t.subject, "status": t.status,
@@ -806,6 +807,10 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                             "filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
                         })).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
+                    "ratings": ratings.iter().map(|r| json!({
+                        "score": r.score, "comment": r.comment, "rated_at": r.rated_at.to_rfc3339(),
+                        "assignee": r.assignee, "service": r.service,
+                    })).collect::<Vec<_>>(),
                     "outbox": d.outbox.iter().map(|o| json!({
                         "kind": o.kind, "message_id": o.message_id, "to": o.recipients, "status": o.status,
                         "attempts": o.attempts, "last_error": o.last_error,
@@ -831,6 +836,14 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
                 }
                 for (n, r) in &d.linked {
                     println!("linked {n}: {r}");
+                }
+                for r in &ratings {
+                    println!(
+                        "rating {}/5 {} {}",
+                        r.score,
+                        r.rated_at.to_rfc3339(),
+                        r.comment.lines().next().unwrap_or("")
+                    );
                 }
                 for (m, atts) in &d.messages {
                     println!(

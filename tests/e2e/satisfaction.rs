@@ -160,6 +160,9 @@ timeout_secs = 10
     deliver(&desk, &cust_addr, &to, &raw, &desk.user).await;
     let t = desk.ticket("INC-000001");
     assert_eq!(t["status"], "resolved", "a rating never reopens: {t}");
+    assert_eq!(t["ratings"][0]["score"], 2, "{t}");
+    assert_eq!(t["ratings"][0]["comment"], "slow to answer", "{t}");
+    assert_eq!(t["ratings"][0]["service"], "email", "{t}");
     let low = wait_subject(&boss, "Low rating 2/5").await;
     let b = body(&low);
     assert!(b.contains("slow to answer") && b.contains(&ada_addr), "{b}");
@@ -185,6 +188,11 @@ timeout_secs = 10
     assert_eq!(s["staff"][0][0], ada_addr.as_str(), "{json}");
     let table = desk.cli(&["report", "satisfaction"]);
     assert!(table.contains("(all)") && table.contains("2.00"), "{table}");
+    let html = desk.cli(&["report", "satisfaction", "--format", "html"]);
+    assert!(
+        html.contains(">Customer satisfaction</h2>") && html.contains("avg 2.00"),
+        "{html}"
+    );
 
     // 5. An ordinary reply to the answer still reopens, and asks nothing.
     let (to, raw) = reply_to(
@@ -199,7 +207,42 @@ timeout_secs = 10
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(with_subject(&cust, "How did we do?").await.len(), 1);
 
-    // 6. A mail to the complaints mailbox opens a complaint; the group hears.
+    // 6. Resolved again: a second question (a new resolution); closed
+    //    after that: no third. The customer then answers the first question
+    //    again, "5": recorded on the closed ticket, no new ticket, and the
+    //    figures count the latest answer to that question.
+    let (to, raw) = reply_to(&note, &ada_addr, "Re:", "", "/resolve\r\n");
+    deliver(&desk, &ada_addr, &to, &raw, &desk.user).await;
+    let ok = eventually(WAIT, async || {
+        with_subject(&cust, "How did we do?").await.len() == 2
+    })
+    .await;
+    assert!(ok, "a second resolution asks again");
+    let (to, raw) = reply_to(&note, &ada_addr, "Re:", "", "/close\r\n");
+    deliver(&desk, &ada_addr, &to, &raw, &desk.user).await;
+    assert_eq!(desk.ticket("INC-000001")["status"], "closed");
+    let (to, raw) = reply_to(
+        &question,
+        &cust_addr,
+        "Re:",
+        "",
+        "5 after all, thanks\r\n\r\n> How did we do?\r\n",
+    );
+    deliver(&desk, &cust_addr, &to, &raw, &desk.user).await;
+    assert_eq!(desk.ticket("INC-000001")["status"], "closed");
+    assert_eq!(desk.tickets().len(), 1, "a rating never opens a ticket");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(with_subject(&cust, "How did we do?").await.len(), 2);
+    let json: Value =
+        serde_json::from_str(&desk.cli(&["report", "satisfaction", "--format", "json"]))
+            .expect("JSON");
+    let s = &json["satisfaction"];
+    assert_eq!(s["asked"], 2, "{json}");
+    assert_eq!(s["overall"]["ratings"], 1, "{json}");
+    assert_eq!(s["overall"]["average"], 5.0, "{json}");
+    assert_eq!(messages(&boss, "INBOX").await.len(), 1, "a 5 tells nobody");
+
+    // 7. A mail to the complaints mailbox opens a complaint; the group hears.
     let complaint = mail(
         &cust_addr,
         &cmp_addr,

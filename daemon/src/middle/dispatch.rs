@@ -255,12 +255,19 @@ async fn a_plugin_resolve_asks_for_a_rating_and_the_answer_is_kept() {
             .await,
         "1"
     );
+    let updated = desk.value("SELECT updated_at FROM tickets").await;
+    desk.advance(chrono::Duration::minutes(10));
     desk.send(
         &Mail::new("Jo Customer <jo@cust.test>", "Re: VPN down", "r1@cust.test")
             .replying_to(&asked)
             .body("5 thanks!\n\n> How satisfied are you\n"),
     )
     .await;
+    assert_eq!(
+        desk.value("SELECT updated_at FROM tickets").await,
+        updated,
+        "a rating leaves the ticket's row alone"
+    );
     assert_eq!(
         desk.rows("SELECT ticket_id, score, comment, assignee, service FROM ratings")
             .await,
@@ -303,10 +310,70 @@ async fn a_plugin_resolve_asks_for_a_rating_and_the_answer_is_kept() {
             .await,
         "1"
     );
+    // A client that drops In-Reply-To and References but writes to the
+    // question's reply address (the customer's token): the latest question.
+    let token = crate::domain::token::Token {
+        number: "INC-000001".parse().expect("number"),
+        contact: crate::domain::ticket::ContactId(1),
+    };
+    let settings = &desk.app.settings;
+    let to = settings.key.reply_to(&settings.desk.address, token);
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "Rating", "r3@cust.test")
+            .header("To", &to.email)
+            .body("4 via the reply address\n"),
+    )
+    .await;
+    assert_eq!(desk.value("SELECT COUNT(*) FROM tickets").await, "1");
+    assert_eq!(
+        desk.rows("SELECT score, comment FROM ratings WHERE id = 3")
+            .await,
+        "score=4 comment=\"via the reply address\""
+    );
+    // Without the token, the same words from the same customer are a new
+    // mail about a closed ticket's subject: a new ticket, no rating.
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "Rating", "r4@cust.test")
+            .body("4 via the plain address\n"),
+    )
+    .await;
+    assert_eq!(desk.value("SELECT COUNT(*) FROM ratings").await, "3");
     assert_eq!(
         desk.rows("SELECT recipients FROM outbox WHERE kind = 'low-rating'")
             .await,
         "recipients=manager@acme.test",
         "the 2 goes to the service's escalation address (it has no manager)"
     );
+}
+
+/// A reply to the rating question that is not a rating is an ordinary
+/// customer reply: within the reopen window it reopens the ticket.
+#[tokio::test]
+async fn a_reply_to_the_question_without_a_score_reopens() {
+    let desk = Desk::new().await;
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "VPN down", "v1@cust.test")
+            .body("The VPN is down.\n"),
+    )
+    .await;
+    let policy = crate::domain::satisfaction::Policy {
+        enabled: true,
+        ..Default::default()
+    };
+    let d = dispatcher(&desk).with_relationship(policy);
+    round(&desk, &d, |_, plugin| match plugin {
+        "router" => actions(vec![json!({"type": "set_status", "status": "resolved"})]),
+        _ => actions(Vec::new()),
+    })
+    .await;
+    let asked = desk.sent_id("satisfaction-request", "jo@cust.test").await;
+    desk.send(
+        &Mail::new("Jo Customer <jo@cust.test>", "Re: VPN down", "r1@cust.test")
+            .replying_to(&asked)
+            .body("Sorry, it is broken again.\n\n> 1 (very dissatisfied) to 5\n"),
+    )
+    .await;
+    assert_eq!(desk.value("SELECT status FROM tickets").await, "open");
+    assert_eq!(desk.value("SELECT COUNT(*) FROM ratings").await, "0");
+    assert_eq!(desk.value("SELECT COUNT(*) FROM tickets").await, "1");
 }

@@ -740,11 +740,8 @@ pub fn html_sections(
             Kind::Volume => volume_chart(f),
             Kind::Backlog => backlog_chart(&f.backlog),
             Kind::Suppliers => supplier_chart(f),
-            Kind::Satisfaction
-            | Kind::Problems
-            | Kind::Changes
-            | Kind::Releases
-            | Kind::Availability => None,
+            Kind::Satisfaction => satisfaction_chart(f),
+            Kind::Problems | Kind::Changes | Kind::Releases | Kind::Availability => None,
         };
         if let Some(svg) = chart {
             let _ = writeln!(out, "<div style=\"margin:0 0 8px 0;\">{svg}</div>");
@@ -1086,6 +1083,60 @@ fn supplier_chart(f: &Figures) -> Option<String> {
                 .unwrap_or_else(|| "–".into());
             svg.text(bar_x + bar_w + 8.0, y + 10.0, 11, "start", INK, &pct);
         }
+    }
+    Some(svg.finish())
+}
+
+/// One stacked bar per row of the satisfaction table (all, each service,
+/// each staff member): ratings of 4-5, 3 and 1-2 as shares, and the average.
+fn satisfaction_chart(f: &Figures) -> Option<String> {
+    let s = &f.satisfaction;
+    if s.overall.ratings == 0 {
+        return None;
+    }
+    let mut rows: Vec<(String, &super::satisfaction::Scores)> =
+        vec![("all".to_string(), &s.overall)];
+    for (name, x) in &s.services {
+        let name = name.clone().unwrap_or_else(|| NO_SERVICE.into());
+        rows.push((format!("service {name}"), x));
+    }
+    for (name, x) in &s.staff {
+        let name = name.clone().unwrap_or_else(|| "(nobody)".into());
+        rows.push((name, x));
+    }
+    const ROW: f64 = 20.0;
+    const TOP: f64 = 26.0;
+    let (label_w, bar_w) = (220.0, 300.0);
+    let height = TOP + ROW * rows.len() as f64 + 4.0;
+    let mut svg = Svg::new(
+        height as i64,
+        "Customer satisfaction: shares of ratings 4-5, 3 and 1-2, with the average",
+    );
+    svg.legend(0.0, 14.0, &[(MET, "4-5"), (OPEN, "3"), (BREACHED, "1-2")]);
+    for (i, (label, x)) in rows.iter().enumerate() {
+        let y = TOP + ROW * i as f64;
+        let label = format!("{label} ({})", x.ratings);
+        svg.text(0.0, y + 11.0, 12, "start", INK, &clip(&label, 32));
+        svg.rect(label_w, y + 1.0, bar_w, 12.0, "#edf0f2");
+        if x.ratings > 0 {
+            let share = |n: u64| bar_w * n as f64 / x.ratings as f64;
+            let neutral = x.ratings - x.satisfied - x.dissatisfied;
+            let (w1, w2) = (share(x.satisfied), share(neutral));
+            svg.rect(label_w, y + 1.0, w1, 12.0, MET);
+            svg.rect(label_w + w1, y + 1.0, w2, 12.0, OPEN);
+            svg.rect(
+                label_w + w1 + w2,
+                y + 1.0,
+                share(x.dissatisfied),
+                12.0,
+                BREACHED,
+            );
+        }
+        let avg = x
+            .average
+            .map(|a| format!("avg {a:.2}"))
+            .unwrap_or_else(|| "–".into());
+        svg.text(label_w + bar_w + 8.0, y + 11.0, 11, "start", INK, &avg);
     }
     Some(svg.finish())
 }

@@ -132,6 +132,16 @@ pub async fn load(store: &Store, from: DateTime<Utc>, to: DateTime<Utc>) -> Resu
     Ok(aggregate(asked, &facts))
 }
 
+/// Every rating given on one ticket, oldest first (`ticket show`).
+pub async fn of_ticket(store: &Store, ticket_id: i64) -> Result<Vec<rating::Model>> {
+    use sea_orm::QueryOrder;
+    Ok(rating::Entity::find()
+        .filter(rating::Column::TicketId.eq(ticket_id))
+        .order_by_asc(rating::Column::Id)
+        .all(store.conn())
+        .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,8 +75,10 @@ impl Lookups {
         let outages = Outages::load(txn, &states).await?;
         let (heads, told_too_large) = too_large(txn, batch, now).await?;
         let tickets: Vec<i64> = states.by_id.keys().map(|t| t.0).collect();
+        let by_token = token_only(batch, tokens, &known);
         let relation =
-            super::relationship::Relationship::load(txn, settings, &ids, &tickets).await?;
+            super::relationship::Relationship::load(txn, settings, &ids, &tickets, &by_token)
+                .await?;
         Ok(Lookups {
             relation,
             seen,
@@ -123,6 +125,23 @@ async fn too_large(
         heads.insert(i, head);
     }
     Ok((heads, told))
+}
+
+/// The tickets named by the tokens of mails that name no Message-ID.
+fn token_only(batch: &[Incoming], tokens: &[Vec<Token>], known: &BatchKnown) -> Vec<i64> {
+    let mut out: Vec<i64> = batch
+        .iter()
+        .zip(tokens)
+        .filter(|(m, _)| {
+            matches!(&m.parsed.parsed, Parsed::Mail(mail)
+                if mail.in_reply_to.is_empty() && mail.references.is_empty())
+        })
+        .flat_map(|(_, toks)| toks.iter())
+        .filter_map(|t| known.by_number.get(&t.number.seq).map(|r| r.id.0))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The outbox kind of the notice to the sender of a mail too large to take.

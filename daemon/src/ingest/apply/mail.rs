@@ -112,7 +112,7 @@ impl Decider<'_> {
             contact,
         };
         // A rating keeps to its ticket, resolved long ago or closed.
-        let answer = self.rating_of(m, inbound, &class, contact);
+        let answer = self.rating_of(m, inbound, &class, contact, tokens);
         let rated_ticket = answer.as_ref().map(|a| a.ticket);
         let states = &self.look.states;
         let Placed { route, author } = intake::place(settings, &facts, &self.look.known, |id| {
@@ -202,7 +202,11 @@ impl Decider<'_> {
                 fx
             }
         };
-        self.look.states.touch(t.id);
+        // A rating changes no field of its ticket: the row stays as it was
+        // (its `updated_at` too, which reports read for old closed tickets).
+        if answer.is_none() {
+            self.look.states.touch(t.id);
+        }
         let message_id = self.messages_seq.take();
         self.record(t, message_id, &mail, &fx, new_ticket)?;
         info!(
@@ -384,14 +388,31 @@ impl Decider<'_> {
         mail: &Inbound,
         class: &Class,
         contact: ContactId,
+        tokens: &[Token],
     ) -> Option<Answer> {
         if !class.may_answer() {
             return None;
         }
-        let (request, r) =
-            self.look
-                .relation
-                .request_for(&mail.in_reply_to, &mail.references, contact)?;
+        let relation = &self.look.relation;
+        let by_token = || {
+            if !mail.in_reply_to.is_empty() || !mail.references.is_empty() {
+                return None;
+            }
+            tokens
+                .iter()
+                .filter(|t| t.contact == contact)
+                .find_map(|t| {
+                    let r = self.look.known.by_number.get(&t.number.seq)?;
+                    let st = self.look.states.by_id.get(&r.id)?;
+                    if !matches!(st.status, Status::Resolved | Status::Closed) {
+                        return None;
+                    }
+                    relation.latest_for(r.id, contact, st.resolved_at)
+                })
+        };
+        let (request, r) = relation
+            .request_for(&mail.in_reply_to, &mail.references, contact)
+            .or_else(by_token)?;
         let text = match &mail.new_text {
             Some(t) => Cow::Borrowed(t.as_str()),
             None => Cow::Owned(parse::new_text_of(&m.raw)),

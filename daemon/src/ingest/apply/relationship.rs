@@ -42,6 +42,10 @@ pub(super) struct Relationship {
     pub asked: HashMap<String, Request>,
     /// Tickets with a mail from a person as their customer.
     pub persons: HashSet<TicketId>,
+    /// The latest request per ticket and customer, for the tickets named by
+    /// the tokens of mails that name no Message-ID (a client that drops
+    /// In-Reply-To and References but keeps the reply address).
+    latest: HashMap<(TicketId, ContactId), (String, DateTime<Utc>)>,
     requests: Vec<satisfaction_request::ActiveModel>,
     ratings: Vec<rating::ActiveModel>,
 }
@@ -54,8 +58,34 @@ impl Relationship {
         settings: &Settings,
         ids: &[String],
         tickets: &[i64],
+        by_token: &[i64],
     ) -> Result<Relationship> {
         let mut out = Relationship::default();
+        for chunk in by_token.chunks(IN_CHUNK) {
+            let rows = satisfaction_request::Entity::find()
+                .filter(satisfaction_request::Column::TicketId.is_in(chunk.iter().copied()))
+                .all(txn)
+                .await?;
+            for r in rows {
+                out.note_latest(
+                    &r.message_id,
+                    TicketId(r.ticket_id),
+                    ContactId(r.contact_id),
+                    r.asked_at,
+                );
+                out.asked.insert(
+                    r.message_id,
+                    Request {
+                        ticket: TicketId(r.ticket_id),
+                        contact: ContactId(r.contact_id),
+                        asked: Asked {
+                            assignee: r.assignee,
+                            service: r.service,
+                        },
+                    },
+                );
+            }
+        }
         for chunk in ids.chunks(IN_CHUNK) {
             let rows = satisfaction_request::Entity::find()
                 .filter(satisfaction_request::Column::MessageId.is_in(chunk.iter().cloned()))
@@ -110,6 +140,34 @@ impl Relationship {
             .map(|(k, r)| (k.as_str(), r))
     }
 
+    fn note_latest(&mut self, id: &str, t: TicketId, c: ContactId, at: DateTime<Utc>) {
+        let e = self
+            .latest
+            .entry((t, c))
+            .or_insert_with(|| (id.to_string(), at));
+        if at > e.1 {
+            *e = (id.to_string(), at);
+        }
+    }
+
+    /// The latest request to `contact` on ticket `t`, if it was asked at or
+    /// after the ticket's resolution (`resolved_at`): what a rating that
+    /// names no Message-ID but carries the customer's token answers.
+    pub fn latest_for(
+        &self,
+        t: TicketId,
+        contact: ContactId,
+        resolved_at: Option<DateTime<Utc>>,
+    ) -> Option<(&str, &Request)> {
+        let (id, at) = self.latest.get(&(t, contact))?;
+        if resolved_at.is_some_and(|r| *at < r) {
+            return None;
+        }
+        self.asked
+            .get_key_value(id.as_str())
+            .map(|(k, r)| (k.as_str(), r))
+    }
+
     /// Records a request the batch sends to `contact` for `t`.
     pub fn asked(
         &mut self,
@@ -122,6 +180,7 @@ impl Relationship {
             assignee: t.assignee.clone(),
             service: t.service.clone(),
         };
+        self.note_latest(&message_id, t.id, contact, now);
         self.requests.push(satisfaction_request::ActiveModel {
             message_id: Set(message_id.clone()),
             ticket_id: Set(t.id.0),

@@ -119,10 +119,11 @@ fn html_has_four_sections_with_svg_charts_and_tables() {
     }
     assert_eq!(
         html.matches("<svg ").count(),
-        4,
-        "one chart per section but satisfaction and the process sections"
+        5,
+        "one chart per section but the process sections"
     );
-    assert_eq!(html.matches("</svg>").count(), 4);
+    assert_eq!(html.matches("</svg>").count(), 5);
+    assert!(html.contains("avg 2.00"), "the satisfaction chart");
     assert!(
         html.matches("<table role=\"table\"").count() == Kind::ALL.len(),
         "a table per section"
@@ -159,8 +160,10 @@ fn html_without_figures_has_no_empty_charts() {
     f.sla.clear();
     f.volume.clear();
     f.suppliers.clear();
+    f.satisfaction = Default::default();
     let html = html_sections(&f, "Desk", f.from, f.to, &Kind::ALL);
     assert_eq!(html.matches("<svg ").count(), 1, "only the backlog chart");
+    assert!(html.contains("(no ratings in the period)"));
     assert!(html.contains("(no tickets created in the period)"));
     let one = html_sections(&f, "Desk", f.from, f.to, &[Kind::Backlog]);
     assert!(one.contains(">Backlog by age</h2>") && !one.contains(">SLA compliance</h2>"));
@@ -318,4 +321,34 @@ fn the_process_sections_show_their_figures() {
         t.contains("- Availability: lowest Mail <Exchange> at 98.6%."),
         "{t}"
     );
+}
+
+#[test]
+fn satisfaction_rows_all_then_services_then_staff() {
+    let f = sample();
+    let csv = csv(&f, Kind::Satisfaction);
+    assert_eq!(
+        csv,
+        "by,name,ratings,average,satisfied,satisfied_percent,dissatisfied\n\
+         all,(all),1,2,0,0,1\n\
+         service,Email,1,2,0,0,1\n\
+         staff,ann@example.test,1,2,0,0,1\n"
+    );
+    let t = table(&f, Kind::Satisfaction);
+    assert!(
+        t.lines()
+            .nth(2)
+            .is_some_and(|l| l.contains("2.00") && l.contains("0%")),
+        "{t}"
+    );
+    let text = text(&f, "ACME");
+    assert!(
+        text.contains(
+            "- Satisfaction: 1 rating(s) to 3 question(s) sent, average 2.00, 0% rated 4 or 5."
+        ),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&json(&f, Kind::Satisfaction)).expect("JSON");
+    assert_eq!(v["satisfaction"]["overall"]["average"], 2.0);
+    assert_eq!(v["satisfaction"]["asked"], 3);
 }
