@@ -61,10 +61,15 @@ const CLAIM_RETRY: Duration = Duration::from_secs(5);
 /// How long a daemon that polls `held` mailboxes waits before claiming one
 /// more, on a database daemons share: of several daemons started together
 /// (or waiting to take over a dead one's mailboxes) the one with fewer
-/// mailboxes claims first, so the mailboxes spread over the daemons.
+/// mailboxes claims first, so the mailboxes spread over the daemons. A
+/// step of two seconds covers daemons that start up to about two seconds
+/// apart (a loaded host, a slower migration check); at half a second, one
+/// started late found every mailbox taken.
 fn share_wait(held: usize) -> Duration {
-    (SHARE_STEP * u32::try_from(held).unwrap_or(u32::MAX)).min(CLAIM_RETRY)
+    (HELD_STEP * u32::try_from(held).unwrap_or(u32::MAX)).min(CLAIM_RETRY)
 }
+const HELD_STEP: Duration = Duration::from_secs(2);
+/// The pollers of one daemon claim this far apart, in their order.
 const SHARE_STEP: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How long a poller waits to record its state for `helpdeskd status`

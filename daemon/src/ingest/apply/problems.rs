@@ -90,16 +90,7 @@ impl Problems {
             }
         }
         if !linked.is_empty() {
-            states.load_more(txn, &linked, contacts).await?;
-            for id in linked {
-                if let Some(st) = states.by_id.get(&TicketId(id)) {
-                    for person in &st.participants {
-                        known
-                            .participants
-                            .insert((st.id, person.address.email.clone()));
-                    }
-                }
-            }
+            states.load_linked(txn, &linked, contacts, known).await?;
         }
         Ok(p)
     }

@@ -82,14 +82,7 @@ impl Releases {
             }
         }
         if !members.is_empty() {
-            states.load_more(txn, &members, contacts).await?;
-            for id in &members {
-                if let Some(st) = states.by_id.get(&TicketId(*id)) {
-                    for p in &st.participants {
-                        known.participants.insert((st.id, p.address.email.clone()));
-                    }
-                }
-            }
+            states.load_linked(txn, &members, contacts, known).await?;
             r.facts = change_facts(txn, &members).await?;
         }
         Ok(r)

@@ -49,8 +49,29 @@ impl States {
         Ok(states)
     }
 
+    /// Loads the tickets of `ids` not loaded yet, linked to the batch's
+    /// (a problem's incidents, a release's changes), and makes their
+    /// participants known.
+    pub async fn load_linked(
+        &mut self,
+        txn: &DatabaseTransaction,
+        ids: &[i64],
+        contacts: &mut Contacts,
+        known: &mut BatchKnown,
+    ) -> Result<()> {
+        self.load_more(txn, ids, contacts).await?;
+        for id in ids {
+            if let Some(st) = self.by_id.get(&TicketId(*id)) {
+                for p in &st.participants {
+                    known.participants.insert((st.id, p.address.email.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Loads the tickets of `ids` not loaded yet.
-    pub async fn load_more(
+    async fn load_more(
         &mut self,
         txn: &DatabaseTransaction,
         ids: &[i64],
