@@ -309,6 +309,15 @@ contacts = ["noc@netco.test"]
 response_target = "2h"
 resolution_target = "8h"
 manager = "ada@example.test"
+
+[[item]]
+name = "email"
+kind = "service"
+depends_on = ["db1"]
+
+[[item]]
+name = "db1"
+kind = "system"
 "#;
 
 /// Reads [`CONFIG`] with the token secret in a file of its own (the daemon

@@ -348,6 +348,29 @@ pub fn builtin_seeds() -> Vec<Vec<u8>> {
              --inner\r\nContent-Type: text/html\r\n\r\n<b>hi</b>\r\n--inner--\r\n--outer\r\nContent-Type: message/rfc822\r\n\r\n\
              From: a@b.test\r\nSubject: inner\r\n\r\nInner body\r\n--outer--\r\n"
         ),
+        // The process commands (the last four seeds, in this order): a
+        // problem, an outage and an item on an incident, with an answer...
+        format!(
+            "{}\r\n/problem VPN drops hourly\r\n/outage start db1\r\n/ci db1\r\n\r\nLooking into it.\r\n",
+            staff_head(ADA, &proof_to, "")
+        ),
+        // ...the incident made a change with its risk, impact and window,
+        // put in a new release...
+        format!(
+            "{}\r\n/kind change\r\n/risk high\r\n/impact mail down for 10 minutes\r\n\
+             /window 2026-12-10 22:00 2026-12-11 02:00 Europe/Berlin\r\n/release new Q4 rollout\r\n",
+            staff_head(ADA, &proof_to, "")
+        ),
+        // ...commands that do not fit an incident...
+        format!(
+            "{}\r\n/rootcause x\r\n/knownerror vpn|anyconnect, drops\r\n/deploy\r\n/outage end\r\n/release REL-000009\r\n",
+            staff_head(ADA, &proof_to, "")
+        ),
+        // ...and a new incident a known error of the desk matches.
+        format!(
+            "From: Kim <kim@cust.test>\r\nTo: {DESK}\r\nSubject: VPN\r\nMessage-ID: <vpn1@cust.test>\r\n\r\n\
+             My VPN drops every hour since Monday.\r\n"
+        ),
     ];
     seeds
         .into_iter()

@@ -51,6 +51,19 @@ fn the_seeds_reach_the_paths_they_are_written_for() {
     let t = trace(15);
     assert_eq!((t.author, t.ticket), ("robot", 1), "{t:?}");
     assert!(t.drafts.contains(&"bounce-notice"), "{t:?}");
+    let last = seeds.len() - 4;
+    let t = trace(last);
+    assert_eq!(t.author, "staff", "{t:?}");
+    assert!(t.flag.is_none() && t.drafts.contains(&"answer"), "{t:?}");
+    let t = trace(last + 1);
+    assert!(
+        t.flag.is_none() && !t.drafts.contains(&"command-error"),
+        "{t:?}"
+    );
+    assert_eq!(trace(last + 2).drafts, ["command-error"]);
+    let t = trace(last + 3);
+    assert_eq!((t.rule, t.author), ("new", "customer"), "{t:?}");
+    assert!(t.drafts.contains(&"acknowledgement"), "{t:?}");
 }
 
 /// Fuzzes for `HELPDESK_FUZZ_SECS` seconds (default 60), with seed
