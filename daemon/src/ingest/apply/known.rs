@@ -72,7 +72,11 @@ impl Lookups {
         }
         let problems = Problems::load(txn, &mut states, &mut contacts, &mut known).await?;
         let releases = Releases::load(txn, &mut states, &mut contacts, &mut known).await?;
-        let outages = Outages::load(txn, &states).await?;
+        let outages = if refs.outages {
+            Outages::load(txn, &states).await?
+        } else {
+            Outages::default()
+        };
         let (heads, told_too_large) = too_large(txn, batch, now).await?;
         let tickets: Vec<i64> = states.by_id.keys().map(|t| t.0).collect();
         let by_token = token_only(batch, tokens, &known);
@@ -178,6 +182,8 @@ struct References<'a> {
     ids: Vec<&'a str>,
     numbers: Vec<TicketNumber>,
     emails: Vec<String>,
+    /// Some staff mail says `/outage`: the open outages are read.
+    outages: bool,
 }
 
 impl<'a> References<'a> {
@@ -186,6 +192,7 @@ impl<'a> References<'a> {
         let mut numbers: HashSet<TicketNumber> = HashSet::new();
         let mut emails: HashSet<&str> = HashSet::new();
         let mut added: Vec<String> = Vec::new();
+        let mut outages = false;
         for (m, toks) in batch.iter().zip(tokens) {
             let Parsed::Mail(mail) = &m.parsed.parsed else {
                 continue;
@@ -211,6 +218,7 @@ impl<'a> References<'a> {
                             numbers.insert(n);
                         }
                         Command::CcAdd(a) => added.push(a.email),
+                        Command::Outage(_) => outages = true,
                         _ => {}
                     }
                 }
@@ -238,6 +246,7 @@ impl<'a> References<'a> {
             ids: ids.into_iter().collect(),
             numbers: numbers.into_iter().collect(),
             emails,
+            outages,
         }
     }
 }
