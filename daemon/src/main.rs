@@ -472,13 +472,24 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Run { .. } => {
-            let app = App::open(config).await?;
+            // The signals are caught before the desk opens: a SIGTERM while
+            // the daemon migrates, or waits for another daemon's migration,
+            // stops it cleanly instead of killing it.
+            let signals = Signals::new();
             let (trigger, shutdown) = shutdown::channel();
             tokio::spawn(async move {
-                wait_for_signal().await;
+                signals.wait().await;
                 tracing::info!("shutting down");
                 trigger.fire();
             });
+            let mut stopped = shutdown.clone();
+            let app = tokio::select! {
+                app = App::open(config) => app?,
+                _ = stopped.wait() => {
+                    tracing::info!("stopped while starting");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
             app.run(shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -887,17 +898,41 @@ async fn ticket(command: TicketCommand, store: &Store) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+/// SIGTERM and SIGINT, listened for from the moment this is made.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    async fn wait(mut self) {
+        let term = async {
+            match &mut self.term {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let int = async {
+            match &mut self.int {
+                Some(i) => {
+                    i.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term => {}
+            _ = int => {}
         }
     }
 }

@@ -651,3 +651,52 @@ async fn the_same_batch_stored_by_two_daemons_at_once_is_stored_once() {
     assert_eq!(desk.tickets().len(), 100);
     desk.finish().await;
 }
+
+/// A SIGTERM while the daemon is still starting (here: waiting for another
+/// daemon's migration, whose lock this test holds) stops it cleanly, exit
+/// 0, instead of killing it by the signal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_stopped_while_it_starts_exits_cleanly() {
+    let desk = Desk::new(Backend::Postgres).await;
+    let lock = sea_orm::Database::connect(&desk.db.url).await.expect("db");
+    lock.execute_unprepared(&format!(
+        "SELECT pg_advisory_lock({})",
+        helpdeskd::store::MIGRATION_LOCK
+    ))
+    .await
+    .expect("take the migration lock");
+    let mut d = desk.spawn();
+    // It is waiting for the lock, not running: no poller has started.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        d.try_wait().expect("try_wait").is_none(),
+        "{}",
+        desk.daemon_log()
+    );
+    assert!(
+        !desk.daemon_log().contains("helpdeskd running"),
+        "{}",
+        desk.daemon_log()
+    );
+    sigterm(&d);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = d.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM:\n{}",
+            desk.daemon_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}:\n{}", desk.daemon_log());
+    assert!(
+        desk.daemon_log().contains("stopped while starting"),
+        "{}",
+        desk.daemon_log()
+    );
+    let _ = lock.close().await;
+    desk.finish().await;
+}

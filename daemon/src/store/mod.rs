@@ -110,7 +110,7 @@ pub struct Store {
 /// The PostgreSQL advisory lock daemons take around their migrations
 /// ("helpdesk" in ASCII), so several starting together on one database
 /// migrate one after the other instead of racing to create the same tables.
-const MIGRATION_LOCK: i64 = 0x68_656c_7064_6573;
+pub const MIGRATION_LOCK: i64 = 0x68_656c_7064_6573;
 
 impl Store {
     /// Connects; for SQLite, creates the file's folder and turns on WAL with
