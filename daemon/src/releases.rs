@@ -27,44 +27,62 @@ use crate::store::rows::insert_chunks;
 use crate::tickets::{Contacts, Counter, Queue, events, queue_drafts};
 
 /// Settles every release whose gate has answered; returns the mails queued.
+/// A release that cannot be settled (its ticket unreadable, say) is logged
+/// and tried again the next time; the others go on.
 pub async fn settle(store: &Store, settings: &Settings, now: DateTime<Utc>) -> Result<usize> {
-    let conn = store.conn();
     let deploying = release_row::Entity::find()
         .filter(release_row::Column::State.eq(State::Deploying.as_str()))
-        .all(conn)
+        .all(store.conn())
         .await?;
     let mut mails = 0;
     for r in deploying {
-        let Some(gate) = event::Entity::find()
-            .filter(event::Column::TicketId.eq(r.ticket_id))
-            .filter(event::Column::Hook.eq(hooks::RELEASE_BEFORE_DEPLOY))
-            .order_by_desc(event::Column::Id)
-            .one(conn)
-            .await?
-        else {
-            warn!(
+        match settle_release(store, settings, &r, now).await {
+            Ok(n) => mails += n,
+            Err(e) => warn!(
                 ticket_id = r.ticket_id,
-                "a release is deploying without a gate event"
-            );
-            continue;
-        };
-        let (next, reasons) = match plugins::gate_outcome(conn, gate.id).await? {
-            GateOutcome::Pending => continue,
-            GateOutcome::Passed => (State::Deployed, Vec::new()),
-            GateOutcome::Vetoed(v) => (
-                State::Vetoed,
-                v.into_iter()
-                    .map(|v| format!("{}: {}", v.plugin, v.reason))
-                    .collect(),
+                error = %e,
+                "cannot settle this deploy; tried again later"
             ),
-            GateOutcome::Failed(e) => (
-                State::Vetoed,
-                vec![format!("the gate failed, so nothing was deployed: {e}")],
-            ),
-        };
-        mails += settle_one(store, settings, &r, &gate, next, &reasons, now).await?;
+        }
     }
     Ok(mails)
+}
+
+/// Settles one deploying release if its gate has answered.
+async fn settle_release(
+    store: &Store,
+    settings: &Settings,
+    r: &release_row::Model,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let conn = store.conn();
+    let Some(gate) = event::Entity::find()
+        .filter(event::Column::TicketId.eq(r.ticket_id))
+        .filter(event::Column::Hook.eq(hooks::RELEASE_BEFORE_DEPLOY))
+        .order_by_desc(event::Column::Id)
+        .one(conn)
+        .await?
+    else {
+        return Err(Error::NotFound(format!(
+            "the gate event of the deploying release {}",
+            r.ticket_id
+        )));
+    };
+    let (next, reasons) = match plugins::gate_outcome(conn, gate.id).await? {
+        GateOutcome::Pending => return Ok(0),
+        GateOutcome::Passed => (State::Deployed, Vec::new()),
+        GateOutcome::Vetoed(v) => (
+            State::Vetoed,
+            v.into_iter()
+                .map(|v| format!("{}: {}", v.plugin, v.reason))
+                .collect(),
+        ),
+        GateOutcome::Failed(e) => (
+            State::Vetoed,
+            vec![format!("the gate failed, so nothing was deployed: {e}")],
+        ),
+    };
+    settle_one(store, settings, r, &gate, next, &reasons, now).await
 }
 
 async fn settle_one(

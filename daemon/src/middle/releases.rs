@@ -241,3 +241,77 @@ async fn without_plugins_a_deploy_is_done_at_once() {
         .await;
     assert!(err.contains("deployed already"), "{err}");
 }
+
+/// A deploy that cannot be settled (here its ticket's number is unreadable)
+/// is left deploying and tried again; it stops neither `settle` nor the
+/// other deploys.
+#[tokio::test]
+async fn a_deploy_that_cannot_be_settled_waits_and_stops_nothing() {
+    let desk = Desk::new().await;
+    for (i, customer) in ["jo", "kim"].iter().enumerate() {
+        desk.send(
+            &Mail::new(
+                &format!("{customer} <{customer}@cust.test>"),
+                "Upgrade",
+                &format!("m{i}@cust.test"),
+            )
+            .body("Plan it.\n"),
+        )
+        .await;
+    }
+    // INC-1 and INC-2; each made a change with a release (REL-3, REL-4), deployed.
+    for (change, release) in [(1, 3), (2, 4)] {
+        let note = desk
+            .value(&format!(
+                "SELECT message_id FROM outbox WHERE ticket_id = {change} AND kind = 'notification'"
+            ))
+            .await;
+        desk.send(
+            &Mail::new(
+                "Ada Lovelace <ada@acme.test>",
+                "Re: Upgrade",
+                &format!("k{change}@acme.test"),
+            )
+            .replying_to(&note)
+            .body("/kind change\n/release new R\n"),
+        )
+        .await;
+        let rel_note = desk
+            .value(&format!(
+                "SELECT message_id FROM outbox WHERE ticket_id = {release} AND kind = 'notification'"
+            ))
+            .await;
+        desk.send(
+            &Mail::new(
+                "Ada Lovelace <ada@acme.test>",
+                "Re: R",
+                &format!("d{release}@acme.test"),
+            )
+            .replying_to(&rel_note)
+            .body("/deploy\n"),
+        )
+        .await;
+    }
+    desk.rows("UPDATE events SET status = 'done' WHERE hook = 'release.before_deploy'")
+        .await;
+    desk.rows("UPDATE tickets SET number = 'garbage' WHERE id = 3")
+        .await;
+    assert_eq!(settle(&desk).await, 1, "REL-4's notes to its manager");
+    assert_snapshot(
+        &desk
+            .rows("SELECT ticket_id, state FROM releases ORDER BY ticket_id")
+            .await,
+        r##"
+        ticket_id=3 state=deploying
+        ticket_id=4 state=deployed
+        "##,
+    );
+    desk.rows("UPDATE tickets SET number = 'REL-000003' WHERE id = 3")
+        .await;
+    assert_eq!(settle(&desk).await, 1, "tried again");
+    assert_eq!(
+        desk.value("SELECT COUNT(*) FROM releases WHERE state = 'deployed'")
+            .await,
+        "2"
+    );
+}
