@@ -393,3 +393,32 @@ async fn load_tickets(
         })
         .collect())
 }
+
+/// What the conversation rules look up, from the parts of the batch's
+/// lookups the decision of a mail does not change: tickets by number,
+/// problem and release records, open outages, planned changes. (The ticket
+/// states are borrowed apart, to be changed.)
+pub(super) struct View<'a> {
+    pub known: &'a BatchKnown,
+    pub problems: &'a Problems,
+    pub releases: &'a Releases,
+    pub outages: &'a Outages,
+}
+
+impl Lookup for View<'_> {
+    fn ticket_id(&self, number: TicketNumber) -> Option<TicketId> {
+        self.known.ticket_id(number)
+    }
+    fn problem(&self, id: TicketId) -> Option<crate::domain::problem::Record> {
+        self.problems.find(id)
+    }
+    fn release(&self, id: TicketId) -> Option<crate::domain::release::Record> {
+        self.releases.record(id)
+    }
+    fn open_outages(&self, id: TicketId) -> Vec<String> {
+        self.outages.open(id)
+    }
+    fn planned_changes(&self) -> Vec<crate::domain::changes::Planned> {
+        self.known.planned_changes()
+    }
+}

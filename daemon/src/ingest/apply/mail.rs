@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use tracing::{debug, info, warn};
 
-use super::known::{Lookups, TOO_LARGE_KIND};
-use super::problems::View;
+use super::known::{Lookups, TOO_LARGE_KIND, View};
 use super::relationship::Answer;
 use super::rows::{InboundRow, Rows, participant_row, quarantine_row};
 use super::{Incoming, Outcome, Oversize, dedup_token};

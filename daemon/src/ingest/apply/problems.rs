@@ -19,7 +19,7 @@ use super::mail::{Decider, Opening, link_row, vanished};
 use super::states::States;
 use super::{Incoming, dedup_token};
 use crate::domain::change::{self, Fields};
-use crate::domain::conversation::{Author, DraftKind, Effects, Lookup, TicketState};
+use crate::domain::conversation::{Author, DraftKind, Effects, TicketState};
 use crate::domain::mail::Inbound;
 use crate::domain::problem::{self as problem_rules, KnownError, OnResolve, Record};
 use crate::domain::satisfaction;
@@ -104,6 +104,11 @@ impl Problems {
 
     pub fn linked(&self, problem: TicketId) -> &[TicketId] {
         self.links.get(&problem).map_or(&[], Vec::as_slice)
+    }
+
+    /// The record of problem `id`, if one was written.
+    pub fn find(&self, id: TicketId) -> Option<Record> {
+        self.records.get(&id).cloned()
     }
 
     pub fn record(&self, id: TicketId) -> Record {
@@ -232,32 +237,6 @@ async fn load_known_errors(txn: &DatabaseTransaction) -> Result<Vec<KnownError>>
     }
     out.sort_by_key(|k| k.id);
     Ok(out)
-}
-
-/// What the conversation rules look up: tickets by number, problem records.
-pub(super) struct View<'a> {
-    pub known: &'a BatchKnown,
-    pub problems: &'a Problems,
-    pub releases: &'a super::releases::Releases,
-    pub outages: &'a super::outages::Outages,
-}
-
-impl Lookup for View<'_> {
-    fn ticket_id(&self, number: TicketNumber) -> Option<TicketId> {
-        self.known.ticket_id(number)
-    }
-    fn problem(&self, id: TicketId) -> Option<Record> {
-        self.problems.records.get(&id).cloned()
-    }
-    fn release(&self, id: TicketId) -> Option<crate::domain::release::Record> {
-        self.releases.record(id)
-    }
-    fn open_outages(&self, id: TicketId) -> Vec<String> {
-        self.outages.open(id)
-    }
-    fn planned_changes(&self) -> Vec<crate::domain::changes::Planned> {
-        self.known.planned_changes()
-    }
 }
 
 /// Moves an incident of a solved problem to resolved; the field changes,
