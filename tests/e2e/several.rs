@@ -700,3 +700,120 @@ async fn a_daemon_stopped_while_it_starts_exits_cleanly() {
     let _ = lock.close().await;
     desk.finish().await;
 }
+
+/// On PostgreSQL a batch takes its ids from ranges reserved before its
+/// transaction (so batches of several daemons do not queue on the counter
+/// rows). One daemon still leaves no gap: what a batch did not use goes
+/// back. A mail that needs more ids than the first guess (a customer with
+/// thirty colleagues in Cc) has its batch decided again with more, and the
+/// counters end at the highest id each table holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_ids_leave_no_gap_and_a_batch_that_needs_more_gets_them() {
+    use helpdeskd::ingest::apply::{Outcome, apply_batch};
+    let desk = Desk::new(Backend::Postgres).await;
+    desk.cli(&["migrate"]);
+    let config = helpdeskd::config::Config::load(&desk.config).expect("config");
+    let settings = helpdeskd::app::settings(&config).expect("settings");
+    let store = helpdeskd::store::Store::connect(&desk.db.url, 2)
+        .await
+        .expect("store");
+    let cc: Vec<String> = (0..30)
+        .map(|i| format!("colleague{i}@example.test"))
+        .collect();
+    let batches: Vec<Vec<String>> = vec![
+        (0..3)
+            .map(|i| {
+                mail(
+                    &format!("first{i}@example.test"),
+                    &desk.address,
+                    &format!("First batch {i}"),
+                    &format!("first{i}@example.test"),
+                    "",
+                    "help",
+                )
+            })
+            .collect(),
+        vec![mail(
+            "team.lead@example.test",
+            &desk.address,
+            "The whole team cannot print",
+            "team@example.test",
+            &format!("Cc: {}\r\n", cc.join(", ")),
+            "none of us can print",
+        )],
+        (0..2)
+            .map(|i| {
+                mail(
+                    &format!("last{i}@example.test"),
+                    &desk.address,
+                    &format!("Last batch {i}"),
+                    &format!("last{i}@example.test"),
+                    "",
+                    "help",
+                )
+            })
+            .collect(),
+    ];
+    for mails in batches {
+        let raws = mails.into_iter().map(|m| (None, m.into_bytes())).collect();
+        let batch = helpdeskd::ingest::parse_batch("support".into(), raws, 1 << 24)
+            .await
+            .expect("parse");
+        let now = helpdeskd::clock::Clock::now(&helpdeskd::clock::SystemClock);
+        let n = batch.len();
+        let outcomes = apply_batch(&store, &settings, batch, None, now)
+            .await
+            .expect("batch");
+        let stored = outcomes
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Outcome::Stored {
+                        new_ticket: true,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(stored, n, "{outcomes:?}");
+    }
+    let url = &desk.db.url;
+    let ids: Vec<i64> = sql_rows(url, "SELECT id FROM tickets ORDER BY id")
+        .await
+        .iter()
+        .map(|r| r.try_get::<i64>("", "id").expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=6).collect::<Vec<i64>>(),
+        "ticket ids without a gap"
+    );
+    assert_eq!(
+        sql_count(
+            url,
+            "SELECT count(*) AS n FROM contacts WHERE email LIKE 'colleague%'"
+        )
+        .await,
+        30
+    );
+    for (counter, table) in [
+        ("ticket", "tickets"),
+        ("message", "messages"),
+        ("contact", "contacts"),
+    ] {
+        let at = sql_count(
+            url,
+            &format!("SELECT value AS n FROM counters WHERE name = '{counter}'"),
+        )
+        .await;
+        let max = sql_count(url, &format!("SELECT max(id) AS n FROM {table}")).await;
+        let rows = sql_count(url, &format!("SELECT count(*) AS n FROM {table}")).await;
+        assert_eq!(
+            at, max,
+            "counter {counter} ends at the highest id of {table}"
+        );
+        assert_eq!(rows, max, "{table}: ids without a gap");
+    }
+    desk.finish().await;
+}

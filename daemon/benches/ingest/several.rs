@@ -9,7 +9,8 @@
 //!
 //! Output: `several.dD.mM.mails_per_sec`, `several.dD.mM.seconds`, and
 //! `several.three_daemons_of_one.mM` (the three-daemon rate over the
-//! one-daemon rate, on M mailboxes).
+//! one-daemon rate, on M mailboxes), and `several.dD.mM.conflicts` (batches
+//! decided again after meeting another daemon's rows, from the logs).
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -173,8 +174,14 @@ ack_limit_per_hour = 10000
         .collect::<Result<Vec<_>>>()?;
     let seconds = started.elapsed().as_secs_f64();
     let mut fetched = 0;
+    let mut conflicts = 0;
     for out in &outputs {
         let stderr = String::from_utf8_lossy(&out.stderr);
+        conflicts += stderr
+            .lines()
+            .filter(|l| l.contains("another daemon wrote the same rows first"))
+            .count();
+
         ensure!(
             out.status.success(),
             "a daemon failed ({}): {}",
@@ -195,6 +202,7 @@ ack_limit_per_hour = 10000
         fetched == total,
         "{fetched} mails fetched by the daemons, {total} in the mailboxes"
     );
+    println!("several.d{daemons}.m{mailboxes}.conflicts {conflicts}");
     drop(cleanups);
     Ok((seconds, total))
 }

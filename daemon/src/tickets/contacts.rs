@@ -29,6 +29,16 @@ pub(crate) struct Contacts {
 
 impl Contacts {
     pub(crate) async fn load(txn: &DatabaseTransaction, emails: Vec<&str>) -> Result<Contacts> {
+        let seq = Counter::load(txn, "contact").await?;
+        Contacts::load_with(txn, emails, seq).await
+    }
+
+    /// [`Contacts::load`] with new contacts' ids from `seq`.
+    pub(crate) async fn load_with(
+        txn: &DatabaseTransaction,
+        emails: Vec<&str>,
+        seq: Counter,
+    ) -> Result<Contacts> {
         let mut ids = HashMap::new();
         let mut acks = HashMap::new();
         let mut loaded = HashMap::new();
@@ -55,7 +65,7 @@ impl Contacts {
             loaded,
             acks_changed: HashSet::new(),
             new: Vec::new(),
-            seq: Counter::load(txn, "contact").await?,
+            seq,
         })
     }
 
@@ -77,6 +87,11 @@ impl Contacts {
     }
 
     /// Takes one acknowledgement from the sender's hourly budget, if any is left.
+    /// The counter new contacts take their ids from.
+    pub(crate) fn seq(&self) -> &Counter {
+        &self.seq
+    }
+
     pub(crate) fn ack_allowed(&mut self, id: ContactId, now: DateTime<Utc>, per_hour: u32) -> bool {
         let id = id.0;
         let budget = self.acks.entry(id).or_default();
@@ -89,7 +104,15 @@ impl Contacts {
     }
 
     pub(crate) async fn save(&mut self, txn: &DatabaseTransaction) -> Result<()> {
+        // New contacts in address order and changed budgets in id order, as
+        // every batch writes them: batches of two daemons that meet on the
+        // same contacts wait for each other (and the later one is decided
+        // again), never deadlock.
         let mut rows = std::mem::take(&mut self.new);
+        rows.sort_by(|a, b| match (&a.email, &b.email) {
+            (Set(a), Set(b)) => a.cmp(b),
+            _ => std::cmp::Ordering::Equal,
+        });
         let mut inserted = HashSet::new();
         for row in &mut rows {
             if let Set(id) = row.id
@@ -106,8 +129,9 @@ impl Contacts {
         // statement per sender would cost a round trip each. A budget is only
         // taken for a sender, and a sender is either new (inserted above) or
         // was read by address in `load`.
-        let changed: Vec<contact::ActiveModel> = self
-            .acks_changed
+        let mut changed_ids: Vec<i64> = self.acks_changed.iter().copied().collect();
+        changed_ids.sort_unstable();
+        let changed: Vec<contact::ActiveModel> = changed_ids
             .iter()
             .filter(|id| !inserted.contains(id))
             .filter_map(|id| {

@@ -15,7 +15,7 @@ mod release;
 pub mod sla;
 
 pub(crate) use contacts::Contacts;
-pub(crate) use counter::Counter;
+pub(crate) use counter::{Counter, IdCounts, Reservation};
 pub(crate) use drafts::{Queue, Queued, queue_drafts};
 pub use events::event_row;
 pub use release::release_record;

@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::ingest::parse::{self, Parsed};
 use crate::store::entity::{message, outbox, quarantine, ticket, ticket_key};
 use crate::store::rows::IN_CHUNK;
-use crate::tickets::Contacts;
+use crate::tickets::{Contacts, Counter, Reservation};
 
 /// Everything a batch is decided against.
 pub(super) struct Lookups {
@@ -54,6 +54,7 @@ impl Lookups {
         settings: &Settings,
         batch: &[Incoming],
         tokens: &[Vec<Token>],
+        reserved: Option<&Reservation>,
         now: DateTime<Utc>,
     ) -> Result<Lookups> {
         let seen = seen(txn, batch).await?;
@@ -62,8 +63,14 @@ impl Lookups {
         let ids: Vec<String> = refs.ids.iter().map(|s| s.to_string()).collect();
         known.load_references(txn, refs.ids).await?;
         known.load_tags(txn, refs.numbers).await?;
-        let mut contacts =
-            Contacts::load(txn, refs.emails.iter().map(String::as_str).collect()).await?;
+        let emails = refs.emails.iter().map(String::as_str).collect();
+        let mut contacts = match reserved {
+            Some(r) => {
+                let seq = Counter::reserved("contact", r.contact.clone());
+                Contacts::load_with(txn, emails, seq).await?
+            }
+            None => Contacts::load(txn, emails).await?,
+        };
         let mut states = States::load(txn, &known, &mut contacts).await?;
         for st in states.by_id.values() {
             for p in &st.participants {

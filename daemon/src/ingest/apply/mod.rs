@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::parse::{Parsed, ParsedMail};
 use crate::domain::conversation::Settings;
@@ -32,7 +32,7 @@ use crate::domain::token::Token;
 use crate::error::Result;
 use crate::store::Store;
 use crate::store::entity::{mailbox_state, quarantine};
-use crate::tickets::Counter;
+use crate::tickets::{Counter, IdCounts, Reservation};
 use known::Lookups;
 use mail::Decider;
 use rows::{Rows, quarantine_row};
@@ -93,7 +93,9 @@ pub async fn apply_batch(
 ) -> Result<Vec<Outcome>> {
     let mut excluded: HashMap<usize, String> = HashMap::new();
     let mut conflicts = 0;
+    let mut ask = IdCounts::for_batch(batch.len());
     loop {
+        let reserved = Reservation::take(store, ask).await?;
         let txn = store.begin().await?;
         let written = write(
             &txn,
@@ -101,15 +103,17 @@ pub async fn apply_batch(
             &mut batch,
             &excluded,
             watermark.as_ref(),
+            reserved.as_ref(),
             now,
         )
         .await;
         // A database error rolls back at once, so the batch's row locks
         // (the counters every writer needs) go with it.
         let failed = match written {
-            Ok(Ok(outcomes)) => match txn.commit().await {
+            Ok(Ok((outcomes, used))) => match txn.commit().await {
                 Ok(()) => {
                     log_stored(&batch, &outcomes);
+                    give_back(store, reserved.as_ref(), used).await;
                     return Ok(outcomes);
                 }
                 Err(e) => crate::Error::from(e),
@@ -118,8 +122,15 @@ pub async fn apply_batch(
                 let _ = txn.rollback().await;
                 e
             }
-            Ok(Err(Poisoned { index, reason })) => {
+            Ok(Err(Stop::Short(used))) => {
                 txn.rollback().await?;
+                give_back(store, reserved.as_ref(), IdCounts::default()).await;
+                ask = used.doubled();
+                continue;
+            }
+            Ok(Err(Stop::Poisoned { index, reason })) => {
+                txn.rollback().await?;
+                give_back(store, reserved.as_ref(), IdCounts::default()).await;
                 if let Some(m) = batch.get(index) {
                     let message_id = message_id(m);
                     error!(
@@ -135,6 +146,7 @@ pub async fn apply_batch(
                 continue;
             }
         };
+        give_back(store, reserved.as_ref(), IdCounts::default()).await;
         if another_daemon(&failed) && conflicts < MAX_CONFLICTS {
             conflicts += 1;
             warn!(error = %failed, conflicts, "another daemon wrote the same rows first; deciding the batch again");
@@ -215,10 +227,21 @@ fn conflict_pause(n: u32) -> std::time::Duration {
     std::time::Duration::from_millis(20 * u64::from(n) + u64::from(std::process::id() % 17))
 }
 
-/// A mail of the batch whose processing failed, and why.
-struct Poisoned {
-    index: usize,
-    reason: String,
+/// Why a batch was not written.
+enum Stop {
+    /// A mail of the batch whose processing failed, and why.
+    Poisoned { index: usize, reason: String },
+    /// The ids reserved for the batch ran short: what it used.
+    Short(IdCounts),
+}
+
+/// Returns a batch's unused ids; a failure costs only a gap in the numbers.
+async fn give_back(store: &Store, reserved: Option<&Reservation>, used: IdCounts) {
+    if let Some(r) = reserved
+        && let Err(e) = r.give_back(store, used).await
+    {
+        debug!(error = %e, "unused ids not given back; the numbers skip them");
+    }
 }
 
 /// Stores one mail in quarantine with the reason, in its own transaction
@@ -269,8 +292,9 @@ async fn write(
     batch: &mut [Incoming],
     excluded: &HashMap<usize, String>,
     watermark: Option<&Watermark>,
+    reserved: Option<&Reservation>,
     now: DateTime<Utc>,
-) -> Result<std::result::Result<Vec<Outcome>, Poisoned>> {
+) -> Result<std::result::Result<(Vec<Outcome>, IdCounts), Stop>> {
     let tokens: Vec<Vec<Token>> = batch
         .iter()
         .map(|m| match &m.parsed.parsed {
@@ -278,7 +302,7 @@ async fn write(
             Parsed::Quarantine(_) => Vec::new(),
         })
         .collect();
-    let mut look = Lookups::load(txn, settings, batch, &tokens, now).await?;
+    let mut look = Lookups::load(txn, settings, batch, &tokens, reserved, now).await?;
     changes::load(txn, &mut look).await?;
     // Counters in the lock order of `tickets::Counter`: contact (taken by
     // the lookups), ticket, message.
@@ -286,8 +310,14 @@ async fn write(
         settings,
         now,
         look,
-        tickets_seq: Counter::load(txn, "ticket").await?,
-        messages_seq: Counter::load(txn, "message").await?,
+        tickets_seq: match reserved {
+            Some(r) => Counter::reserved("ticket", r.ticket.clone()),
+            None => Counter::load(txn, "ticket").await?,
+        },
+        messages_seq: match reserved {
+            Some(r) => Counter::reserved("message", r.message.clone()),
+            None => Counter::load(txn, "message").await?,
+        },
         rows: Rows::default(),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -305,7 +335,7 @@ async fn write(
             Ok(Err(e)) => format!("processing failed: {e}"),
             Err(panic) => format!("processing panicked: {}", crate::panic_message(&*panic)),
         };
-        return Ok(Err(Poisoned { index: i, reason }));
+        return Ok(Err(Stop::Poisoned { index: i, reason }));
     }
     let Decider {
         mut look,
@@ -314,6 +344,18 @@ async fn write(
         mut rows,
         ..
     } = decider;
+    let used = IdCounts {
+        contact: look.contacts.seq().used(),
+        ticket: tickets_seq.used(),
+        message: messages_seq.used(),
+    };
+    if look.contacts.seq().short() || tickets_seq.short() || messages_seq.short() {
+        debug!(
+            ?used,
+            "the ids reserved for the batch ran short; deciding it again"
+        );
+        return Ok(Err(Stop::Short(used)));
+    }
     rows.take_raw(batch);
     look.contacts.save(txn).await?;
     look.states.save(txn, settings, now).await?;
@@ -327,7 +369,7 @@ async fn write(
     if let Some(w) = watermark {
         save_watermark(txn, w, now).await?;
     }
-    Ok(Ok(outcomes))
+    Ok(Ok((outcomes, used)))
 }
 
 /// The verified tokens of a mail: in the addresses it was delivered to and

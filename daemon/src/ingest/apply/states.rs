@@ -236,10 +236,17 @@ impl States {
         // The changed tickets go back in one upsert per chunk of rows that
         // writes only what a mail can change: a statement per ticket would
         // cost a round trip each.
-        let changed: Vec<ticket::ActiveModel> = self
+        // In id order, as every batch writes them: two daemons' batches that
+        // change the same tickets then wait for each other, never deadlock.
+        let mut touched: Vec<TicketId> = self
             .touched
             .iter()
+            .copied()
             .filter(|id| !created.contains(id))
+            .collect();
+        touched.sort_unstable_by_key(|id| id.0);
+        let changed: Vec<ticket::ActiveModel> = touched
+            .iter()
             .filter_map(|id| Some(row(self.by_id.get(id)?, *self.customers.get(id)?)))
             .collect();
         insert_chunks(txn, changed, |c| {
