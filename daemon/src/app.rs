@@ -318,12 +318,12 @@ impl App {
             .config
             .mailboxes
             .iter()
-            .map(|m| MailboxLine::new(&m.name, rows.iter().find(|r| r.mailbox == m.name)))
+            .map(|m| MailboxLine::new(&m.name, rows.iter().find(|r| r.mailbox == m.name), now))
             .collect();
         // Mailboxes polled by daemons configured otherwise.
         for r in &rows {
             if !mailboxes.iter().any(|m| m.mailbox == r.mailbox) {
-                mailboxes.push(MailboxLine::new(&r.mailbox, Some(r)));
+                mailboxes.push(MailboxLine::new(&r.mailbox, Some(r), now));
             }
         }
         let names: Vec<String> = crate::jobs::jobs(&self.config)

@@ -326,8 +326,23 @@ impl Poller {
     }
 
     async fn session_loop(&self, shutdown: &mut Shutdown) -> Result<Stats> {
-        let mut session = connect(&self.mailbox, &self.tokens).await?;
+        let session = connect(&self.mailbox, &self.tokens).await?;
         self.connected().await;
+        // While connected, the row of `helpdeskd status` is refreshed every
+        // minute, so a daemon that died without closing shows as silent.
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(metrics::status::HEARTBEAT).await;
+                self.report(Report::Alive).await;
+            }
+        };
+        tokio::select! {
+            r = self.polling(session, shutdown) => r,
+            () = heartbeat => unreachable!("the heartbeat loops until the session ends"),
+        }
+    }
+
+    async fn polling(&self, mut session: ImapSession, shutdown: &mut Shutdown) -> Result<Stats> {
         let idle = self.mailbox.idle && {
             let caps = session.capabilities().await.map_err(|e| self.err(e))?;
             caps.has_str("IDLE")

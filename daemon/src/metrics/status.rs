@@ -122,10 +122,20 @@ pub async fn job_successes(store: &Store, jobs: &[String]) -> Result<Vec<(String
 
 // ---- the pollers' rows -------------------------------------------------------
 
+/// How often a connected poller refreshes its row.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A row that says connected but was not refreshed for this long belongs
+/// to a daemon that died without closing (SIGKILL, a lost host) or that
+/// cannot reach the database: three heartbeats missed.
+pub const SILENT_AFTER: chrono::Duration = chrono::Duration::seconds(180);
+
 /// What a poller reports about its mailbox.
 #[derive(Debug, Clone)]
 pub enum Report<'a> {
     Connected,
+    /// Still connected: the poller's heartbeat, every [`HEARTBEAT`].
+    Alive,
     Mail,
     Error(&'a str),
     Closed,
@@ -157,6 +167,7 @@ pub async fn record(
             row.connected_at = Set(Some(now));
             update.push(C::ConnectedAt);
         }
+        Report::Alive => {}
         Report::Mail => {
             row.last_mail_at = Set(Some(now));
             update.push(C::LastMailAt);
@@ -204,6 +215,9 @@ pub struct MailboxLine {
     /// The daemon that polls (or polled) it; `None`: never polled.
     pub daemon: Option<String>,
     pub connected: bool,
+    /// The row says connected, but its daemon stopped refreshing it
+    /// ([`SILENT_AFTER`]): it died or lost the database.
+    pub silent: bool,
     pub connected_at: Option<DateTime<Utc>>,
     pub last_mail_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
@@ -212,12 +226,18 @@ pub struct MailboxLine {
 }
 
 impl MailboxLine {
-    /// The line of a configured mailbox from its row, if any.
-    pub fn new(mailbox: &str, row: Option<&mailbox_status::Model>) -> MailboxLine {
+    /// The line of a configured mailbox from its row, if any, at `now`.
+    pub fn new(
+        mailbox: &str,
+        row: Option<&mailbox_status::Model>,
+        now: DateTime<Utc>,
+    ) -> MailboxLine {
+        let silent = row.is_some_and(|r| r.connected && now - r.updated_at > SILENT_AFTER);
         MailboxLine {
             mailbox: mailbox.to_string(),
             daemon: row.map(|r| r.daemon.clone()),
-            connected: row.is_some_and(|r| r.connected),
+            connected: row.is_some_and(|r| r.connected) && !silent,
+            silent,
             connected_at: row.and_then(|r| r.connected_at),
             last_mail_at: row.and_then(|r| r.last_mail_at),
             last_error: row.and_then(|r| r.last_error.clone()),
@@ -270,6 +290,11 @@ pub fn render(s: &Status) -> String {
     for m in &s.mailboxes {
         let state = match (&m.daemon, m.connected) {
             (None, _) => "never polled".to_string(),
+            (Some(d), false) if m.silent => format!(
+                "NOT connected: {d} said connected but has been silent since {} \
+                 (the daemon died or cannot reach the database)",
+                when(m.updated_at, now)
+            ),
             (Some(d), true) => format!("connected (by {d}, since {})", when(m.connected_at, now)),
             (Some(d), false) => format!("NOT connected (last by {d})"),
         };
@@ -356,12 +381,22 @@ mod tests {
             last_error_at: Some(at("2026-12-04T09:58:00Z")),
             ..row.clone()
         };
+        // Its daemon was killed: connected, and silent for four minutes.
+        let killed = mailbox_status::Model {
+            mailbox: "billing".into(),
+            daemon: "desk2:7".into(),
+            last_error: None,
+            last_error_at: None,
+            updated_at: at("2026-12-04T09:56:00Z"),
+            ..row.clone()
+        };
         let s = Status {
             at: now,
             mailboxes: vec![
-                MailboxLine::new("support", Some(&row)),
-                MailboxLine::new("changes", Some(&broken)),
-                MailboxLine::new("sales", None),
+                MailboxLine::new("support", Some(&row), now),
+                MailboxLine::new("changes", Some(&broken), now),
+                MailboxLine::new("sales", None, now),
+                MailboxLine::new("billing", Some(&killed), now),
             ],
             outbox: OutboxFacts {
                 pending: 2,
@@ -391,6 +426,8 @@ mod tests {
                    last error 2026-12-04 09:58:00 (2m ago): 127.0.0.1:1: connection refused
   sales            never polled
                    last mail never
+  billing          NOT connected: desk2:7 said connected but has been silent since 2026-12-04 09:56:00 (4m ago) (the daemon died or cannot reach the database)
+                   last mail 2026-12-04 09:59:30 (30s ago)
 outbox: 2 pending (oldest 2026-12-04 09:55:00 (5m ago)), 1 failed, 3 bounced
 plugins: 4 failed event(s) (helpdeskd plugins failed)
 jobs
@@ -537,6 +574,17 @@ jobs
             (false, Some(t(3)), Some(t(1)), t(4))
         );
         assert_eq!(row.last_error.as_deref(), Some("connection reset"));
+        // A heartbeat keeps the connection's start and says connected.
+        rec(Report::Connected, t(5)).await;
+        rec(Report::Alive, t(6)).await;
+        let row = &mailbox_rows(&store).await.expect("rows")[0];
+        assert_eq!(
+            (row.connected, row.connected_at, row.updated_at),
+            (true, Some(t(5)), t(6))
+        );
+        assert!(!MailboxLine::new("support", Some(row), t(8)).silent);
+        let silent = MailboxLine::new("support", Some(row), t(10));
+        assert!(silent.silent && !silent.connected);
     }
 
     #[test]
