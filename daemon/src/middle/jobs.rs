@@ -212,3 +212,59 @@ async fn a_slot_s_report_is_queued_once() {
         "2"
     );
 }
+
+/// Every daemon of a desk meets the same refused OAuth2 grant: the admin
+/// is mailed about an account once a day, by whichever daemon comes first.
+#[tokio::test]
+async fn the_admin_is_told_of_a_refused_grant_once_a_day_for_the_whole_desk() {
+    use crate::oauth2::{Alert, alert};
+    use crate::store::Fact;
+    let mut desk = Desk::new().await;
+    desk.app.config.admin_address =
+        Some(crate::domain::mail::Address::new("", "it-admin@acme.test"));
+    let (store, config) = (&desk.app.store, &desk.app.config);
+    let refused = |account: &str| Alert {
+        account: account.into(),
+        reason: "invalid_grant: consent revoked".into(),
+    };
+    let now = desk.now();
+    assert!(
+        alert::queue(store, config, &refused("m365"), now)
+            .await
+            .expect("queue")
+    );
+    assert!(
+        !alert::queue(store, config, &refused("m365"), now + Duration::hours(3))
+            .await
+            .expect("queue"),
+        "the same day: told already"
+    );
+    // Another daemon was first for the Google account today.
+    store
+        .record_fact_once(
+            &format!("oauth2-alert:google:{}", now.format("%Y-%m-%d")),
+            Fact {
+                value: "invalid_grant".into(),
+                recorded_by: "desk2:77".into(),
+                recorded_at: now,
+            },
+        )
+        .await
+        .expect("fact");
+    assert!(
+        !alert::queue(store, config, &refused("google"), now)
+            .await
+            .expect("queue")
+    );
+    assert!(
+        alert::queue(store, config, &refused("m365"), now + Duration::days(1))
+            .await
+            .expect("queue"),
+        "the next day it is told again"
+    );
+    assert_eq!(
+        desk.value("SELECT COUNT(*) FROM outbox WHERE kind = 'admin'")
+            .await,
+        "2"
+    );
+}

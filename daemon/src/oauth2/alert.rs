@@ -1,7 +1,7 @@
 //! The admin's mail about a refused OAuth2 grant: one outbox row to
 //! `desk.admin_address`, queued like the service report's mails.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::EntityTrait;
 use tracing::info;
 
@@ -10,8 +10,8 @@ use crate::config::Config;
 use crate::domain::ack::Outgoing;
 use crate::domain::render::render;
 use crate::error::Result;
-use crate::store::Store;
 use crate::store::entity::outbox;
+use crate::store::{Fact, Store};
 
 /// The mail telling the admin what the provider said and what to do.
 pub fn mail(config: &Config, alert: &Alert, now: DateTime<Utc>) -> Option<Outgoing> {
@@ -66,7 +66,10 @@ on the server and in the outbox until a token is granted again.\n\n{login}\n\n\
     })
 }
 
-/// Queues the alert's mail; nothing without `desk.admin_address`.
+/// Queues the alert's mail; nothing without `desk.admin_address`, and
+/// nothing when a daemon of the desk (this one or another on the same
+/// database) mailed about the account today: every daemon that logs in
+/// with the account meets the same refusal.
 pub async fn queue(
     store: &Store,
     config: &Config,
@@ -76,6 +79,21 @@ pub async fn queue(
     let Some(out) = mail(config, alert, now) else {
         return Ok(false);
     };
+    let fact = format!("oauth2-alert:{}:{}", alert.account, now.format("%Y-%m-%d"));
+    let ours = Fact {
+        value: alert.reason.clone(),
+        recorded_by: crate::jobs::owner(),
+        recorded_at: now.trunc_subsecs(3),
+    };
+    let recorded = store.record_fact_once(&fact, ours.clone()).await?;
+    if recorded != ours {
+        info!(
+            account = alert.account,
+            by = recorded.recorded_by,
+            "the admin was told of the refused OAuth2 grant today already"
+        );
+        return Ok(false);
+    }
     let raw = render(&out, now)?;
     let row = crate::store::rows::outbox_row(None, "admin", &out, raw, now);
     outbox::Entity::insert(row).exec(store.conn()).await?;
