@@ -14,7 +14,9 @@
 //! `--log-level L` (the daemon's `[log] level`, default `warn`), `--keep` (leave
 //! the mail user and the database in place and print where they are),
 //! `--prepare-only` (load and index the mailbox, write the configuration, print
-//! the daemon command line and stop: for running the daemon under a profiler).
+//! the daemon command line and stop: for running the daemon under a profiler),
+//! `--stored N` (the database holds N messages before the run, see
+//! `ingest/prefill.rs`: compare its figures with a run without).
 //! Without `--bench` (that is, not started by `cargo bench`: `cargo test
 //! --benches` or by hand) the default is a 300-mail smoke run.
 //!
@@ -64,6 +66,8 @@ use serde_json::Value;
 
 #[path = "common/flags.rs"]
 mod flags;
+#[path = "ingest/prefill.rs"]
+mod prefill;
 #[path = "ingest/several.rs"]
 mod several;
 #[path = "ingest/yardstick.rs"]
@@ -120,6 +124,8 @@ struct Options {
     keep: bool,
     prepare_only: bool,
     several: bool,
+    /// Messages the database holds before the run (`--stored N`).
+    stored: usize,
 }
 
 fn options() -> Result<Options> {
@@ -132,6 +138,7 @@ fn options() -> Result<Options> {
         log_level: "warn".into(),
         keep: false,
         prepare_only: false,
+        stored: 0,
         several: false,
     };
     while let Some(flag) = flags.next_flag()? {
@@ -158,6 +165,7 @@ fn options() -> Result<Options> {
             "--log-level" => o.log_level = flags.value(&flag)?,
             "--keep" => o.keep = true,
             "--several" => o.several = true,
+            "--stored" => o.stored = flags.value(&flag)?.parse().context("--stored N")?,
             "--prepare-only" => {
                 o.prepare_only = true;
                 o.keep = true;
@@ -165,7 +173,8 @@ fn options() -> Result<Options> {
             "-h" | "--help" => {
                 eprintln!(
                     "cargo bench --bench ingest -- [--mails N | --backlog N] [--backend sqlite|postgres|both] \
-                     [--seed S] [--batch-size N] [--log-level L] [--keep] [--prepare-only] [--several]"
+                     [--seed S] [--batch-size N] [--log-level L] [--keep] [--prepare-only] [--several] \
+                     [--stored N]"
                 );
                 std::process::exit(0);
             }
@@ -320,7 +329,11 @@ fn bench_one(o: &Options, stack: &Stack, backend: Backend) -> Result<Option<Summ
     // and the yardstick's databases up to 10,000 mails again.
     let yardstick_estimate = estimate.min(yardstick::MAX_MAILS as u64 * 26 * 1024) * 3 / 2;
     check_space(&stack.dir, estimate * 3 / 2)?;
-    check_space(&work, estimate * 3 / 2 + yardstick_estimate)?;
+    let stored_estimate = o.stored as u64 * 3 * 1024;
+    check_space(
+        &work,
+        estimate * 3 / 2 + yardstick_estimate + stored_estimate,
+    )?;
 
     stack.adduser(&user)?;
     let maildir = cleanup.home.join("Maildir");
@@ -421,6 +434,16 @@ ack_limit_per_hour = 10000
     )?;
     let daemon = env!("CARGO_BIN_EXE_helpdeskd");
     let args = ["run", "--once", "--no-send", "--json"];
+    if o.stored > 0 {
+        let seconds = prefill::fill(daemon, &config, &db_url, o.stored)?;
+        eprintln!(
+            "ingest bench: {}: the database holds {} messages before the run (filled in {seconds:.0}s)",
+            backend.name(),
+            o.stored
+        );
+        fig.put("stored_before", o.stored);
+        fig.put("fill_seconds", format!("{seconds:.1}"));
+    }
 
     if o.prepare_only {
         eprintln!(
