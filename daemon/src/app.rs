@@ -57,11 +57,24 @@ pub struct OnceReport {
 impl App {
     /// Connects to the database and applies pending migrations.
     pub async fn open(config: Config) -> Result<App> {
+        App::open_as(config, false).await
+    }
+
+    /// [`App::open`] for `run`: the daemon is counted among those polling
+    /// the desk's mailboxes (`Store::announce`) before it migrates.
+    pub async fn open_to_poll(config: Config) -> Result<App> {
+        App::open_as(config, true).await
+    }
+
+    async fn open_as(config: Config, polls: bool) -> Result<App> {
         let store = Store::connect(
             config.database.url.expose(),
             config.database.max_connections,
         )
         .await?;
+        if polls && !config.mailboxes.is_empty() {
+            store.announce().await?;
+        }
         store.migrate().await?;
         let settings = Arc::new(settings(&config)?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -123,6 +136,7 @@ impl App {
             .map(|(position, m)| Poller {
                 mailbox: m.clone(),
                 position,
+                of: self.config.mailboxes.len(),
                 ingest: self.config.ingest.clone(),
                 store: self.store.clone(),
                 writer: writer.clone(),

@@ -420,7 +420,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             no_send,
             json,
         } => {
-            let app = App::open(config).await?;
+            let app = App::open_to_poll(config).await?;
             let r = app.run_once(!no_send).await?;
             let s = r.stats;
             if json {
@@ -484,7 +484,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             });
             let mut stopped = shutdown.clone();
             let app = tokio::select! {
-                app = App::open(config) => app?,
+                app = App::open_to_poll(config) => app?,
                 _ = stopped.wait() => {
                     tracing::info!("stopped while starting");
                     return Ok(ExitCode::SUCCESS);

@@ -58,17 +58,13 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 /// How often a daemon asks for a mailbox another daemon polls.
 const CLAIM_RETRY: Duration = Duration::from_secs(5);
 
-/// How long a daemon that polls `held` mailboxes waits before claiming one
-/// more, on a database daemons share: of several daemons started together
-/// (or waiting to take over a dead one's mailboxes) the one with fewer
-/// mailboxes claims first, so the mailboxes spread over the daemons. A
-/// step of two seconds covers daemons that start up to about two seconds
-/// apart (a loaded host, a slower migration check); at half a second, one
-/// started late found every mailbox taken.
-fn share_wait(held: usize) -> Duration {
-    (HELD_STEP * u32::try_from(held).unwrap_or(u32::MAX)).min(CLAIM_RETRY)
+/// Whether a daemon that polls `held` of `mailboxes` mailboxes holds its
+/// share already, with `daemons` daemons present: it then lets the others
+/// claim first ([`CLAIM_RETRY`]), so the mailboxes spread over the daemons
+/// however far apart they started, and takes what is left after that.
+fn at_share(held: usize, mailboxes: usize, daemons: usize) -> bool {
+    held >= mailboxes.div_ceil(daemons.max(1))
 }
-const HELD_STEP: Duration = Duration::from_secs(2);
 /// The pollers of one daemon claim this far apart, in their order.
 const SHARE_STEP: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -103,8 +99,10 @@ type Submitted = (Vec<u32>, Instant, Pending);
 pub struct Poller {
     pub mailbox: MailboxConfig,
     /// The mailbox's place in the configuration: on a shared database the
-    /// pollers of a daemon claim one after the other (see [`share_wait`]).
+    /// pollers of a daemon claim one after the other (see [`at_share`]).
     pub position: usize,
+    /// How many mailboxes the daemon polls.
+    pub of: usize,
     pub ingest: IngestConfig,
     pub store: Store,
     pub writer: Writer,
@@ -142,6 +140,24 @@ impl Poller {
         SHARE_STEP * u32::try_from(self.position).unwrap_or(u32::MAX).min(8)
     }
 
+    /// How long to wait before asking for the mailbox: nothing on SQLite or
+    /// while this daemon holds less than its share ([`at_share`]) with
+    /// `held` mailboxes.
+    async fn turn(&self, held: usize) -> Duration {
+        if !self.store.shared() {
+            return Duration::ZERO;
+        }
+        let daemons = self.store.daemons_present().await.unwrap_or_else(|e| {
+            debug!(mailbox = self.mailbox.name, error = %e, "cannot count the daemons; claiming as if alone");
+            1
+        });
+        if at_share(held, self.of, daemons) {
+            CLAIM_RETRY
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// Waits for this daemon's claim on the mailbox; `None` at shutdown.
     async fn claim(&self, shutdown: &mut Shutdown) -> Option<MailboxClaim> {
         let mut waiting = false;
@@ -149,7 +165,10 @@ impl Poller {
             return None;
         }
         loop {
-            if self.store.shared() && shutdown.sleep(share_wait(self.store.claims_held())).await {
+            if shutdown
+                .sleep(self.turn(self.store.claims_held()).await)
+                .await
+            {
                 return None;
             }
             match self.store.claim_mailbox(&self.mailbox.name).await {
@@ -273,7 +292,9 @@ impl Poller {
     pub async fn run_once(&self) -> Result<Stats> {
         if self.store.shared() {
             tokio::time::sleep(self.stagger()).await;
-            tokio::time::sleep(share_wait(self.store.claims_held())).await;
+            // A pass lets its mailbox go when it ends: what counts is how
+            // many this run took, or a fast daemon would take them all.
+            tokio::time::sleep(self.turn(self.store.claims_taken()).await).await;
         }
         let Some(claim) = self.store.claim_mailbox(&self.mailbox.name).await? else {
             info!(
@@ -1036,6 +1057,22 @@ pub fn chunks(sizes: &[(u32, u64)], count: usize, max_bytes: u64) -> Vec<&[(u32,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_daemon_takes_its_share_of_the_mailboxes_first() {
+        // Three daemons, three mailboxes: one each.
+        assert!(!at_share(0, 3, 3));
+        assert!(at_share(1, 3, 3));
+        // Two daemons, three mailboxes: two and one.
+        assert!(!at_share(1, 3, 2));
+        assert!(at_share(2, 3, 2));
+        // Alone: every mailbox.
+        assert!(!at_share(2, 3, 1));
+        // More daemons than mailboxes: one, and the rest wait.
+        assert!(!at_share(0, 1, 3));
+        assert!(at_share(1, 1, 3));
+        assert!(!at_share(0, 1, 0), "no daemon counted is one: this one");
+    }
 
     #[test]
     fn long_backlogs_are_marked_in_larger_groups() {

@@ -90,6 +90,17 @@ impl Drop for Held {
 
 /// The advisory lock key of a mailbox: from its name, apart from the
 /// migration lock's.
+/// Options for a connection of its own, whose end lets go of the session
+/// locks taken on it.
+fn single(url: &str) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.max_connections(1)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    opts
+}
+
 fn mailbox_key(name: &str) -> i64 {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(format!("helpdeskd mailbox {name}").as_bytes());
@@ -105,7 +116,15 @@ pub struct Store {
     postgres_url: Option<String>,
     /// Mailbox claims this process holds (see [`Store::claims_held`]).
     claims: Arc<AtomicUsize>,
+    /// Mailbox claims this process took, let go or not.
+    taken: Arc<AtomicUsize>,
+    /// The connection holding this daemon's presence (see [`Store::announce`]).
+    presence: Arc<std::sync::Mutex<Option<DatabaseConnection>>>,
 }
+
+/// The PostgreSQL advisory lock every polling daemon holds shared while it
+/// runs, so that each can count the daemons of its desk.
+const PRESENCE_LOCK: i64 = 0x68_656c_7064_0001;
 
 /// The PostgreSQL advisory lock daemons take around their migrations
 /// ("helpdesk" in ASCII), so several starting together on one database
@@ -152,6 +171,8 @@ impl Store {
             sqlite_url: sqlite_path(url).map(|_| url.to_string()),
             postgres_url,
             claims: Arc::new(AtomicUsize::new(0)),
+            taken: Arc::new(AtomicUsize::new(0)),
+            presence: Arc::default(),
         })
     }
 
@@ -233,12 +254,7 @@ impl Store {
                 _held: self.hold(),
             }));
         };
-        let mut opts = ConnectOptions::new(url.clone());
-        opts.max_connections(1)
-            .min_connections(1)
-            .connect_timeout(Duration::from_secs(10))
-            .sqlx_logging(false);
-        let conn = Database::connect(opts).await?;
+        let conn = Database::connect(single(url)).await?;
         let row = conn
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
@@ -261,15 +277,64 @@ impl Store {
     }
 
     fn hold(&self) -> Held {
+        self.taken.fetch_add(1, Ordering::SeqCst);
         self.claims.fetch_add(1, Ordering::SeqCst);
         Held(self.claims.clone())
     }
 
-    /// How many mailboxes this process polls now: a daemon that holds some
-    /// waits a little before claiming another, so that of several daemons
-    /// started together each takes its share.
+    /// How many mailboxes this process polls now: a daemon that holds its
+    /// share (`poller::at_share`, by [`Store::daemons_present`]) lets the
+    /// others claim first, so the mailboxes spread over the daemons.
     pub fn claims_held(&self) -> usize {
         self.claims.load(Ordering::SeqCst)
+    }
+
+    /// How many mailbox claims this process took since it started, the
+    /// ones it let go included.
+    pub fn claims_taken(&self) -> usize {
+        self.taken.load(Ordering::SeqCst)
+    }
+
+    /// Counts this process among the daemons that poll the desk's
+    /// mailboxes (see [`Store::daemons_present`]), from now until it ends:
+    /// a shared advisory lock on a connection of its own, taken before the
+    /// migrations (which daemons take one after another), so that daemons
+    /// started together see each other before any claims a mailbox.
+    /// Nothing on SQLite.
+    pub async fn announce(&self) -> Result<()> {
+        let Some(url) = &self.postgres_url else {
+            return Ok(());
+        };
+        let conn = Database::connect(single(url)).await?;
+        conn.execute_unprepared(&format!("SELECT pg_advisory_lock_shared({PRESENCE_LOCK})"))
+            .await?;
+        if let Ok(mut p) = self.presence.lock() {
+            *p = Some(conn);
+        }
+        Ok(())
+    }
+
+    /// How many daemons poll this database's mailboxes now (at least 1):
+    /// those holding the presence lock, which the database lets go when a
+    /// daemon's connection ends.
+    pub async fn daemons_present(&self) -> Result<usize> {
+        if self.postgres_url.is_none() {
+            return Ok(1);
+        }
+        let [hi, lo] = [(PRESENCE_LOCK >> 32) as u32, PRESENCE_LOCK as u32];
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                     AND classid = {hi} AND objid = {lo} AND objsubid = 1"
+                ),
+            ))
+            .await?;
+        let n = row.map(|r| r.try_get::<i64>("", "n")).transpose()?;
+        Ok(usize::try_from(n.unwrap_or(1)).unwrap_or(1).max(1))
     }
 
     /// Whether daemons on other hosts may share this database (PostgreSQL).
