@@ -116,10 +116,13 @@ pub async fn apply_batch(
                     give_back(store, reserved.as_ref(), used).await;
                     return Ok(outcomes);
                 }
+                // The commit may have gone through all the same (a lost
+                // connection): its ids are not given back.
                 Err(e) => crate::Error::from(e),
             },
             Err(e) => {
                 let _ = txn.rollback().await;
+                give_back(store, reserved.as_ref(), IdCounts::default()).await;
                 e
             }
             Ok(Err(Stop::Short(used))) => {
@@ -146,7 +149,6 @@ pub async fn apply_batch(
                 continue;
             }
         };
-        give_back(store, reserved.as_ref(), IdCounts::default()).await;
         if another_daemon(&failed) && conflicts < MAX_CONFLICTS {
             conflicts += 1;
             warn!(error = %failed, conflicts, "another daemon wrote the same rows first; deciding the batch again");
