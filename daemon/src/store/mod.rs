@@ -219,12 +219,7 @@ impl Store {
             Migrator::up(&self.db, None).await?;
             return Ok(pending);
         };
-        let mut opts = ConnectOptions::new(url.clone());
-        opts.max_connections(1)
-            .min_connections(1)
-            .connect_timeout(Duration::from_secs(10))
-            .sqlx_logging(false);
-        let lock = Database::connect(opts).await?;
+        let lock = Database::connect(single(url)).await?;
         lock.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
             .await?;
         let migrated = async {

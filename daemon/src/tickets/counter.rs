@@ -42,6 +42,19 @@ impl Counter {
         })
     }
 
+    /// The counter `name` of a batch: the range reserved for it, if any,
+    /// else the row locked by the transaction.
+    pub(crate) async fn of(
+        txn: &DatabaseTransaction,
+        name: &'static str,
+        reserved: Option<Range<i64>>,
+    ) -> Result<Counter> {
+        match reserved {
+            Some(range) => Ok(Counter::reserved(name, range)),
+            None => Counter::load(txn, name).await,
+        }
+    }
+
     /// A counter that hands out `range`, reserved outside the transaction.
     pub(crate) fn reserved(name: &'static str, range: Range<i64>) -> Counter {
         Counter {

@@ -64,13 +64,8 @@ impl Lookups {
         known.load_references(txn, refs.ids).await?;
         known.load_tags(txn, refs.numbers).await?;
         let emails = refs.emails.iter().map(String::as_str).collect();
-        let mut contacts = match reserved {
-            Some(r) => {
-                let seq = Counter::reserved("contact", r.contact.clone());
-                Contacts::load_with(txn, emails, seq).await?
-            }
-            None => Contacts::load(txn, emails).await?,
-        };
+        let seq = Counter::of(txn, "contact", reserved.map(|r| r.contact.clone())).await?;
+        let mut contacts = Contacts::load_with(txn, emails, seq).await?;
         let mut states = States::load(txn, &known, &mut contacts).await?;
         for st in states.by_id.values() {
             for p in &st.participants {

@@ -312,14 +312,8 @@ async fn write(
         settings,
         now,
         look,
-        tickets_seq: match reserved {
-            Some(r) => Counter::reserved("ticket", r.ticket.clone()),
-            None => Counter::load(txn, "ticket").await?,
-        },
-        messages_seq: match reserved {
-            Some(r) => Counter::reserved("message", r.message.clone()),
-            None => Counter::load(txn, "message").await?,
-        },
+        tickets_seq: Counter::of(txn, "ticket", reserved.map(|r| r.ticket.clone())).await?,
+        messages_seq: Counter::of(txn, "message", reserved.map(|r| r.message.clone())).await?,
         rows: Rows::default(),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
