@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::mail::{
     Address, AttachmentMeta, Inbound, dedup_key, one_line, sanitize_filename, without_nul,
 };
+use crate::domain::quote::HtmlText;
 
 /// Text bodies longer than this are cut on the ticket; the raw mail keeps all.
 const MAX_TEXT_CHARS: usize = 1 << 20;
@@ -149,10 +150,23 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
 
     unanswerable_warnings(std::iter::once(&from).chain(&to).chain(&cc), &mut warnings);
 
-    let mut text = msg
-        .body_text(0)
-        .map(|t| without_nul(&t).into_owned())
-        .unwrap_or_default();
+    // A mail whose only text is HTML is read once, by the quote reader, for
+    // the whole text and the reply alike.
+    let html_only = msg
+        .text_body
+        .first()
+        .filter(|&&i| msg.html_body.first() == Some(&i))
+        .and_then(|&i| match &msg.parts.get(i as usize)?.body {
+            PartType::Html(h) => Some(HtmlText::read(h)),
+            _ => None,
+        });
+    let mut text = match &html_only {
+        Some(h) => without_nul(&h.whole).into_owned(),
+        None => msg
+            .body_text(0)
+            .map(|t| without_nul(&t).into_owned())
+            .unwrap_or_default(),
+    };
     if text.contains(REPLACEMENT)
         && let Some(readable) = readable_body(&msg)
     {
@@ -207,7 +221,7 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
         inbound.bounce = super::robot::bounce(&msg);
     }
     if inbound.may_thread() {
-        let (shown, whole) = new_text(&msg, &text);
+        let (shown, whole) = new_text(&msg, &text, html_only.as_ref());
         if whole {
             let warning = crate::domain::quote::WHOLE_TEXT_SHOWN;
             inbound.warnings.push(warning.into());
@@ -413,7 +427,11 @@ fn percent_decode(value: &[u8]) -> Vec<u8> {
 /// What the writer added, without quoted history and signature: from the
 /// plain part when there is one, else from the HTML part; and whether the
 /// cut left nothing, so the whole text is shown.
-fn new_text(msg: &mail_parser::Message<'_>, text: &str) -> (String, bool) {
+fn new_text(
+    msg: &mail_parser::Message<'_>,
+    text: &str,
+    html_only: Option<&HtmlText>,
+) -> (String, bool) {
     let part_of = |list: &[u32]| list.first().and_then(|&i| msg.parts.get(i as usize));
     let plain = part_of(&msg.text_body)
         .is_some_and(|p| matches!(p.body, mail_parser::PartType::Text(_)))
@@ -422,7 +440,10 @@ fn new_text(msg: &mail_parser::Message<'_>, text: &str) -> (String, bool) {
         mail_parser::PartType::Html(h) => Some(h.as_ref()),
         _ => None,
     });
-    let reply = crate::domain::quote::reply(plain, html);
+    let reply = match html_only {
+        Some(h) => h.reply(),
+        None => crate::domain::quote::reply(plain, html),
+    };
     let mut out = reply.text;
     if out.contains('\0') {
         out = without_nul(&out).into_owned();
@@ -440,7 +461,7 @@ pub fn new_text_of(raw: &[u8]) -> String {
         return String::new();
     };
     let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    new_text(&msg, &text).0
+    new_text(&msg, &text, None).0
 }
 
 /// The attachments of a raw mail with their bytes, to send along with a
@@ -601,6 +622,32 @@ In-Reply-To: <a@desk>\r\nReferences: <x@cust> <a@desk> <x@cust>\r\n\r\nHello\r\n
         assert_eq!(m.subject, "Re: [ACME INC-000001] Printer");
         assert_eq!(m.text.trim(), "Hello");
         assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    }
+
+    #[test]
+    fn an_html_only_reply_is_read_once_for_its_whole_text_and_its_new_text() {
+        let html = r#"<div dir="ltr">Thanks, that <b>fixed</b> it.</div><div class="gmail_quote">On Mon, Desk wrote:<blockquote class="gmail_quote">Try a restart.</blockquote></div>"#;
+        let raw = format!(
+            "From: jo@example.test\r\nIn-Reply-To: <a@desk>\r\nMessage-ID: <h@x>\r\n\
+             Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"
+        );
+        let m = mail(parse(raw.as_bytes(), 1 << 20));
+        assert_eq!(m.new_text.as_deref(), Some("Thanks, that fixed it."));
+        // The whole text is the quote reader's, quote lines marked.
+        assert!(m.text.starts_with("Thanks, that fixed it."), "{}", m.text);
+        assert!(m.text.contains("> Try a restart."), "{}", m.text);
+        assert!(!m.text.contains('<'), "{}", m.text);
+
+        // With a plain alternative, the plain part is the text.
+        let raw = format!(
+            "From: jo@example.test\r\nIn-Reply-To: <a@desk>\r\nMessage-ID: <h2@x>\r\n\
+             Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nPlain thanks.\r\n\r\n> old\r\n--b\r\n\
+             Content-Type: text/html\r\n\r\n{html}\r\n--b--\r\n"
+        );
+        let m = mail(parse(raw.as_bytes(), 1 << 20));
+        assert_eq!(m.text.trim_end(), "Plain thanks.\r\n\r\n> old");
+        assert_eq!(m.new_text.as_deref(), Some("Plain thanks."));
     }
 
     #[test]

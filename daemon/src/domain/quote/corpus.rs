@@ -573,3 +573,44 @@ fn replies_corpus_long_inputs_are_fast() {
         assert!(took.as_secs_f64() < 1.0, "{name} took {took:?}");
     }
 }
+
+/// Every HTML-only mail of the corpus, read once ([`HtmlText`]), gives the
+/// whole text and the reply that the two passes give.
+#[test]
+fn html_read_once_matches_two_passes_over_the_corpus() {
+    let Some(dir) = corpus_dir() else {
+        eprintln!("skipped: ../shared/corpus is absent");
+        return;
+    };
+    let mut files = Vec::new();
+    let mut todo = vec![dir];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "eml") {
+                files.push(p);
+            }
+        }
+    }
+    let mut html_only = 0;
+    for path in files {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let Some(msg) = mail_parser::MessageParser::default().parse(&bytes) else {
+            continue;
+        };
+        for part in &msg.parts {
+            let mail_parser::PartType::Html(html) = &part.body else {
+                continue;
+            };
+            html_only += usize::from(msg.text_body.is_empty() || msg.text_body == msg.html_body);
+            let once = HtmlText::read(html);
+            assert_eq!(once.whole, html_to_text_whole(html), "{}", path.display());
+            assert_eq!(once.reply(), reply(None, Some(html)), "{}", path.display());
+        }
+    }
+    eprintln!("{html_only} HTML parts of HTML-only mails");
+}

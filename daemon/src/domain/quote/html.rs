@@ -38,18 +38,34 @@ pub(super) fn is_quote_marker(tag: &str) -> bool {
 /// `<blockquote>` lines get `> `, `<style>`, `<script>` and comments vanish,
 /// entities are decoded.
 pub(super) fn html_to_text(html: &str) -> String {
-    html_text(html, true)
+    html_text(html, AtMarker::Stop).0
 }
 
 /// All the text of the HTML, quote markers or not.
 pub(super) fn html_to_text_whole(html: &str) -> String {
-    html_text(html, false)
+    html_text(html, AtMarker::Ignore).0
 }
 
-fn html_text(html: &str, cut_at_markers: bool) -> String {
+/// All the text of the HTML and, when it has a quote marker, the text up to
+/// the first one, in one pass.
+pub(super) fn html_to_text_both(html: &str) -> (String, Option<String>) {
+    html_text(html, AtMarker::Note)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AtMarker {
+    /// The text ends at the first marker.
+    Stop,
+    Ignore,
+    /// The text up to the first marker is kept aside and the pass goes on.
+    Note,
+}
+
+fn html_text(html: &str, at_marker: AtMarker) -> (String, Option<String>) {
     // ASCII lowercasing keeps every byte offset of `html`.
     let lower = html.to_ascii_lowercase();
     let mut out = TextOut::default();
+    let mut cut: Option<String> = None;
     let mut i = 0;
     while i < html.len() {
         let rest = &html[i..];
@@ -76,8 +92,15 @@ fn html_text(html: &str, cut_at_markers: bool) -> String {
                 closing,
                 next,
             } => {
-                if cut_at_markers && !closing && is_quote_marker(&lower[i..next]) {
-                    break;
+                if at_marker != AtMarker::Ignore
+                    && cut.is_none()
+                    && !closing
+                    && is_quote_marker(&lower[i..next])
+                {
+                    if at_marker == AtMarker::Stop {
+                        break;
+                    }
+                    cut = Some(out.clone().finish());
                 }
                 out.element(&name, closing);
                 let raw = matches!(
@@ -92,7 +115,7 @@ fn html_text(html: &str, cut_at_markers: bool) -> String {
             }
         };
     }
-    out.finish()
+    (out.finish(), cut)
 }
 
 pub(super) enum Tag {
@@ -219,7 +242,7 @@ pub(super) fn decode_entity(s: &str) -> (char, usize) {
 }
 
 /// The text being built, with the state HTML whitespace rules need.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct TextOut {
     out: String,
     quote_depth: usize,

@@ -124,6 +124,34 @@ fn plain_reply(text: &str) -> Reply {
     }
 }
 
+/// An HTML part read once, for a mail whose only text is HTML: all of its
+/// text (what a mail that opens a ticket shows) and, when it has a quote
+/// marker, the text up to it.
+pub struct HtmlText {
+    pub whole: String,
+    cut: Option<String>,
+}
+
+impl HtmlText {
+    pub fn read(html: &str) -> HtmlText {
+        let (whole, cut) = html_to_text_both(html);
+        HtmlText { whole, cut }
+    }
+
+    /// The reply, the same as [`reply`] gives for the HTML alone.
+    pub fn reply(&self) -> Reply {
+        let Some(cut) = &self.cut else {
+            return plain_reply(&self.whole);
+        };
+        let r = plain_reply(cut);
+        if r.text.is_empty() {
+            plain_reply(&self.whole)
+        } else {
+            r
+        }
+    }
+}
+
 fn html_reply(html: &str) -> Reply {
     let cut = plain_reply(&html_to_text(html));
     if !cut.text.is_empty() {

@@ -429,3 +429,25 @@ fn pathological_input_is_linear() {
         started.elapsed()
     );
 }
+
+#[test]
+fn html_read_once_gives_what_the_two_passes_give() {
+    let cases = [
+        // A marker under the new text, one at the top (a bottom-posted
+        // answer), none, a marker inside a blockquote, two markers.
+        r#"<div dir="ltr">Thanks, that fixed it.</div><div class="gmail_quote">On Thu, Jane wrote:<br><blockquote class="gmail_quote">Try a restart.</blockquote></div>"#,
+        r#"<div class="gmail_quote">On Thu, Jane wrote:<blockquote>Try a restart.</blockquote></div><p>Thanks, that fixed it.</p>"#,
+        "<p>Thanks, that fixed it.</p><blockquote>Try a restart.</blockquote>",
+        r#"<blockquote>Old<div class="moz-cite-prefix">older</div></blockquote>New &amp; more"#,
+        r#"<p>A</p><div id="divRplyFwdMsg">B</div><div class="yahoo_quoted">C</div>"#,
+        r#"<div class="gmail_quote"></div>"#,
+        "",
+    ];
+    for html in cases {
+        let once = HtmlText::read(html);
+        assert_eq!(once.whole, html_to_text_whole(html), "{html}");
+        assert_eq!(once.reply(), reply(None, Some(html)), "{html}");
+    }
+    assert_eq!(HtmlText::read(cases[0]).reply().text, REPLY);
+    assert!(HtmlText::read(cases[0]).whole.contains("Try a restart."));
+}
