@@ -255,8 +255,24 @@ pub(super) struct TextOut {
 
 impl TextOut {
     fn text(&mut self, s: &str) {
-        for c in s.chars() {
+        // Runs of printable ASCII (no whitespace, nothing invisible) are
+        // written whole; every other character goes through `text_char`.
+        let mut rest = s;
+        while !rest.is_empty() {
+            let run = rest
+                .bytes()
+                .position(|b| !b.is_ascii_graphic())
+                .unwrap_or(rest.len());
+            if run > 0 {
+                self.shown(&rest[..run]);
+                rest = &rest[run..];
+                continue;
+            }
+            let Some(c) = rest.chars().next() else {
+                break;
+            };
             self.text_char(c);
+            rest = &rest[c.len_utf8()..];
         }
     }
 
@@ -267,20 +283,23 @@ impl TextOut {
             c if c.is_whitespace() && c != '\u{a0}' && self.pre_depth == 0 => {
                 self.space = self.in_line;
             }
-            c => {
-                let c = if c == '\u{a0}' { ' ' } else { c };
-                if !self.in_line {
-                    for _ in 0..self.quote_depth {
-                        self.out.push_str("> ");
-                    }
-                    self.in_line = true;
-                } else if self.space {
-                    self.out.push(' ');
-                }
-                self.space = false;
-                self.out.push(c);
-            }
+            '\u{a0}' => self.shown(" "),
+            c => self.shown(c.encode_utf8(&mut [0; 4])),
         }
+    }
+
+    /// Visible text: after the line's quote marks or the pending space.
+    fn shown(&mut self, s: &str) {
+        if !self.in_line {
+            for _ in 0..self.quote_depth {
+                self.out.push_str("> ");
+            }
+            self.in_line = true;
+        } else if self.space {
+            self.out.push(' ');
+        }
+        self.space = false;
+        self.out.push_str(s);
     }
 
     fn newline(&mut self) {
