@@ -88,8 +88,6 @@ impl Drop for Held {
     }
 }
 
-/// The advisory lock key of a mailbox: from its name, apart from the
-/// migration lock's.
 /// Options for a connection of its own, whose end lets go of the session
 /// locks taken on it.
 fn single(url: &str) -> ConnectOptions {
@@ -101,6 +99,8 @@ fn single(url: &str) -> ConnectOptions {
     opts
 }
 
+/// The advisory lock key of a mailbox: from its name, apart from the
+/// migration lock's.
 fn mailbox_key(name: &str) -> i64 {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(format!("helpdeskd mailbox {name}").as_bytes());

@@ -1,13 +1,13 @@
 //! Id sequences kept in the `counters` table: one type, so every writer
 //! takes them the same way and in the same order.
 //!
-//! A writer either locks a counter's row for its transaction ([`Counter::load`])
-//! or, for ingest on PostgreSQL, uses a range reserved in a short
-//! transaction before its own ([`Reservation`]): batches of several daemons then do not queue on the
-//! counter rows from their first id to their commit. A reserved range a batch
-//! did not use goes back when nobody reserved after it, so one daemon leaves
-//! no gaps; with several, ticket numbers may skip (they already skip between
-//! kinds, which share one sequence).
+//! A writer either locks a counter's row for its transaction
+//! ([`Counter::load`]) or, for ingest on PostgreSQL, uses a range reserved in
+//! a short transaction before its own ([`Reservation`]): batches of several
+//! daemons then do not queue on the counter rows from their first id to their
+//! commit. A reserved range a batch did not use goes back when nobody reserved
+//! after it, so one daemon leaves no gaps; with several, ticket numbers may
+//! skip (they already skip between kinds, which share one sequence).
 
 use std::ops::Range;
 
