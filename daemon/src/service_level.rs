@@ -506,7 +506,7 @@ async fn customers_of(
     let ids: HashSet<i64> = due.iter().map(|t| t.customer_id).collect();
     let ids: Vec<i64> = ids.into_iter().collect();
     let mut out = HashMap::new();
-    for chunk in ids.chunks(crate::store::rows::IN_CHUNK) {
+    for chunk in crate::store::rows::in_chunks(&ids) {
         let rows: Vec<(i64, String)> = contact::Entity::find()
             .select_only()
             .column(contact::Column::Id)

@@ -24,7 +24,7 @@ use crate::domain::ticket::{Kind, Priority, Role, Status, TicketId, TicketNumber
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::entity::{message, outbox, participant, supplier_escalation, ticket};
-use crate::store::rows::{IN_CHUNK, Note, insert_chunks, note_row, ticket_row};
+use crate::store::rows::{Note, in_chunks, insert_chunks, note_row, ticket_row};
 use crate::tickets::{Contacts, Counter, Queue, events, queue_drafts};
 
 /// Creates the review ticket of `name` for escalations since `since`;
@@ -183,7 +183,7 @@ async fn escalations(txn: &DatabaseTransaction, supplier: &str) -> Result<Vec<Es
         .await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.ticket_id).collect();
     let mut numbers: HashMap<i64, String> = HashMap::new();
-    for chunk in ids.chunks(IN_CHUNK) {
+    for chunk in in_chunks(&ids) {
         let found: Vec<(i64, String)> = ticket::Entity::find()
             .select_only()
             .column(ticket::Column::Id)

@@ -131,6 +131,10 @@ const PRESENCE_LOCK: i64 = 0x68_656c_7064_0001;
 /// migrate one after the other instead of racing to create the same tables.
 pub const MIGRATION_LOCK: i64 = 0x68_656c_7064_6573;
 
+/// Changed pages an ingest batch keeps in SQLite's page cache until its
+/// commit (16 MiB at 16 KiB a page); see [`Store::begin_batch`].
+pub const BATCH_CACHE_SPILL: u32 = 1024;
+
 impl Store {
     /// Connects; for SQLite, creates the file's folder and turns on WAL with
     /// `synchronous = FULL`, so a committed mail survives a power cut.
@@ -640,6 +644,26 @@ impl Store {
                 ..Default::default()
             })
             .await?)
+    }
+
+    /// [`Store::begin`] for an ingest batch. On SQLite the batch's changed
+    /// pages (a batch holds up to 4 MB of raw mail) stay in the page cache
+    /// until its commit, up to [`BATCH_CACHE_SPILL`] pages, instead of being
+    /// written to the WAL whenever the 2 MB cache is full, each copied into
+    /// the statement journal first, and written again at the commit with
+    /// the WAL's checksums redone; above the cache size they are let go
+    /// after the commit. A batch that carries a mail written in pieces
+    /// (`holds_large`) spills as usual: holding its pages raised the peak
+    /// memory of two 60 MB mails from 2.4 to 3.3 times a mail.
+    pub async fn begin_batch(&self, holds_large: bool) -> Result<sea_orm::DatabaseTransaction> {
+        let txn = self.begin().await?;
+        if self.sqlite_url.is_some() {
+            // 1 is SQLite's own setting: spill once the cache is full.
+            let pages = if holds_large { 1 } else { BATCH_CACHE_SPILL };
+            txn.execute_unprepared(&format!("PRAGMA cache_spill = {pages}"))
+                .await?;
+        }
+        Ok(txn)
     }
 
     /// The next value of a named counter, read under a row lock inside the

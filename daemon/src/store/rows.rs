@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Value,
+    ActiveValue, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Value,
 };
 
 use super::entity::{message, message_raw_piece, outbox, ticket};
@@ -17,7 +17,7 @@ use crate::domain::ticket::{ContactId, Visibility};
 use crate::error::{Error, Result};
 
 /// Values per `IN (…)` list.
-pub const IN_CHUNK: usize = 1000;
+pub const IN_CHUNK: usize = 1024;
 
 /// Rows per multi-row INSERT: under SQLite's and PostgreSQL's parameter limits.
 pub const INSERT_CHUNK: usize = 200;
@@ -56,12 +56,80 @@ where
     A: sea_orm::ActiveModelTrait,
     F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
 {
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(per_statement));
+    let backend = txn.get_database_backend();
+    for size in piece_sizes(backend, rows.len(), per_statement) {
+        let rest = rows.split_off(size);
         insert(rows).exec_without_returning(txn).await?;
         rows = rest;
     }
     Ok(())
+}
+
+/// How many rows each statement of an insert of `n` rows takes: full
+/// statements of `per_statement` rows, and on SQLite the rest in powers of
+/// two. The driver keeps each connection's statements prepared by their
+/// text, so the few texts that come back batch after batch are parsed once,
+/// where a text for every count was parsed anew each time. (PostgreSQL
+/// keeps one statement for the rest: each more is a round trip.)
+fn piece_sizes(backend: DbBackend, mut n: usize, per_statement: usize) -> Vec<usize> {
+    let per = per_statement.max(1);
+    let mut sizes = Vec::with_capacity(n / per + usize::BITS as usize);
+    while n >= per {
+        sizes.push(per);
+        n -= per;
+    }
+    if backend != DbBackend::Sqlite {
+        if n > 0 {
+            sizes.push(n);
+        }
+        return sizes;
+    }
+    let mut bit = per.next_power_of_two();
+    while n > 0 {
+        if n >= bit {
+            sizes.push(bit);
+            n -= bit;
+        }
+        bit /= 2;
+    }
+    sizes
+}
+
+/// `items` in chunks for `IN (…)` lists, each padded to a power of two (at
+/// least 8, at most [`IN_CHUNK`]) by repeating its last item: a repeated
+/// value changes nothing in an `IN` list, and the lookups of a batch then
+/// have the same few texts batch after batch, which the driver keeps
+/// prepared (on PostgreSQL each new text is also a round trip to prepare).
+pub fn in_chunks<T>(items: &[T]) -> impl Iterator<Item = InChunk<'_, T>> {
+    items.chunks(IN_CHUNK).map(|c| InChunk {
+        items: c,
+        len: c.len().next_power_of_two().clamp(8, IN_CHUNK),
+    })
+}
+
+/// One chunk of [`in_chunks`].
+pub struct InChunk<'a, T> {
+    items: &'a [T],
+    len: usize,
+}
+
+impl<'a, T> InChunk<'a, T> {
+    /// The chunk's own items, unpadded.
+    pub fn items(&self) -> &'a [T] {
+        self.items
+    }
+
+    /// The chunk's items, its last repeated up to the padded length.
+    pub fn iter(&self) -> impl Iterator<Item = &'a T> + Clone + use<'a, T> {
+        let items = self.items;
+        let pad = self.len.saturating_sub(items.len());
+        items.iter().chain(
+            items
+                .last()
+                .into_iter()
+                .flat_map(move |l| std::iter::repeat_n(l, pad)),
+        )
+    }
 }
 
 /// Inserts rows that carry whole mails in `raw` (a blob column),
@@ -81,8 +149,8 @@ where
     F: Fn(Vec<A>) -> sea_orm::InsertMany<A>,
 {
     let backend = txn.get_database_backend();
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(per_statement));
+    for size in piece_sizes(backend, rows.len(), per_statement) {
+        let rest = rows.split_off(size);
         // Each row's blob is taken out and an empty one put in its place;
         // the statement lists the rows in order, so its empty blobs are
         // these places, in order.
@@ -330,5 +398,63 @@ pub fn note_row(id: i64, note: Note<'_>, now: DateTime<Utc>) -> message::ActiveM
         raw: Set(Vec::new()),
         author: Set(author.into()),
         flag: Set(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_inserts_full_statements_then_powers_of_two() {
+        assert_eq!(piece_sizes(DbBackend::Sqlite, 0, 16), Vec::<usize>::new());
+        assert_eq!(piece_sizes(DbBackend::Sqlite, 16, 16), vec![16]);
+        assert_eq!(
+            piece_sizes(DbBackend::Sqlite, 45, 16),
+            vec![16, 16, 8, 4, 1]
+        );
+        assert_eq!(
+            piece_sizes(DbBackend::Sqlite, 475, 200),
+            vec![200, 200, 64, 8, 2, 1]
+        );
+        // Whatever the count, a batch uses a handful of statement texts.
+        for n in 0..1000 {
+            let sizes = piece_sizes(DbBackend::Sqlite, n, 200);
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+            assert!(sizes.iter().all(|&s| s == 200 || s.is_power_of_two()));
+        }
+    }
+
+    #[test]
+    fn postgres_inserts_the_rest_in_one_statement() {
+        assert_eq!(
+            piece_sizes(DbBackend::Postgres, 475, 200),
+            vec![200, 200, 75]
+        );
+        assert_eq!(
+            piece_sizes(DbBackend::Postgres, 0, 200),
+            Vec::<usize>::new()
+        );
+        assert_eq!(piece_sizes(DbBackend::Postgres, 3, 0), vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn in_lists_are_padded_with_their_last_item() {
+        let ids: Vec<i64> = (1..=3).collect();
+        let chunks: Vec<Vec<i64>> = in_chunks(&ids)
+            .map(|c| c.iter().copied().collect())
+            .collect();
+        assert_eq!(chunks, vec![vec![1, 2, 3, 3, 3, 3, 3, 3]]);
+
+        let many: Vec<i64> = (0..2500).collect();
+        let chunks: Vec<InChunk<'_, i64>> = in_chunks(&many).collect();
+        let lens: Vec<usize> = chunks.iter().map(|c| c.iter().count()).collect();
+        assert_eq!(lens, vec![1024, 1024, 512]);
+        assert_eq!(chunks[2].items().len(), 2500 - 2048);
+        let mut seen: Vec<i64> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        seen.dedup();
+        assert_eq!(seen, many);
+
+        assert_eq!(in_chunks(&Vec::<i64>::new()).count(), 0);
     }
 }

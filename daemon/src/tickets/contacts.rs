@@ -13,7 +13,7 @@ use crate::domain::mail::Address;
 use crate::domain::ticket::ContactId;
 use crate::error::Result;
 use crate::store::entity::contact;
-use crate::store::rows::{IN_CHUNK, insert_chunks};
+use crate::store::rows::{in_chunks, insert_chunks};
 
 /// Contacts by address: those the database has, and those this batch adds,
 /// with each sender's acknowledgement budget.
@@ -42,7 +42,7 @@ impl Contacts {
         let mut ids = HashMap::new();
         let mut acks = HashMap::new();
         let mut loaded = HashMap::new();
-        for chunk in emails.chunks(IN_CHUNK) {
+        for chunk in in_chunks(&emails) {
             let rows = contact::Entity::find()
                 .filter(contact::Column::Email.is_in(chunk.iter().map(|s| s.to_string())))
                 .all(txn)

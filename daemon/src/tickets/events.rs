@@ -176,20 +176,14 @@ pub async fn insert(
     events: Vec<Pending>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    use sea_orm::EntityTrait;
-    let mut rows: Vec<_> = events
+    let rows: Vec<_> = events
         .into_iter()
         .map(|e| crate::tickets::event_row(Some(e.ticket_id), e.hook, e.payload.to_string(), now))
         .collect();
-    // Chunks stay under the databases' bind-parameter limits.
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(200));
-        crate::store::entity::event::Entity::insert_many(rows)
-            .exec_without_returning(txn)
-            .await?;
-        rows = rest;
-    }
-    Ok(())
+    crate::store::rows::insert_chunks(txn, rows, |c| {
+        <crate::store::entity::event::Entity as sea_orm::EntityTrait>::insert_many(c)
+    })
+    .await
 }
 
 /// A new row of the event outbox, `pending`, for the caller to insert in the

@@ -18,7 +18,7 @@ use crate::domain::sla::{self, Alert, Clocks, Due, Policy, Target};
 use crate::domain::ticket::{Priority, Status, TicketId};
 use crate::error::Result;
 use crate::store::entity::{sla_event, sla_pause, supplier_escalation};
-use crate::store::rows::IN_CHUNK;
+use crate::store::rows::in_chunks;
 
 /// The SLA of a ticket of this service and priority.
 pub fn policy(settings: &Settings, service: Option<&str>, priority: Priority) -> Option<Policy> {
@@ -29,7 +29,7 @@ pub fn policy(settings: &Settings, service: Option<&str>, priority: Priority) ->
 
 pub async fn pauses(txn: &DatabaseTransaction, ids: &[i64]) -> Result<HashMap<i64, Vec<Pause>>> {
     let mut out: HashMap<i64, Vec<Pause>> = HashMap::new();
-    for chunk in ids.chunks(IN_CHUNK) {
+    for chunk in in_chunks(ids) {
         let rows = sla_pause::Entity::find()
             .filter(sla_pause::Column::TicketId.is_in(chunk.iter().copied()))
             .all(txn)
@@ -49,7 +49,7 @@ pub async fn alerts_sent(
     ids: &[i64],
 ) -> Result<HashMap<i64, Vec<(Target, Alert)>>> {
     let mut out: HashMap<i64, Vec<(Target, Alert)>> = HashMap::new();
-    for chunk in ids.chunks(IN_CHUNK) {
+    for chunk in in_chunks(ids) {
         let rows: Vec<(i64, String, String)> = sla_event::Entity::find()
             .select_only()
             .column(sla_event::Column::TicketId)

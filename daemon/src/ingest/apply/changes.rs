@@ -17,7 +17,7 @@ use crate::domain::conversation::{Effects, TicketState};
 use crate::domain::ticket::Kind;
 use crate::error::{Error, Result};
 use crate::store::entity::{change, change_history, ticket_item};
-use crate::store::rows::{IN_CHUNK, insert_chunks};
+use crate::store::rows::{in_chunks, insert_chunks};
 use crate::tickets::events::{self, Pending};
 
 /// How the history shows an answer without words.
@@ -27,7 +27,7 @@ const NO_WORDS: &str = crate::domain::changes::apply::NO_WORDS;
 /// planned changes.
 pub(super) async fn load(txn: &DatabaseTransaction, look: &mut Lookups) -> Result<()> {
     let ids: Vec<i64> = look.states.by_id.keys().map(|t| t.0).collect();
-    for chunk in ids.chunks(IN_CHUNK) {
+    for chunk in in_chunks(&ids) {
         let rows = change::Entity::find()
             .filter(change::Column::TicketId.is_in(chunk.iter().copied()))
             .all(txn)
@@ -137,7 +137,7 @@ async fn planned(txn: &DatabaseTransaction) -> Result<Vec<Planned>> {
         .await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.ticket_id).collect();
     let mut items_of: HashMap<i64, Vec<String>> = HashMap::new();
-    for chunk in ids.chunks(IN_CHUNK) {
+    for chunk in in_chunks(&ids) {
         for i in ticket_item::Entity::find()
             .filter(ticket_item::Column::TicketId.is_in(chunk.iter().copied()))
             .all(txn)

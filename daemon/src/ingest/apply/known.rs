@@ -23,7 +23,7 @@ use crate::domain::token::Token;
 use crate::error::Result;
 use crate::ingest::parse::{self, Parsed};
 use crate::store::entity::{message, outbox, quarantine, ticket, ticket_key};
-use crate::store::rows::IN_CHUNK;
+use crate::store::rows::in_chunks;
 use crate::tickets::{Contacts, Counter, Reservation};
 
 /// Everything a batch is decided against.
@@ -156,7 +156,7 @@ pub(super) const TOO_LARGE_KIND: &str = "too-large";
 async fn seen(txn: &DatabaseTransaction, batch: &[Incoming]) -> Result<HashSet<String>> {
     let keys: Vec<String> = batch.iter().map(|m| m.parsed.dedup_key.clone()).collect();
     let mut seen = HashSet::new();
-    for chunk in keys.chunks(IN_CHUNK) {
+    for chunk in in_chunks(&keys) {
         let stored: Vec<String> = message::Entity::find()
             .select_only()
             .column(message::Column::DedupKey)
@@ -267,7 +267,7 @@ async fn load_bounce_targets(
         })
         .collect();
     let mut out = HashMap::new();
-    for chunk in ids.chunks(IN_CHUNK) {
+    for chunk in in_chunks(&ids) {
         let rows: Vec<(i64, String, String)> = outbox::Entity::find()
             .select_only()
             .column(outbox::Column::Id)
@@ -320,7 +320,7 @@ impl BatchKnown {
     /// (`ticket_keys`); a stored message wins.
     async fn load_references(&mut self, txn: &DatabaseTransaction, ids: Vec<&str>) -> Result<()> {
         let mut ticket_of: Vec<(String, i64)> = Vec::new();
-        for chunk in ids.chunks(IN_CHUNK) {
+        for chunk in in_chunks(&ids) {
             let keys: Vec<(String, i64)> = ticket_key::Entity::find()
                 .select_only()
                 .column(ticket_key::Column::MessageId)
@@ -331,7 +331,7 @@ impl BatchKnown {
                 .await?;
             ticket_of.extend(keys);
         }
-        for chunk in ids.chunks(IN_CHUNK) {
+        for chunk in in_chunks(&ids) {
             let rows: Vec<(Option<String>, i64)> = message::Entity::find()
                 .select_only()
                 .column(message::Column::MessageId)
@@ -362,7 +362,7 @@ impl BatchKnown {
         }
         // Ticket ids are their sequence numbers; the prefix of a number
         // stays as issued when the kind changes, so look up by sequence.
-        for chunk in numbers.chunks(IN_CHUNK) {
+        for chunk in in_chunks(&numbers) {
             let refs =
                 load_tickets(txn, ticket::Column::Id.is_in(chunk.iter().map(|n| n.seq))).await?;
             for r in refs {

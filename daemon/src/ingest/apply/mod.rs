@@ -32,6 +32,7 @@ use crate::domain::token::Token;
 use crate::error::Result;
 use crate::store::Store;
 use crate::store::entity::{mailbox_state, quarantine};
+use crate::store::rows::RAW_PIECE;
 use crate::tickets::{Counter, IdCounts, Reservation};
 use known::Lookups;
 use mail::Decider;
@@ -94,9 +95,10 @@ pub async fn apply_batch(
     let mut excluded: HashMap<usize, String> = HashMap::new();
     let mut conflicts = 0;
     let mut ask = IdCounts::for_batch(batch.len());
+    let holds_large = batch.iter().any(|m| m.raw.len() > RAW_PIECE);
     loop {
         let reserved = Reservation::take(store, ask).await?;
-        let txn = store.begin().await?;
+        let txn = store.begin_batch(holds_large).await?;
         let written = write(
             &txn,
             settings,

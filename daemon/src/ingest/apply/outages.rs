@@ -15,7 +15,7 @@ use crate::domain::outage::Command;
 use crate::domain::ticket::TicketId;
 use crate::error::Result;
 use crate::store::entity::outage;
-use crate::store::rows::IN_CHUNK;
+use crate::store::rows::in_chunks;
 
 enum Op {
     Start(outage::ActiveModel),
@@ -32,7 +32,7 @@ impl Outages {
     pub async fn load(txn: &DatabaseTransaction, states: &States) -> Result<Outages> {
         let ids: Vec<i64> = states.by_id.keys().map(|t| t.0).collect();
         let mut o = Outages::default();
-        for chunk in ids.chunks(IN_CHUNK) {
+        for chunk in in_chunks(&ids) {
             let rows: Vec<(i64, String)> = outage::Entity::find()
                 .select_only()
                 .column(outage::Column::TicketId)

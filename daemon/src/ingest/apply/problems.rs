@@ -28,7 +28,7 @@ use crate::domain::threading::TicketRef;
 use crate::domain::ticket::{Kind, Status, TicketId, TicketNumber};
 use crate::error::Result;
 use crate::store::entity::{problem, ticket, ticket_link};
-use crate::store::rows::{IN_CHUNK, insert_chunks};
+use crate::store::rows::{in_chunks, insert_chunks};
 use crate::tickets::{Contacts, events};
 
 /// The problem side of a batch.
@@ -63,7 +63,7 @@ impl Problems {
             .map(|t| t.id.0)
             .collect();
         let mut linked = Vec::new();
-        for chunk in ids.chunks(IN_CHUNK) {
+        for chunk in in_chunks(&ids) {
             for r in problem::Entity::find()
                 .filter(problem::Column::TicketId.is_in(chunk.iter().copied()))
                 .all(txn)
@@ -84,7 +84,11 @@ impl Problems {
                 .all(txn)
                 .await?;
             for (a, b) in rows {
-                let (problem, other) = if chunk.contains(&a) { (a, b) } else { (b, a) };
+                let (problem, other) = if chunk.items().contains(&a) {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
                 p.link(TicketId(problem), TicketId(other));
                 linked.push(other);
             }
@@ -199,7 +203,7 @@ async fn load_known_errors(txn: &DatabaseTransaction) -> Result<Vec<KnownError>>
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for chunk in records.chunks(IN_CHUNK) {
+    for chunk in in_chunks(&records) {
         let tickets: Vec<(i64, String, String)> = ticket::Entity::find()
             .select_only()
             .column(ticket::Column::Id)

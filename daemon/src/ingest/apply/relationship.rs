@@ -15,7 +15,7 @@ use crate::domain::satisfaction::{Asked, Rating};
 use crate::domain::ticket::{ContactId, TicketId};
 use crate::error::Result;
 use crate::store::entity::{message, rating, satisfaction_request};
-use crate::store::rows::{IN_CHUNK, insert_chunks};
+use crate::store::rows::{in_chunks, insert_chunks};
 
 /// A rating request as a reply to it is checked against.
 #[derive(Clone, Debug)]
@@ -61,7 +61,7 @@ impl Relationship {
         by_token: &[i64],
     ) -> Result<Relationship> {
         let mut out = Relationship::default();
-        for chunk in by_token.chunks(IN_CHUNK) {
+        for chunk in in_chunks(by_token) {
             let rows = satisfaction_request::Entity::find()
                 .filter(satisfaction_request::Column::TicketId.is_in(chunk.iter().copied()))
                 .all(txn)
@@ -86,7 +86,7 @@ impl Relationship {
                 );
             }
         }
-        for chunk in ids.chunks(IN_CHUNK) {
+        for chunk in in_chunks(ids) {
             let rows = satisfaction_request::Entity::find()
                 .filter(satisfaction_request::Column::MessageId.is_in(chunk.iter().cloned()))
                 .all(txn)
@@ -108,7 +108,7 @@ impl Relationship {
         if !settings.relationship.enabled {
             return Ok(out);
         }
-        for chunk in tickets.chunks(IN_CHUNK) {
+        for chunk in in_chunks(tickets) {
             let ids: Vec<i64> = message::Entity::find()
                 .select_only()
                 .column(message::Column::TicketId)

@@ -24,7 +24,7 @@ use crate::domain::threading::TicketRef;
 use crate::domain::ticket::{Kind, TicketId};
 use crate::error::Result;
 use crate::store::entity::{change, release as release_row, ticket_item, ticket_link};
-use crate::store::rows::{IN_CHUNK, insert_chunks};
+use crate::store::rows::{in_chunks, insert_chunks};
 use crate::tickets::{Contacts, events, release_record};
 
 /// The link reason that makes a change part of a release.
@@ -58,7 +58,7 @@ impl Releases {
             .map(|t| t.id.0)
             .collect();
         let mut members = Vec::new();
-        for chunk in ids.chunks(IN_CHUNK) {
+        for chunk in in_chunks(&ids) {
             for row in release_row::Entity::find()
                 .filter(release_row::Column::TicketId.is_in(chunk.iter().copied()))
                 .all(txn)
@@ -153,7 +153,7 @@ async fn change_facts(
         .iter()
         .map(|id| (TicketId(*id), ("draft".to_string(), Vec::new())))
         .collect();
-    for chunk in ids.chunks(IN_CHUNK) {
+    for chunk in in_chunks(ids) {
         let states: Vec<(i64, String)> = change::Entity::find()
             .select_only()
             .column(change::Column::TicketId)

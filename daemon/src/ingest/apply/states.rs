@@ -14,7 +14,7 @@ use crate::domain::mail::Address;
 use crate::domain::ticket::{ContactId, Kind, Priority, Role, Status, TicketId, TicketNumber};
 use crate::error::{Error, Result};
 use crate::store::entity::{contact, participant, ticket};
-use crate::store::rows::{IN_CHUNK, insert_chunks, ticket_row};
+use crate::store::rows::{in_chunks, insert_chunks, ticket_row};
 use crate::tickets::Contacts;
 
 /// The tickets a batch touches, as the conversation rules see them.
@@ -83,7 +83,7 @@ impl States {
             .filter(|id| !self.by_id.contains_key(&TicketId(*id)))
             .collect();
         let states = self;
-        for chunk in ids.chunks(IN_CHUNK) {
+        for chunk in in_chunks(&ids) {
             let tickets = ticket::Entity::find()
                 .filter(ticket::Column::Id.is_in(chunk.iter().copied()))
                 .all(txn)
