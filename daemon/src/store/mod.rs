@@ -721,11 +721,9 @@ pub fn sqlite_path(url: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// A batch's pages reach the WAL at its commit, not before; one that
-    /// holds a large mail spills them on the way, as SQLite does by default.
-    #[tokio::test]
-    async fn a_batch_keeps_its_pages_until_its_commit_unless_it_holds_a_large_mail() {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// A store on a fresh SQLite file in `dir` with a `filler` table of
+    /// blobs; the file's path.
+    async fn filler_store(dir: &tempfile::TempDir) -> (Store, std::path::PathBuf) {
         let path = dir.path().join("desk.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let store = Store::connect(&url, 1).await.expect("connect");
@@ -734,6 +732,15 @@ mod tests {
             .execute_unprepared("CREATE TABLE filler (b BLOB)")
             .await
             .expect("create");
+        (store, path)
+    }
+
+    /// A batch's pages reach the WAL at its commit, not before; one that
+    /// holds a large mail spills them on the way, as SQLite does by default.
+    #[tokio::test]
+    async fn a_batch_keeps_its_pages_until_its_commit_unless_it_holds_a_large_mail() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, _) = filler_store(&dir).await;
         let wal = dir.path().join("desk.db-wal");
         for (holds_large, spills) in [(false, false), (true, true), (false, false)] {
             store
@@ -763,13 +770,8 @@ mod tests {
     #[tokio::test]
     async fn the_checkpointer_copies_commits_into_the_database_file() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("desk.db");
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        let store = Store::connect(&url, 1).await.expect("connect");
+        let (store, path) = filler_store(&dir).await;
         let db = store.conn();
-        db.execute_unprepared("CREATE TABLE filler (b BLOB)")
-            .await
-            .expect("create");
         db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
             .await
             .expect("checkpoint");

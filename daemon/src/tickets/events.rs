@@ -180,10 +180,9 @@ pub async fn insert(
         .into_iter()
         .map(|e| crate::tickets::event_row(Some(e.ticket_id), e.hook, e.payload.to_string(), now))
         .collect();
-    crate::store::rows::insert_chunks(txn, rows, |c| {
-        <crate::store::entity::event::Entity as sea_orm::EntityTrait>::insert_many(c)
-    })
-    .await
+    use sea_orm::EntityTrait;
+    crate::store::rows::insert_chunks(txn, rows, crate::store::entity::event::Entity::insert_many)
+        .await
 }
 
 /// A new row of the event outbox, `pending`, for the caller to insert in the
